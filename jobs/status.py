@@ -1,0 +1,35 @@
+"""Task and run states."""
+
+from __future__ import annotations
+
+import enum
+
+
+class TaskStatus(enum.IntEnum):
+    """ModelArts processor-task status codes."""
+
+    INITIALIZED = 0
+    RUNNING = 1
+    COMPLETED = 2
+    FAILED = 3
+    STOPPED = 4
+
+    def is_terminal(self) -> bool:
+        return self in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.STOPPED)
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+class ErrorType(str, enum.Enum):
+    """Why a task failed; stored on the record next to ``error_msg``."""
+
+    INPUT_NOT_FOUND = "input_not_found"
+    NO_ITEMS = "no_items"
+    PATH_NOT_ALLOWED = "path_not_allowed"
+    OPERATOR_ERROR = "operator_error"
+    OUTPUT_ERROR = "output_error"
+    JOB_DIED = "job_died"
+    RAY_UNAVAILABLE = "ray_unavailable"
+    INTERNAL_ERROR = "internal_error"

@@ -1,0 +1,396 @@
+"""The task database (SQLite, one file, shared by the service and the job runner).
+
+Both the API replica and the job driver run on the Ray head node and open the
+same file; WAL mode lets them read while the other writes. Every state change
+that can race (a stop against a completion, a resume against a late PENDING
+job starting) is one conditional UPDATE keyed on the task's current run, so
+whichever side loses simply changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jobs.status import TaskStatus
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id        TEXT PRIMARY KEY,
+    project_id     TEXT NOT NULL,
+    workspace_id   TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    description    TEXT NOT NULL DEFAULT '',
+    task_type      TEXT NOT NULL,
+    source_type    TEXT NOT NULL,
+    source         TEXT NOT NULL,
+    version_id     TEXT,
+    version_name   TEXT,
+    data_source    TEXT,
+    inputs         TEXT NOT NULL,
+    template       TEXT NOT NULL,
+    work_path      TEXT NOT NULL,
+    input_root     TEXT NOT NULL,
+    output_dir     TEXT NOT NULL,
+    execution      TEXT NOT NULL,
+    status         INTEGER NOT NULL,
+    error_type     TEXT,
+    error_msg      TEXT,
+    result         TEXT,
+    create_time    INTEGER NOT NULL,
+    update_time    INTEGER NOT NULL,
+    run_start_ms   INTEGER,
+    elapsed_ms     INTEGER NOT NULL DEFAULT 0,
+    total_count    INTEGER,
+    processed_count INTEGER NOT NULL DEFAULT 0,
+    failed_count   INTEGER NOT NULL DEFAULT 0,
+    current_run    TEXT NOT NULL,
+    stop_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS tasks_project ON tasks (project_id, create_time);
+CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id         TEXT PRIMARY KEY,
+    task_id        TEXT NOT NULL,
+    seq            INTEGER NOT NULL,
+    submit_time    INTEGER NOT NULL,
+    start_time     INTEGER,
+    end_time       INTEGER,
+    outcome        TEXT,
+    items_computed INTEGER NOT NULL DEFAULT 0,
+    message        TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_task ON runs (task_id, seq);
+"""
+
+_JSON_COLUMNS = ("data_source", "inputs", "template", "work_path", "execution", "result")
+_ACTIVE = (int(TaskStatus.INITIALIZED), int(TaskStatus.RUNNING))
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class TaskRecord:
+    task_id: str
+    project_id: str
+    workspace_id: str
+    name: str
+    description: str
+    task_type: str
+    source_type: str
+    source: str
+    version_id: str | None
+    version_name: str | None
+    data_source: dict | None
+    inputs: list[dict]
+    template: dict
+    work_path: dict
+    input_root: str
+    output_dir: str
+    execution: dict
+    status: TaskStatus
+    error_type: str | None
+    error_msg: str | None
+    result: dict | None
+    create_time: int
+    update_time: int
+    run_start_ms: int | None
+    elapsed_ms: int
+    total_count: int | None
+    processed_count: int
+    failed_count: int
+    current_run: str
+    stop_requested: bool
+    is_current: bool = True
+    version_count: int = 1
+    runs: list[dict] = field(default_factory=list)
+
+    def duration_seconds(self, now: int | None = None) -> int:
+        elapsed = self.elapsed_ms
+        if self.status == TaskStatus.RUNNING and self.run_start_ms is not None:
+            elapsed += max(0, (now or now_ms()) - self.run_start_ms)
+        return int(round(elapsed / 1000))
+
+    def completion_percentage(self) -> float:
+        if self.status == TaskStatus.COMPLETED:
+            return 100.0
+        if not self.total_count:
+            return 0.0
+        done = self.processed_count + self.failed_count
+        return round(min(100.0, 100.0 * done / self.total_count), 2)
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    limit: int = 10
+    page: int = 0
+    order: str = "desc"
+    sort_by: str = "create_time"
+    status: int | None = None
+    task_type: str | None = None
+    task_name: str | None = None
+    source: str | None = None
+    source_type: str | None = None
+    version_ids: tuple[str, ...] = ()
+    workspace_id: str = "0"
+    query_current: bool = False
+
+
+_SORT_COLUMNS = {"create_time": "create_time", "name": "name", "duration_seconds": "elapsed_ms"}
+
+
+class Store:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout=30000")
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # ----- reads -------------------------------------------------------------------------
+
+    def get_task(self, task_id: str, project_id: str | None = None, with_runs: bool = False) -> TaskRecord | None:
+        with self._connect() as conn:
+            row = conn.execute(f"{_WITH_VERSIONS} SELECT * FROM v WHERE task_id = ?", (task_id,)).fetchone()
+            if row is None or (project_id is not None and row["project_id"] != project_id):
+                return None
+            rec = _record(row)
+            if with_runs:
+                rec.runs = [dict(r) for r in conn.execute(
+                    "SELECT * FROM runs WHERE task_id = ? ORDER BY seq", (task_id,))]
+            return rec
+
+    def list_tasks(self, project_id: str, q: ListQuery) -> tuple[int, list[TaskRecord]]:
+        where, args = ["project_id = ?", "workspace_id = ?"], [project_id, q.workspace_id]
+        if q.status is not None:
+            where.append("status = ?")
+            args.append(q.status)
+        for column, value in (("task_type", q.task_type), ("source", q.source), ("source_type", q.source_type)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if q.task_name:
+            where.append(r"name LIKE ? ESCAPE '\'")
+            escaped = q.task_name.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+            args.append(f"%{escaped}%")
+        if q.version_ids:
+            where.append(f"version_id IN ({','.join('?' * len(q.version_ids))})")
+            args.extend(q.version_ids)
+        if q.query_current:
+            where.append("is_current = 1")
+        clause = " AND ".join(where)
+        direction = "ASC" if q.order == "asc" else "DESC"
+        order = f"{_SORT_COLUMNS[q.sort_by]} {direction}, task_id {direction}"
+        with self._connect() as conn:
+            total = conn.execute(f"{_WITH_VERSIONS} SELECT COUNT(*) FROM v WHERE {clause}", args).fetchone()[0]
+            rows = conn.execute(
+                f"{_WITH_VERSIONS} SELECT * FROM v WHERE {clause} ORDER BY {order} LIMIT ? OFFSET ?",
+                [*args, q.limit, q.page * q.limit],
+            ).fetchall()
+        return total, [_record(r) for r in rows]
+
+    def active_tasks(self) -> list[TaskRecord]:
+        with self._connect() as conn:
+            rows = conn.execute(f"{_WITH_VERSIONS} SELECT * FROM v WHERE status IN (?, ?)", _ACTIVE).fetchall()
+        return [_record(r) for r in rows]
+
+    def runs_for(self, task_ids: list[str]) -> dict[str, list[dict]]:
+        out: dict[str, list[dict]] = {t: [] for t in task_ids}
+        if not task_ids:
+            return out
+        with self._connect() as conn:
+            rows = conn.execute(
+                f"SELECT * FROM runs WHERE task_id IN ({','.join('?' * len(task_ids))}) ORDER BY task_id, seq",
+                task_ids).fetchall()
+        for r in rows:
+            out[r["task_id"]].append(dict(r))
+        return out
+
+    # ----- service-side writes -----------------------------------------------------------
+
+    def insert_task(self, row: dict[str, Any]) -> None:
+        ts = now_ms()
+        values = {**row, "create_time": ts, "update_time": ts, "status": int(TaskStatus.INITIALIZED)}
+        for col in _JSON_COLUMNS:
+            if col in values and values[col] is not None:
+                values[col] = json.dumps(values[col], sort_keys=True)
+        cols = ", ".join(values)
+        marks = ", ".join("?" * len(values))
+        with self._tx() as conn:
+            conn.execute(f"INSERT INTO tasks ({cols}) VALUES ({marks})", list(values.values()))
+            conn.execute(
+                "INSERT INTO runs (run_id, task_id, seq, submit_time) VALUES (?, ?, 1, ?)",
+                (row["current_run"], row["task_id"], ts),
+            )
+
+    def delete_task(self, task_id: str) -> bool:
+        """Delete a finished task. Returns False if it is (still or again) active."""
+        with self._tx() as conn:
+            cur = conn.execute(
+                "DELETE FROM tasks WHERE task_id = ? AND status NOT IN (?, ?)", (task_id, *_ACTIVE))
+            if cur.rowcount:
+                conn.execute("DELETE FROM runs WHERE task_id = ?", (task_id,))
+            return bool(cur.rowcount)
+
+    def stop_if_not_started(self, task_id: str) -> bool:
+        """Stop a task whose run has not claimed it yet (Ray may hold the job PENDING)."""
+        ts = now_ms()
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE tasks SET status = ?, stop_requested = 1, update_time = ? WHERE task_id = ? AND status = ?",
+                (int(TaskStatus.STOPPED), ts, task_id, int(TaskStatus.INITIALIZED)),
+            )
+            if cur.rowcount:
+                conn.execute(
+                    "UPDATE runs SET outcome = 'stopped', end_time = ?, message = 'stopped before it started' "
+                    "WHERE run_id = (SELECT current_run FROM tasks WHERE task_id = ?)", (ts, task_id))
+            return bool(cur.rowcount)
+
+    def request_stop(self, task_id: str) -> bool:
+        """Flag a running task for stopping; the runner finishes it as stopped."""
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE tasks SET stop_requested = 1, update_time = ? WHERE task_id = ? AND status = ?",
+                (now_ms(), task_id, int(TaskStatus.RUNNING)),
+            )
+            return bool(cur.rowcount)
+
+    def begin_new_run(self, task_id: str, run_id: str, resumable: tuple[TaskStatus, ...]) -> bool:
+        """Point the task at a new run (resume). Only from one of ``resumable``."""
+        ts = now_ms()
+        marks = ",".join("?" * len(resumable))
+        with self._tx() as conn:
+            cur = conn.execute(
+                f"UPDATE tasks SET status = ?, current_run = ?, stop_requested = 0, error_type = NULL, "
+                f"error_msg = NULL, result = NULL, update_time = ? WHERE task_id = ? AND status IN ({marks})",
+                (int(TaskStatus.INITIALIZED), run_id, ts, task_id, *[int(s) for s in resumable]),
+            )
+            if not cur.rowcount:
+                return False
+            seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM runs WHERE task_id = ?", (task_id,)).fetchone()[0]
+            conn.execute(
+                "INSERT INTO runs (run_id, task_id, seq, submit_time) VALUES (?, ?, ?, ?)", (run_id, task_id, seq, ts))
+            return True
+
+    def abandon_run(self, task_id: str, run_id: str, previous: TaskRecord) -> None:
+        """Undo :meth:`begin_new_run` when the job could not be submitted."""
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE tasks SET status = ?, current_run = ?, stop_requested = ?, error_type = ?, error_msg = ?, "
+                "result = ? WHERE task_id = ? AND current_run = ?",
+                (int(previous.status), previous.current_run, int(previous.stop_requested), previous.error_type,
+                 previous.error_msg, json.dumps(previous.result) if previous.result is not None else None,
+                 task_id, run_id),
+            )
+            conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+
+    def remove_unsubmitted(self, task_id: str) -> None:
+        """Undo :meth:`insert_task` when the first job could not be submitted."""
+        with self._tx() as conn:
+            conn.execute("DELETE FROM tasks WHERE task_id = ?", (task_id,))
+            conn.execute("DELETE FROM runs WHERE task_id = ?", (task_id,))
+
+    # ----- runner-side writes (also used by reconciliation) ------------------------------
+
+    def claim_run(self, task_id: str, run_id: str) -> bool:
+        """The runner starts work only if its run is still current and nobody stopped it."""
+        ts = now_ms()
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE tasks SET status = ?, run_start_ms = ?, update_time = ? "
+                "WHERE task_id = ? AND current_run = ? AND status = ? AND stop_requested = 0",
+                (int(TaskStatus.RUNNING), ts, ts, task_id, run_id, int(TaskStatus.INITIALIZED)),
+            )
+            if cur.rowcount:
+                conn.execute("UPDATE runs SET start_time = ? WHERE run_id = ?", (ts, run_id))
+            return bool(cur.rowcount)
+
+    def record_progress(self, task_id: str, run_id: str, *, total: int, processed: int, failed: int,
+                        computed_in_run: int) -> bool:
+        """Returns whether a stop has been requested (so the runner can wind down)."""
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE tasks SET total_count = ?, processed_count = ?, failed_count = ?, update_time = ? "
+                "WHERE task_id = ? AND current_run = ?",
+                (total, processed, failed, now_ms(), task_id, run_id),
+            )
+            conn.execute("UPDATE runs SET items_computed = ? WHERE run_id = ?", (computed_in_run, run_id))
+            row = conn.execute(
+                "SELECT stop_requested, current_run FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+        return row is None or bool(row["stop_requested"]) or row["current_run"] != run_id
+
+    def finish_run(self, task_id: str, run_id: str, status: TaskStatus, *, result: dict | None = None,
+                   error_type: str | None = None, error_msg: str | None = None, message: str | None = None) -> bool:
+        """Move the task from active to ``status`` if ``run_id`` is still its run. Idempotent."""
+        if not status.is_terminal():
+            raise ValueError(f"finish_run needs a terminal status, got {status!r}")
+        ts = now_ms()
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE tasks SET status = ?, result = ?, error_type = ?, error_msg = ?, update_time = ?, "
+                "elapsed_ms = elapsed_ms + CASE WHEN run_start_ms IS NULL THEN 0 ELSE MAX(0, ? - run_start_ms) END, "
+                "run_start_ms = NULL "
+                "WHERE task_id = ? AND current_run = ? AND status IN (?, ?)",
+                (int(status), json.dumps(result, sort_keys=True) if result is not None else None, error_type,
+                 error_msg, ts, ts, task_id, run_id, *_ACTIVE),
+            )
+            conn.execute(
+                "UPDATE runs SET outcome = COALESCE(outcome, ?), end_time = COALESCE(end_time, ?), "
+                "message = COALESCE(message, ?) WHERE run_id = ?",
+                (status.label, ts, message or error_msg, run_id),
+            )
+            return bool(cur.rowcount)
+
+
+# is_current / version_count: tasks of one type over the same source and dataset
+# version form a version series; the newest is current.
+_WITH_VERSIONS = """
+WITH v AS (
+  SELECT t.*,
+    (ROW_NUMBER() OVER w = 1) AS is_current,
+    COUNT(*) OVER (PARTITION BY project_id, workspace_id, task_type, source_type, source, version_id) AS version_count
+  FROM tasks t
+  WINDOW w AS (PARTITION BY project_id, workspace_id, task_type, source_type, source, version_id
+               ORDER BY create_time DESC, task_id DESC)
+)
+"""
+
+
+def _record(row: sqlite3.Row) -> TaskRecord:
+    data = dict(row)
+    for col in _JSON_COLUMNS:
+        if data.get(col) is not None:
+            data[col] = json.loads(data[col])
+    data["status"] = TaskStatus(data["status"])
+    data["stop_requested"] = bool(data["stop_requested"])
+    data["is_current"] = bool(data["is_current"])
+    return TaskRecord(**data)

@@ -1,0 +1,66 @@
+"""Feature analysis (``sys_data_analyse``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+import numpy as np
+from pydantic import Field
+
+from operators import features as F
+from operators.base import ImageBatch, Operator, StrictParams, TaskType
+
+WIDTH = "width"
+HEIGHT = "height"
+ASPECT_RATIO = "aspect_ratio"
+FILE_SIZE = "file_size"
+BRIGHTNESS = "brightness"
+CONTRAST = "contrast"
+BLUR_SCORE = "blur_score"
+
+#: Features with a fixed natural range get fixed histogram ranges, so charts of
+#: different tasks line up; the others use the observed range.
+_FIXED_RANGES: dict[str, tuple[float, float]] = {BRIGHTNESS: (0.0, 1.0), CONTRAST: (0.0, 0.5)}
+
+
+class ImageFeatures(Operator):
+    """Per-image features: size, aspect ratio, file size, brightness, contrast and blur.
+
+    - ``brightness``: mean perceived brightness in [0, 1] (0 is black).
+    - ``contrast``: standard deviation of luma in [0, 0.5].
+    - ``blur_score``: variance of the Laplacian of a normalised 256x256 grayscale
+      thumbnail; low values mean blurry.
+
+    ``result`` holds summary statistics and a histogram per feature; the
+    per-image table is written to ``features.jsonl`` in the task's output path.
+    """
+
+    name = "image_features"
+    task_type = TaskType.ANALYSE
+    columns: ClassVar[tuple[str, ...]] = (
+        WIDTH, HEIGHT, ASPECT_RATIO, FILE_SIZE, BRIGHTNESS, CONTRAST, BLUR_SCORE,
+    )
+
+    class Params(StrictParams):
+        histogram_bins: Annotated[int, Field(ge=2, le=200, description="Bins per feature histogram.")] = 20
+
+    def process_batch(self, batch: ImageBatch) -> dict[str, np.ndarray]:
+        width = batch.width.astype(np.int64)
+        height = batch.height.astype(np.int64)
+        return {
+            WIDTH: width,
+            HEIGHT: height,
+            ASPECT_RATIO: width / np.maximum(height, 1),
+            FILE_SIZE: batch.file_size.astype(np.int64),
+            BRIGHTNESS: F.brightness(batch.pixels),
+            CONTRAST: F.contrast(batch.pixels),
+            BLUR_SCORE: F.laplacian_variance(batch.pixels),
+        }
+
+    def summarize(self, columns: dict[str, np.ndarray]) -> dict:
+        bins = self.params.histogram_bins
+        out = {}
+        for name in self.columns:
+            values = columns.get(name, np.empty(0))
+            out[name] = {**F.describe(values), "histogram": F.histogram(values, bins, _FIXED_RANGES.get(name))}
+        return {"features": out}

@@ -1,0 +1,55 @@
+"""``rayproc`` command line."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from serve_app.settings import LOOPBACK_HOSTS, Settings
+
+
+@click.group()
+def main() -> None:
+    """rayproc: image-dataset processing on a Ray cluster."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="HTTP port (default 8000).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Database and default work paths (default ~/.rayproc).")
+@click.option("--ray-address", default=None, help="Join this Ray cluster instead of starting a local one.")
+def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address: str | None) -> None:
+    """Start the service (and a local Ray head unless a cluster address is configured)."""
+    overrides = {k: v for k, v in {"host": host, "port": port, "data_dir": data_dir,
+                                   "ray_address": ray_address}.items() if v is not None}
+    settings = Settings(**overrides)
+    if settings.host not in LOOPBACK_HOSTS:
+        raise click.UsageError(
+            f"refusing to bind {settings.host}: this release has no API authentication, so it only "
+            "listens on loopback addresses (127.0.0.1, ::1)")
+    from serve_app import deployment
+
+    click.echo("starting Ray and the rayproc service ...", err=True)
+    running = deployment.start(settings)
+    click.echo(f"rayproc is serving at   {running.url}")
+    click.echo(f"OpenAPI docs:           {running.docs_url}")
+    click.echo(f"Ray dashboard:          {running.dashboard_url}")
+    click.echo(f"database:               {running.settings.db_path}")
+    click.echo(f"allowed roots:          {', '.join(running.settings.allowed_roots)}")
+    click.echo("press Ctrl+C to stop", err=True)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    click.echo("shutting down ...", err=True)
+    deployment.stop()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

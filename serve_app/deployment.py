@@ -1,0 +1,84 @@
+"""The Ray Serve deployment that hosts the API, and the helpers that start it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from ray import serve
+
+from jobs.launcher import JobLauncher
+from jobs.store import Store
+from serve_app.main import create_app
+from serve_app.service import TaskService
+from serve_app.settings import Settings
+
+APP_NAME = "rayproc"
+log = logging.getLogger("rayproc")
+
+
+def build_service(settings: Settings) -> TaskService:
+    store = Store(settings.db_path)
+    launcher = JobLauncher(settings.dashboard_url, stop_grace_seconds=settings.stop_grace_seconds)
+    return TaskService(settings, store, launcher)
+
+
+# One replica, pinned to the head node: the SQLite file and the job drivers live there.
+@serve.deployment(
+    name="rayproc-api",
+    num_replicas=1,
+    ray_actor_options={"num_cpus": 0, "resources": {"node:__internal_head__": 0.001}},
+)
+@serve.ingress()
+class RayprocApi:
+    def __init__(self, settings: dict) -> None:
+        self.service = build_service(Settings.model_validate(settings))
+        self.service.reconcile_all()  # settle runs that ended while the service was down
+        self.service.start_reconciler()
+
+    def __serve_build_asgi_app__(self):
+        return create_app(self.service)
+
+    def __del__(self) -> None:
+        self.service.close()
+
+
+def build_app(settings: Settings):
+    """The Serve application for ``settings`` (paths already resolved)."""
+    return RayprocApi.bind(settings.model_dump(mode="json"))
+
+
+@dataclass(frozen=True)
+class RunningService:
+    url: str
+    docs_url: str
+    dashboard_url: str
+    settings: Settings
+
+
+def start(settings: Settings) -> RunningService:
+    """Start (or join) Ray, start Serve on ``settings.host:port`` and deploy the API."""
+    import ray
+
+    settings = settings.resolved()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.ray_address:
+        ctx = ray.init(address=settings.ray_address, logging_level=logging.WARNING)
+    else:
+        ctx = ray.init(include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=settings.dashboard_port,
+                       logging_level=logging.WARNING)
+        settings = settings.model_copy(update={"dashboard_url": f"http://{ctx.dashboard_url}"})
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)
+    url = f"http://{settings.host}:{settings.port}"
+    dashboard = settings.dashboard_url if settings.ray_address else f"http://{ctx.dashboard_url}"
+    return RunningService(url=url, docs_url=f"{url}/docs", dashboard_url=dashboard, settings=settings)
+
+
+def stop() -> None:
+    import ray
+
+    try:
+        serve.shutdown()
+    finally:
+        ray.shutdown()

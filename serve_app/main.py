@@ -1,0 +1,117 @@
+"""The FastAPI application: routers, one error shape, request limits."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from serve_app import errors as E
+from serve_app.deps import reject_conflicting_repeats
+from serve_app.routes import tasks
+from serve_app.service import TaskService
+
+log = logging.getLogger("rayproc.api")
+
+
+def create_app(service: TaskService) -> FastAPI:
+    app = FastAPI(
+        title="rayproc",
+        summary="Image-dataset processing on a Ray cluster, with a ModelArts-compatible processor-task API.",
+        version="0.1.0",
+        dependencies=[Depends(reject_conflicting_repeats)],
+    )
+    app.state.service = service
+    app.include_router(tasks.router)
+
+    @app.get("/healthz", tags=["service"])
+    def healthz() -> dict:
+        """Liveness, and whether the Ray Jobs API answers."""
+        try:
+            service.launcher.states()
+            ray = "reachable"
+        except Exception:
+            ray = "unreachable"
+        return {"status": "ok", "ray": ray}
+
+    _install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=service.settings.max_body_bytes)
+    return app
+
+
+def _error(exc: E.ServiceError) -> JSONResponse:
+    return JSONResponse(status_code=exc.status_code, content=exc.body())
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(E.ServiceError)
+    async def service_error(request: Request, exc: E.ServiceError) -> JSONResponse:
+        return _error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+            where = ".".join(loc) or "body"
+            problems.append(f"{where}: {err.get('msg', 'invalid')}")
+        return _error(E.InvalidRequest("; ".join(problems[:5]) or "invalid request"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return _error(E.NotFound(f"no such endpoint: {request.method} {request.url.path}"))
+        if exc.status_code == 405:
+            return _error(E.MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
+        err = E.ServiceError(str(exc.detail))
+        err.status_code, err.code = exc.status_code, "http_error"
+        return _error(err)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        ref = uuid.uuid4().hex[:12]
+        log.exception("unexpected error (reference %s) on %s %s", ref, request.method, request.url.path)
+        return _error(E.InternalError(f"unexpected server error; the service log has details under reference {ref}"))
+
+
+class BodySizeLimit:
+    """Refuse request bodies over ``max_bytes`` with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = E.PayloadTooLarge(f"request body exceeds the limit of {self.max_bytes} bytes")
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared > self.max_bytes:
+                    await _error(too_large)(scope, receive, send)
+                    return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise too_large
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except E.PayloadTooLarge as exc:
+            await _error(exc)(scope, receive, send)

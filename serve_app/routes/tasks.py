@@ -1,0 +1,92 @@
+"""Processor tasks: ``/v2/{project_id}/processor-tasks``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from jobs.store import ListQuery
+from serve_app import errors as E
+from serve_app.deps import ProjectId, ServiceDep
+from serve_app.schemas import ErrorBody, ProcessorTaskCreate, ProcessorTaskPublic, ProcessorTasksPublic, TaskCreated
+from serve_app.views import task_view
+
+router = APIRouter(prefix="/v2/{project_id}/processor-tasks", tags=["processor-tasks"])
+
+_ERRORS = {code: {"model": ErrorBody} for code in (400, 404, 409, 413, 500, 503)}
+MAX_VERSION_IDS = 100
+
+TaskTypeName = Literal[
+    "sys_data_analyse", "sys_data_cleaning", "sys_data_augmentation", "sys_data_validation", "sys_data_selection"]
+
+
+@router.post("", response_model=TaskCreated, responses=_ERRORS)
+def create_task(*, project_id: ProjectId, body: ProcessorTaskCreate, service: ServiceDep) -> dict:
+    """Create a processing task. Answers at once with its ``task_id``; the work runs as a Ray job."""
+    rec = service.create(project_id, body)
+    return {"task_id": rec.task_id}
+
+
+@router.get("", response_model=ProcessorTasksPublic, response_model_exclude_unset=True, responses=_ERRORS)
+def list_tasks(
+    *,
+    project_id: ProjectId,
+    service: ServiceDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 10,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Page index (not a row offset), from 0.")] = 0,
+    order: Literal["asc", "desc"] = "desc",
+    sort_by: Literal["create_time", "name", "duration_seconds"] = "create_time",
+    status: Annotated[int | None, Query(ge=0, le=4, description="0 initialized ... 4 stopped")] = None,
+    task_type: TaskTypeName | None = None,
+    task_name: Annotated[str | None, Query(max_length=64, description="Case-insensitive substring.")] = None,
+    source: Annotated[str | None, Query(max_length=4096)] = None,
+    source_type: Literal["OBS", "DATASET", "TASK", "CUSTOM"] | None = None,
+    version_id: Annotated[list[str], Query(description="Repeat it or separate ids with commas.")] = [],  # noqa: B006
+    workspace_id: Annotated[str, Query(max_length=64)] = "0",
+    query_current: bool = False,
+    return_result: bool = True,
+) -> dict:
+    """List tasks, one page at a time, with ModelArts' filters."""
+    versions = tuple(dict.fromkeys(v.strip() for raw in version_id for v in raw.split(",") if v.strip()))
+    if len(versions) > MAX_VERSION_IDS:
+        raise E.InvalidParameter(f"version_id: at most {MAX_VERSION_IDS} ids, got {len(versions)}")
+    if any(len(v) > 64 for v in versions):
+        raise E.InvalidParameter("version_id: each id has at most 64 characters")
+    query = ListQuery(limit=limit, page=offset, order=order, sort_by=sort_by, status=status, task_type=task_type,
+                      task_name=task_name, source=source, source_type=source_type, version_ids=versions,
+                      workspace_id=workspace_id, query_current=query_current)
+    count, records = service.list(project_id, query)
+    return {"count": count, "tasks": [task_view(r, return_result=return_result) for r in records]}
+
+
+# `{task_id:path}` so that an empty id or one holding '/' reaches the id rules and gets their 400.
+
+
+@router.get("/{task_id:path}", response_model=ProcessorTaskPublic, response_model_exclude_unset=True,
+            responses=_ERRORS)
+def get_task(*, project_id: ProjectId, task_id: str, service: ServiceDep,
+             return_result: bool = True) -> dict:
+    """One task with its progress, result (when completed) and the Ray job ids of its runs."""
+    return task_view(service.get(project_id, task_id), return_result=return_result)
+
+
+@router.post("/{task_id:path}/stop", response_model=ProcessorTaskPublic, response_model_exclude_unset=True,
+             responses=_ERRORS)
+def stop_task(*, project_id: ProjectId, task_id: str, service: ServiceDep) -> dict:
+    """Stop a task. Chunks in flight finish and are kept; the task then reaches status 4."""
+    return task_view(service.stop(project_id, task_id))
+
+
+@router.post("/{task_id:path}/resume", response_model=ProcessorTaskPublic, response_model_exclude_unset=True,
+             responses=_ERRORS)
+def resume_task(*, project_id: ProjectId, task_id: str, service: ServiceDep) -> dict:
+    """Resume a stopped or failed task as a new Ray job; committed items are not processed again."""
+    return task_view(service.resume(project_id, task_id))
+
+
+@router.delete("/{task_id:path}", status_code=204, responses=_ERRORS)
+def delete_task(*, project_id: ProjectId, task_id: str, service: ServiceDep) -> Response:
+    """Delete a finished task's record (its output files stay where they are)."""
+    service.delete(project_id, task_id)
+    return Response(status_code=204)

@@ -1,0 +1,128 @@
+"""Request and response models. Field names follow ModelArts' processor-task API (Tables 3-8)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Str64 = Annotated[str, Field(max_length=64)]
+Str256 = Annotated[str, Field(max_length=256)]
+PathStr = Annotated[str, Field(min_length=1, max_length=4096)]
+
+SourceType = Literal["OBS", "DATASET", "TASK", "CUSTOM"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProcessorDataSource(_Strict):
+    """Input of a task. ``OBS``: a server-side path under an allowed root. ``TASK``: the
+    id of another task in the project, whose input is processed again."""
+
+    type: SourceType = "OBS"
+    source: PathStr
+    name: Str64 | None = None
+    version_id: Str64 | None = None
+    version_name: Annotated[str, Field(max_length=32)] | None = None
+
+
+class OperatorParam(_Strict):
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    name: Str64 | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    advanced_params_switch: bool | None = None
+
+
+class TemplateParam(_Strict):
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    name: Str64 | None = None
+    operator_params: Annotated[list[OperatorParam], Field(max_length=32)] = Field(default_factory=list)
+
+
+class WorkPath(_Strict):
+    """Where outputs go. ``path`` is a server-side folder; outputs land in ``<path>/<task_id>``."""
+
+    type: Literal["OBS", "DATASET"] = "OBS"
+    path: PathStr | None = None
+    name: Str64 | None = None
+    output_path: PathStr | None = None
+    version_id: Str64 | None = None
+    version_name: Annotated[str, Field(max_length=32)] | None = None
+
+
+class Execution(_Strict):
+    """How the run is split across the cluster (a rayproc extension)."""
+
+    chunk_size: Annotated[int, Field(ge=1, le=10_000, description="Items per Ray task.")] | None = None
+
+
+class ProcessorTaskCreate(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    description: Str256 = ""
+    data_source: ProcessorDataSource | None = None
+    inputs: Annotated[list[ProcessorDataSource], Field(max_length=1)] | None = None
+    template: TemplateParam
+    work_path: WorkPath | None = None
+    version_id: Str64 | None = None
+    workspace_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9\-_]+$")] = "0"
+    execution: Execution | None = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> ProcessorTaskCreate:
+        if self.data_source is None and not self.inputs:
+            raise ValueError("give the input as data_source or inputs")
+        if self.data_source is not None and self.inputs and self.inputs[0] != self.data_source:
+            raise ValueError("data_source and inputs disagree: give one of them")
+        return self
+
+    @property
+    def source(self) -> ProcessorDataSource:
+        return self.data_source or self.inputs[0]  # type: ignore[index]
+
+
+class TaskCreated(BaseModel):
+    task_id: str
+
+
+class ProcessorTaskPublic(BaseModel):
+    """A task as the API shows it: ModelArts' DescribeProcessorTaskResp plus progress and runs."""
+
+    model_config = ConfigDict(extra="allow")
+
+    task_id: str
+    name: str
+    description: str
+    data_source: dict | None
+    inputs: list[dict]
+    template: dict
+    status: int = Field(description="0 initialized, 1 running, 2 completed, 3 failed, 4 stopped")
+    error_msg: str | None = Field(None, description="Present when status is 3.")
+    error_type: str | None = Field(None, description="Failure class, present when status is 3.")
+    result: dict | None = Field(None, description="Present when status is 2 (unless return_result=false).")
+    duration_seconds: int
+    create_time: int = Field(description="Epoch milliseconds.")
+    version_id: str | None
+    version_name: str | None
+    version_count: int
+    is_current: bool
+    work_path: dict
+    workspace_id: str
+    completion_percentage: float
+    total_count: int | None
+    processed_count: int
+    failed_count: int
+    stop_requested: bool
+    ray_job_id: str = Field(description="Ray submission id of the current run.")
+    ray_job_ids: list[str] = Field(description="Ray submission ids of every run, oldest first.")
+
+
+class ProcessorTasksPublic(BaseModel):
+    count: int
+    tasks: list[ProcessorTaskPublic]
+
+
+class ErrorBody(BaseModel):
+    error_code: str
+    error_msg: str

@@ -1,0 +1,59 @@
+"""The one place that reads configuration (``RAYPROC_*`` environment variables)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class Settings(BaseSettings):
+    """Service settings. Every field can be set as ``RAYPROC_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="RAYPROC_", extra="forbid")
+
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".rayproc",
+                           description="Holds the SQLite database and default work paths.")
+    ray_address: str | None = Field(None, description="Existing cluster to join (e.g. 'auto'); unset starts a local head.")
+    dashboard_url: str = Field("http://127.0.0.1:8265", description="Ray dashboard / Jobs API address.")
+    dashboard_port: int = Field(8265, ge=1, le=65535, description="Port of a locally started Ray head's dashboard.")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    allowed_roots: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated folders that sources and work paths must lie under. "
+                    "Default: the data directory and the directory the service was started from.")
+    operator_plugins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated modules that register extra operators.")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body.")
+    default_chunk_size: int = Field(32, ge=1, le=10_000, description="Items per Ray task.")
+    stop_grace_seconds: float = Field(10.0, ge=1.0, le=600.0,
+                                      description="How long a stopped run may take to commit chunks in flight.")
+    reconcile_interval_seconds: float = Field(2.0, gt=0, le=300)
+
+    @field_validator("allowed_roots", "operator_plugins", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "rayproc.db"
+
+    @property
+    def default_work_root(self) -> Path:
+        return self.data_dir / "work"
+
+    def resolved(self) -> Settings:
+        """Absolute paths and default roots filled in, ready to hand to another process."""
+        data_dir = self.data_dir.expanduser().resolve()
+        roots = self.allowed_roots or [str(data_dir), os.getcwd()]
+        roots = [str(Path(r).expanduser().resolve()) for r in roots]
+        return self.model_copy(update={"data_dir": data_dir, "allowed_roots": roots})
