@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS runs (
     task_id        TEXT NOT NULL,
     seq            INTEGER NOT NULL,
     submit_time    INTEGER NOT NULL,
+    submitted      INTEGER NOT NULL DEFAULT 0,
     start_time     INTEGER,
     end_time       INTEGER,
     outcome        TEXT,
@@ -251,6 +252,17 @@ class Store:
                 "INSERT INTO runs (run_id, task_id, seq, submit_time) VALUES (?, ?, 1, ?)",
                 (row["current_run"], row["task_id"], ts),
             )
+
+    def mark_submitted(self, run_id: str) -> None:
+        """Ray accepted the run's job: from now on reconciliation may judge it by Ray's status."""
+        with self._tx() as conn:
+            conn.execute("UPDATE runs SET submitted = 1 WHERE run_id = ?", (run_id,))
+
+    def run_submitted(self, run_id: str) -> tuple[bool, int]:
+        """(whether Ray accepted the run, when the submission started in epoch ms)."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT submitted, submit_time FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return (bool(row["submitted"]), int(row["submit_time"])) if row else (False, 0)
 
     def delete_task(self, task_id: str) -> bool:
         """Delete a finished task. Returns False if it is (still or again) active."""

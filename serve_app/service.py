@@ -13,7 +13,7 @@ from jobs.catalog import CatalogError, load_plugins, parse_task_type, resolve_op
 from jobs.sources import PathNotAllowed as _PathNotAllowed
 from jobs.sources import resolve_within
 from jobs.status import ErrorType, TaskStatus
-from jobs.store import ListQuery, Store, TaskRecord
+from jobs.store import ListQuery, Store, TaskRecord, now_ms
 from operators.registry import OperatorRegistry, default_registry
 from serve_app import errors as E
 from serve_app.schemas import ProcessorTaskCreate
@@ -23,6 +23,7 @@ log = logging.getLogger("rayproc.service")
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 RESUMABLE = (TaskStatus.STOPPED, TaskStatus.FAILED)
+UNSUBMITTED_GRACE_MS = 60_000
 
 
 def new_task_id() -> str:
@@ -115,6 +116,7 @@ class TaskService:
                     "rayproc_run_id": run_id}
         with _ray_errors():
             self.launcher.submit(run_id=run_id, entrypoint=entrypoint, metadata=metadata)
+        self.store.mark_submitted(run_id)
 
     # ----- read --------------------------------------------------------------------------
 
@@ -190,6 +192,15 @@ class TaskService:
 
     def reconcile(self, rec: TaskRecord) -> bool:
         """Settle one active record against Ray's view of its current run. True if it changed."""
+        submitted, since = self.store.run_submitted(rec.current_run)
+        if not submitted:
+            # Being submitted right now; only a submission abandoned by a crashed service is settled.
+            if now_ms() - since < UNSUBMITTED_GRACE_MS:
+                return False
+            return self.store.finish_run(rec.task_id, rec.current_run, TaskStatus.FAILED,
+                                         error_type=ErrorType.JOB_DIED.value,
+                                         error_msg="the run was never submitted to Ray (the service stopped "
+                                                   "while submitting it); resume the task to run it")
         try:
             state = self.launcher.state(rec.current_run)
         except L.RayJobNotFound:

@@ -1,0 +1,89 @@
+"""Session fixtures: one real local Ray cluster with Serve and the rayproc API on it."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+PLUGINS = ["tests.support.probe_operators"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Service:
+    url: str
+    dashboard_url: str
+    root: Path  # the allowed root every test folder lives under
+    data_dir: Path
+    client: httpx.Client
+
+    def tasks(self, project: str = "p1") -> str:
+        return f"/v2/{project}/processor-tasks"
+
+    def create(self, source: Path | str, project: str = "p1", **body) -> str:
+        payload = {"name": body.pop("name", "task"), "data_source": {"type": "OBS", "source": str(source)},
+                   "template": body.pop("template", {"id": "sys_data_analyse"}), **body}
+        r = self.client.post(self.tasks(project), json=payload)
+        assert r.status_code == 200, r.text
+        return r.json()["task_id"]
+
+    def get(self, task_id: str, project: str = "p1") -> dict:
+        r = self.client.get(f"{self.tasks(project)}/{task_id}")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def wait(self, task_id: str, until: Callable[[dict], bool], *, allowed: set[int], timeout: float = 120.0,
+             project: str = "p1") -> dict:
+        """Poll until ``until(task)``; every status seen on the way must be in ``allowed``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            task = self.get(task_id, project)
+            assert task["status"] in allowed, f"unexpected status {task['status']}: {task.get('error_msg')}"
+            if until(task):
+                return task
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting on task {task_id}; last seen {task}")
+            time.sleep(0.1)
+
+    def wait_status(self, task_id: str, status: int, *, allowed: set[int], **kw) -> dict:
+        return self.wait(task_id, lambda t: t["status"] == status, allowed=allowed | {status}, **kw)
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    from serve_app import deployment
+    from serve_app.settings import Settings
+
+    root = tmp_path_factory.mktemp("root")
+    data_dir = root / "data"
+    settings = Settings(
+        data_dir=data_dir, host="127.0.0.1", port=free_port(), dashboard_port=free_port(),
+        allowed_roots=[str(root)], operator_plugins=PLUGINS, default_chunk_size=8,
+        stop_grace_seconds=30, reconcile_interval_seconds=0.5,
+    )
+    running = deployment.start(settings)
+    client = httpx.Client(base_url=running.url, timeout=60)
+    try:
+        yield Service(running.url, running.dashboard_url, root, running.settings.data_dir, client)
+    finally:
+        client.close()
+        deployment.stop()
+
+
+@pytest.fixture
+def folder(service: Service, request: pytest.FixtureRequest) -> Path:
+    """A fresh folder under the service's allowed root."""
+    path = service.root / "inputs" / request.node.name.replace("[", "_").replace("]", "")
+    path.mkdir(parents=True, exist_ok=False)
+    return path
