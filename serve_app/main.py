@@ -66,6 +66,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
             return _error(E.NotFound(f"no such endpoint: {request.method} {request.url.path}"))
+        if exc.status_code == 400:
+            return _error(E.InvalidRequest(str(exc.detail)))
         if exc.status_code == 405:
             return _error(E.MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
         err = E.ServiceError(str(exc.detail))
@@ -100,18 +102,28 @@ class BodySizeLimit:
                 if declared > self.max_bytes:
                     await _error(too_large)(scope, receive, send)
                     return
-        received = 0
-
-        async def limited() -> Message:
-            nonlocal received
+        # Read the whole body first (it is small by definition) so an oversize one is refused before
+        # any route sees it; then replay it to the app.
+        chunks, received = [], 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise too_large
-            return message
+            if message["type"] != "http.request":
+                return  # client went away
+            body = message.get("body", b"")
+            received += len(body)
+            if received > self.max_bytes:
+                await _error(too_large)(scope, receive, send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        replayed = False
 
-        try:
-            await self.app(scope, limited, send)
-        except E.PayloadTooLarge as exc:
-            await _error(exc)(scope, receive, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

@@ -1,0 +1,109 @@
+"""The job runner's own logic, driven in-process on a real database and real files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jobs import runner
+from jobs.catalog import CatalogError, parse_task_type, resolve_operators
+from jobs.sources import PathNotAllowed, list_images, resolve_within
+from jobs.status import TaskStatus
+from jobs.store import Store
+from operators.registry import default_registry
+from tests.support.images import make_known_set, make_many
+
+
+def _task(store: Store, folder: Path, out: Path, task_id: str = "t1", run_id: str = "r1") -> None:
+    store.insert_task({
+        "task_id": task_id, "project_id": "p", "workspace_id": "0", "name": "n", "description": "",
+        "task_type": "sys_data_analyse", "source_type": "OBS", "source": str(folder), "version_id": None,
+        "version_name": None, "data_source": None, "inputs": [],
+        "template": {"id": "sys_data_analyse", "operator_params": [{"id": "image_features", "params": {}}]},
+        "work_path": {}, "input_root": str(folder), "output_dir": str(out), "execution": {"chunk_size": 32},
+        "current_run": run_id,
+    })
+
+
+def test_single_chunk_run_completes_in_process(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    make_known_set(folder)
+    store = Store(tmp_path / "db.sqlite")
+    _task(store, folder, tmp_path / "out")
+    code = runner.main(["--db", store.path, "--task-id", "t1", "--run-id", "r1", "--allowed-root", str(tmp_path)])
+    assert code == 0
+    rec = store.get_task("t1")
+    assert rec.status == TaskStatus.COMPLETED
+    assert (rec.processed_count, rec.failed_count, rec.total_count) == (5, 2, 7)
+    assert json.loads((tmp_path / "out" / "result.json").read_text()) == rec.result
+    lines = (tmp_path / "out" / "features.jsonl").read_text().splitlines()
+    assert [json.loads(x)["item"] for x in lines] == ["blurry.png", "bright.png", "dark.png", "sharp.png",
+                                                      "sub/noise.png"]
+
+
+def test_a_stopped_pending_run_does_no_work(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    make_many(folder, 2)
+    store = Store(tmp_path / "db.sqlite")
+    _task(store, folder, tmp_path / "out")
+    store.stop_if_not_started("t1")
+    assert runner.main(["--db", store.path, "--task-id", "t1", "--run-id", "r1", "--allowed-root", str(tmp_path)]) == 0
+    assert store.get_task("t1").status == TaskStatus.STOPPED
+    assert not (tmp_path / "out").exists()
+
+
+def test_runner_rechecks_roots_and_classifies_the_failure(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    make_many(folder, 2)
+    store = Store(tmp_path / "db.sqlite")
+    _task(store, folder, tmp_path / "out")
+    assert runner.main(["--db", store.path, "--task-id", "t1", "--run-id", "r1",
+                        "--allowed-root", str(tmp_path / "elsewhere")]) == 1
+    rec = store.get_task("t1")
+    assert rec.status == TaskStatus.FAILED and rec.error_type == "path_not_allowed"
+
+
+def test_symlinked_item_escaping_the_root_fails_alone(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    folder = root / "in"
+    make_many(folder, 2)
+    outside = tmp_path / "outside.png"
+    (folder / "img_0000.png").rename(outside)
+    (folder / "img_0000.png").symlink_to(outside)
+    records = runner.process_chunk([], [{"id": "image_features", "params": {}}], str(folder),
+                                   ["img_0000.png", "img_0001.png"], [str(root)])
+    assert [r["status"] for r in records] == ["failed", "ok"]
+    assert records[0]["error_code"] == "path_not_allowed"
+
+
+def test_resolve_within(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    assert resolve_within(str(tmp_path / "a"), [str(tmp_path)]) == (tmp_path / "a").resolve()
+    for bad in ("", "a", "file:///etc", "s3://b/k", f"{tmp_path}/a/../a", "/etc", "/x\x00y"):
+        with pytest.raises(PathNotAllowed):
+            resolve_within(bad, [str(tmp_path)])
+    with pytest.raises(FileNotFoundError):
+        resolve_within(str(tmp_path / "missing"), [str(tmp_path)])
+
+
+def test_list_images_skips_hidden_and_non_images(tmp_path: Path) -> None:
+    make_known_set(tmp_path)
+    (tmp_path / ".rayproc").mkdir()
+    (tmp_path / ".rayproc" / "x.png").write_bytes(b"")
+    root, items = list_images(tmp_path)
+    assert root == tmp_path and "notes.txt" not in items and all(not i.startswith(".") for i in items)
+    assert items == sorted(items) and "sub/noise.png" in items
+    assert list_images(tmp_path / "dark.png") == (tmp_path, ["dark.png"])
+
+
+def test_catalog_errors_name_the_field() -> None:
+    with pytest.raises(CatalogError) as info:
+        parse_task_type("sys_nope")
+    assert info.value.field == "template.id"
+    with pytest.raises(CatalogError) as info:
+        resolve_operators(parse_task_type("sys_data_cleaning"), [], default_registry())
+    assert "no operators" in str(info.value)
+    specs = resolve_operators(parse_task_type("sys_data_analyse"), [], default_registry())
+    assert [s.to_json() for s in specs] == [{"id": "image_features", "params": {"histogram_bins": 20}}]

@@ -1,0 +1,98 @@
+"""The task database's conditional transitions: whoever loses a race changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobs.status import TaskStatus
+from jobs.store import ListQuery, Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "db" / "rayproc.db")
+
+
+def _insert(store: Store, task_id: str = "t1", run_id: str = "r1", **kw) -> None:
+    store.insert_task({
+        "task_id": task_id, "project_id": kw.get("project_id", "p"), "workspace_id": "0", "name": kw.get("name", task_id),
+        "description": "", "task_type": "sys_data_analyse", "source_type": "OBS", "source": "/x",
+        "version_id": kw.get("version_id"), "version_name": None, "data_source": None, "inputs": [],
+        "template": {}, "work_path": {}, "input_root": "/x", "output_dir": "/y", "execution": {},
+        "current_run": run_id,
+    })
+
+
+def test_the_file_is_a_real_sqlite_database(store: Store) -> None:
+    _insert(store)
+    assert Path(store.path).read_bytes()[:16] == b"SQLite format 3\x00"
+    assert Store(store.path).get_task("t1").name == "t1"  # a second connection sees it
+
+
+def test_claim_after_stop_of_a_pending_run_fails(store: Store) -> None:
+    _insert(store)
+    assert store.stop_if_not_started("t1")
+    assert not store.claim_run("t1", "r1")
+    assert store.get_task("t1").status == TaskStatus.STOPPED
+
+
+def test_stop_if_not_started_loses_to_a_claim(store: Store) -> None:
+    _insert(store)
+    assert store.claim_run("t1", "r1")
+    assert not store.stop_if_not_started("t1")
+    assert store.request_stop("t1")
+    assert store.record_progress("t1", "r1", total=2, processed=1, failed=0, computed_in_run=1) is True
+
+
+def test_a_superseded_run_cannot_finish_the_task(store: Store) -> None:
+    _insert(store)
+    store.claim_run("t1", "r1")
+    store.finish_run("t1", "r1", TaskStatus.STOPPED)
+    assert store.begin_new_run("t1", "r2", (TaskStatus.STOPPED,))
+    assert not store.finish_run("t1", "r1", TaskStatus.COMPLETED, result={"x": 1})
+    assert not store.claim_run("t1", "r1")
+    assert store.claim_run("t1", "r2")
+    assert store.finish_run("t1", "r2", TaskStatus.COMPLETED, result={"x": 2})
+    rec = store.get_task("t1", with_runs=True)
+    assert rec.status == TaskStatus.COMPLETED and rec.result == {"x": 2}
+    assert [r["run_id"] for r in rec.runs] == ["r1", "r2"]
+    assert [r["outcome"] for r in rec.runs] == ["stopped", "completed"]
+
+
+def test_finishing_twice_keeps_the_first_outcome(store: Store) -> None:
+    _insert(store)
+    store.claim_run("t1", "r1")
+    assert store.finish_run("t1", "r1", TaskStatus.COMPLETED, result={})
+    assert not store.finish_run("t1", "r1", TaskStatus.FAILED, error_msg="late")
+    assert store.get_task("t1").status == TaskStatus.COMPLETED
+
+
+def test_resume_only_from_allowed_states_and_delete_only_when_finished(store: Store) -> None:
+    _insert(store)
+    assert not store.begin_new_run("t1", "r2", (TaskStatus.STOPPED, TaskStatus.FAILED))
+    assert not store.delete_task("t1")
+    store.claim_run("t1", "r1")
+    store.finish_run("t1", "r1", TaskStatus.FAILED, error_type="x", error_msg="y")
+    assert store.delete_task("t1")
+    assert store.get_task("t1") is None
+
+
+def test_progress_and_duration(store: Store) -> None:
+    _insert(store)
+    store.claim_run("t1", "r1")
+    store.record_progress("t1", "r1", total=10, processed=3, failed=1, computed_in_run=4)
+    rec = store.get_task("t1")
+    assert rec.completion_percentage() == 40.0
+    assert rec.run_start_ms is not None and rec.duration_seconds(now=rec.run_start_ms + 5_400) == 5
+
+
+def test_project_scoping_and_versions(store: Store) -> None:
+    _insert(store, "a", "ra", version_id="V1")
+    _insert(store, "b", "rb", version_id="V1")
+    _insert(store, "c", "rc", project_id="other", version_id="V1")
+    assert store.get_task("c", "p") is None
+    count, rows = store.list_tasks("p", ListQuery(order="asc"))
+    assert count == 2 and [r.task_id for r in rows] == ["a", "b"]
+    assert [(r.version_count, r.is_current) for r in rows] == [(2, False), (2, True)]

@@ -1,0 +1,67 @@
+"""Per-image numerics on images with known properties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from operators import features as F
+from operators.analyse import ImageFeatures
+from operators.base import ImageBatch
+from tests.support import images
+
+
+def _pixels(*imgs) -> np.ndarray:
+    return np.stack([np.asarray(i.resize((64, 64)), dtype=np.float32) / 255.0 for i in imgs])
+
+
+@pytest.mark.parametrize(("value", "expected"), [(0, 0.0), (10, 10 / 255), (128, 128 / 255), (255, 1.0)],
+                         ids=["black", "dark", "mid", "white"])
+def test_brightness_of_flat_gray_is_its_level(value: int, expected: float) -> None:
+    assert F.brightness(_pixels(images.flat(value)))[0] == pytest.approx(expected, abs=1e-4)
+
+
+def test_brightness_weights_green_over_blue() -> None:
+    from PIL import Image
+
+    green = Image.new("RGB", (8, 8), (0, 255, 0))
+    blue = Image.new("RGB", (8, 8), (0, 0, 255))
+    g, b = F.brightness(_pixels(green, blue))
+    assert g == pytest.approx(np.sqrt(0.691), abs=1e-4) and b == pytest.approx(np.sqrt(0.068), abs=1e-4)
+
+
+def test_blur_orders_sharp_over_blurred_over_flat() -> None:
+    sharp, soft, flat = F.laplacian_variance(_pixels(images.checkerboard(), images.blurred(), images.flat(128)))
+    assert flat == pytest.approx(0.0, abs=1e-6)
+    assert sharp > 20 * soft > 0
+
+
+def test_contrast() -> None:
+    board, flat = F.contrast(_pixels(images.checkerboard(low=0, high=255, size=(64, 64)), images.flat(90)))
+    assert board == pytest.approx(0.5, abs=0.01) and flat == pytest.approx(0.0, abs=1e-6)
+
+
+def test_histogram_counts_everything_and_is_drawable() -> None:
+    h = F.histogram(np.array([0.0, 0.1, 0.1, 0.9, 1.0]), bins=4, value_range=(0.0, 1.0))
+    assert h["counts"] == [3, 0, 0, 2]
+    assert h["edges"] == [0.0, 0.25, 0.5, 0.75, 1.0] and h["centers"] == [0.125, 0.375, 0.625, 0.875]
+    assert F.histogram(np.array([]), bins=4) == {"edges": [], "centers": [], "counts": []}
+    assert sum(F.histogram(np.array([2.0, 2.0]), bins=3)["counts"]) == 2  # constant column
+
+
+def test_describe() -> None:
+    d = F.describe(np.arange(101, dtype=float))
+    assert (d["count"], d["min"], d["median"], d["max"], d["p05"], d["p95"]) == (101, 0, 50, 100, 5, 95)
+    assert F.describe(np.array([])) == {"count": 0}
+
+
+def test_image_features_batch_and_summary() -> None:
+    pix = _pixels(images.flat(10), images.flat(245))
+    batch = ImageBatch(keys=["a", "b"], pixels=pix, width=np.array([200, 50]), height=np.array([100, 50]),
+                       file_size=np.array([10, 20]))
+    op = ImageFeatures(ImageFeatures.Params(histogram_bins=5))
+    cols = op.process_batch(batch)
+    assert list(cols["aspect_ratio"]) == [2.0, 1.0]
+    summary = op.summarize(cols)["features"]
+    assert summary["brightness"]["histogram"]["counts"] == [1, 0, 0, 0, 1]
+    assert summary["brightness"]["histogram"]["edges"][0] == 0.0  # fixed range, comparable across tasks

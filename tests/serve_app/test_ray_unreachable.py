@@ -1,0 +1,124 @@
+"""When Ray cannot be reached or misbehaves: 503 / 500 with the error shape, and nothing changes.
+
+These run the real app and a real database in-process; the Ray side is an address
+where nothing listens (a real connection failure) or a client that raises.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from jobs.launcher import JobLauncher, new_run_id
+from jobs.status import TaskStatus
+from jobs.store import Store
+from serve_app.main import create_app
+from serve_app.service import TaskService
+from serve_app.settings import Settings
+from tests.conftest import free_port
+from tests.support.images import make_many
+
+
+def _app(tmp_path: Path, launcher: JobLauncher) -> tuple[TestClient, Store, Path]:
+    settings = Settings(data_dir=tmp_path / "data", allowed_roots=[str(tmp_path)]).resolved()
+    store = Store(settings.db_path)
+    client = TestClient(create_app(TaskService(settings, store, launcher)), raise_server_exceptions=False)
+    folder = tmp_path / "in"
+    make_many(folder, 2)
+    return client, store, folder
+
+
+def _seed_task(store: Store, folder: Path, status: TaskStatus) -> str:
+    task_id = "seededTask0123456789"
+    run_id = new_run_id(task_id, 1)
+    store.insert_task({
+        "task_id": task_id, "project_id": "p1", "workspace_id": "0", "name": "seeded", "description": "",
+        "task_type": "sys_data_analyse", "source_type": "OBS", "source": str(folder), "version_id": None,
+        "version_name": None, "data_source": None, "inputs": [], "template": {"id": "sys_data_analyse"},
+        "work_path": {}, "input_root": str(folder), "output_dir": str(folder / "out"),
+        "execution": {"chunk_size": 8}, "current_run": run_id,
+    })
+    store.mark_submitted(run_id)
+    if status != TaskStatus.INITIALIZED:
+        store.claim_run(task_id, run_id)
+    if status.is_terminal():
+        store.finish_run(task_id, run_id, status)
+    return task_id
+
+
+@pytest.fixture
+def dead_ray(tmp_path: Path):
+    return _app(tmp_path, JobLauncher(f"http://127.0.0.1:{free_port()}"))
+
+
+def test_create_is_503_and_records_nothing(dead_ray) -> None:
+    client, store, folder = dead_ray
+    r = client.post("/v2/p1/processor-tasks", json={
+        "name": "t", "data_source": {"source": str(folder)}, "template": {"id": "sys_data_analyse"}})
+    assert r.status_code == 503, r.text
+    assert r.json()["error_code"] == "ray_unavailable"
+    assert client.get("/v2/p1/processor-tasks").json() == {"count": 0, "tasks": []}
+
+
+def test_stop_is_503_and_leaves_the_task_running(dead_ray) -> None:
+    client, store, folder = dead_ray
+    task_id = _seed_task(store, folder, TaskStatus.RUNNING)
+    r = client.post(f"/v2/p1/processor-tasks/{task_id}/stop")
+    assert r.status_code == 503 and r.json()["error_code"] == "ray_unavailable"
+    task = client.get(f"/v2/p1/processor-tasks/{task_id}").json()  # reads still work without Ray
+    assert task["status"] == 1 and task["stop_requested"] is False
+
+
+def test_resume_is_503_and_leaves_the_task_stopped(dead_ray) -> None:
+    client, store, folder = dead_ray
+    task_id = _seed_task(store, folder, TaskStatus.STOPPED)
+    r = client.post(f"/v2/p1/processor-tasks/{task_id}/resume")
+    assert r.status_code == 503
+    task = client.get(f"/v2/p1/processor-tasks/{task_id}").json()
+    assert task["status"] == 4 and len(task["ray_job_ids"]) == 1
+
+
+def test_id_rules_come_before_any_lookup_or_ray_call(dead_ray) -> None:
+    client, _, _ = dead_ray
+    r = client.post("/v2/p1/processor-tasks/job%201/stop")
+    assert r.status_code == 400 and r.json()["error_code"] == "invalid_resource_id"
+
+
+class _BrokenClient:
+    """Stands in for Ray's job client when Ray answers something nobody expected."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def stop_job(self, job_id: str) -> bool:
+        raise ValueError("unexpected answer from the Jobs API")
+
+    def get_job_info(self, job_id: str):
+        raise ValueError("unexpected answer from the Jobs API")
+
+    def list_jobs(self):
+        raise ValueError("unexpected answer from the Jobs API")
+
+
+def test_unexpected_ray_error_is_a_500_with_a_stable_code_and_no_traceback(tmp_path: Path) -> None:
+    client, store, folder = _app(tmp_path, JobLauncher("http://ray", client_factory=_BrokenClient))
+    task_id = _seed_task(store, folder, TaskStatus.RUNNING)
+    r = client.post(f"/v2/p1/processor-tasks/{task_id}/stop")
+    assert r.status_code == 500
+    assert r.json()["error_code"] == "internal_error"
+    assert "Traceback" not in r.text and "File \"" not in r.text
+
+
+def test_an_unhandled_exception_is_a_500_in_the_error_shape(tmp_path: Path, monkeypatch) -> None:
+    client, store, folder = _app(tmp_path, JobLauncher("http://ray", client_factory=_BrokenClient))
+
+    def explode(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(store, "list_tasks", explode)
+    r = client.get("/v2/p1/processor-tasks")
+    assert r.status_code == 500
+    assert r.json()["error_code"] == "internal_error" and "reference" in r.json()["error_msg"]
+    assert "KeyError" not in r.text
