@@ -51,5 +51,26 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address
     sys.exit(0)
 
 
+@main.command("sample-images")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--count", type=click.IntRange(1, 1_000_000), default=200, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def sample_images(folder: Path, count: int, seed: int) -> None:
+    """Write COUNT small synthetic PNGs (some dark, some bright, some blurred) to FOLDER to try rayproc on."""
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        level = int(rng.integers(20, 236))
+        arr = np.clip(rng.normal(level, 40, (96, 128, 3)), 0, 255).astype(np.uint8)
+        img = Image.fromarray(arr, "RGB")
+        if i % 5 == 1:
+            img = img.filter(ImageFilter.GaussianBlur(4))
+        img.save(folder / f"sample_{i:06d}.png")
+    click.echo(f"wrote {count} images to {folder.resolve()}")
+
+
 if __name__ == "__main__":
     main()
