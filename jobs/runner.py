@@ -87,6 +87,13 @@ def process_chunk(plugins: Sequence[str], specs: Sequence[dict], root: str, item
     ]
 
 
+def _process_chunk_on_node(*args) -> tuple[str, list[dict]]:
+    """``process_chunk`` as a Ray task, reporting which node ran it."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id(), process_chunk(*args)
+
+
 # ----- state on disk ------------------------------------------------------------------------
 
 
@@ -130,6 +137,12 @@ class RunState:
 
     def commit(self, index: int, records: Sequence[dict]) -> None:
         _write_atomic(self.part_path(index), _dump_records(records))
+
+    def record_placement(self, run_id: str, placement: dict[int, str]) -> None:
+        """Which node committed each chunk in this run (for operators of the cluster, and tests)."""
+        runs = self.dir / "runs"
+        runs.mkdir(exist_ok=True)
+        _write_atomic(runs / f"{run_id}.json", json.dumps({str(k): v for k, v in sorted(placement.items())}))
 
     def read(self, index: int) -> list[dict]:
         with open(self.part_path(index), encoding="utf-8") as fh:
@@ -241,7 +254,8 @@ def _run_on_cluster(ctx: RunContext, state: RunState, chunks: list[list[str]], t
         ray.init(logging_level=logging.WARNING, log_to_driver=True)
     # ray.init installs its own SIGTERM handler (exit at once); ours lets chunks in flight finish.
     _install_stop_handler(ctx.stop_event)
-    remote = ray.remote(num_cpus=1, max_retries=3)(process_chunk)
+    # Retries cover worker and node loss; a chunk is idempotent (it only returns records).
+    remote = ray.remote(num_cpus=1, max_retries=3)(_process_chunk_on_node)
     spec_json = [s.to_json() for s in specs]
     max_in_flight = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
     pending = iter(todo)
@@ -255,17 +269,31 @@ def _run_on_cluster(ctx: RunContext, state: RunState, chunks: list[list[str]], t
             ref = remote.remote(ctx.plugins, spec_json, root, chunks[index], ctx.allowed_roots)
             in_flight[ref] = index
 
+    placement: dict[int, str] = {}
     submit_more()
+    try:
+        _drain(in_flight, submit_more, state, tracker, placement)
+    finally:
+        state.record_placement(ctx.run_id, placement)
+
+
+def _drain(in_flight: dict, submit_more, state: RunState, tracker: _Progress, placement: dict) -> None:
+    import ray
+
     while in_flight:
         ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
         for ref in ready:
             index = in_flight.pop(ref)
             try:
-                records = ray.get(ref)
+                node_id, records = ray.get(ref)
             except ray.exceptions.RayTaskError as exc:
                 cause = exc.cause if isinstance(exc.cause, OperatorError) else exc
                 raise TaskFailure(ErrorType.OPERATOR_ERROR, str(cause).strip().splitlines()[-1]) from exc
+            except ray.exceptions.RayError as exc:  # retries exhausted: worker or node lost every time
+                raise TaskFailure(ErrorType.CLUSTER_ERROR,
+                                  f"chunk {index} could not be processed on the cluster: {exc}") from exc
             state.commit(index, records)
+            placement[index] = node_id
             tracker.add(records)
         if not ready:
             tracker.flush()

@@ -31,5 +31,6 @@ class ErrorType(str, enum.Enum):
     OPERATOR_ERROR = "operator_error"
     OUTPUT_ERROR = "output_error"
     JOB_DIED = "job_died"
+    CLUSTER_ERROR = "cluster_error"
     RAY_UNAVAILABLE = "ray_unavailable"
     INTERNAL_ERROR = "internal_error"

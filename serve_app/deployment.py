@@ -65,8 +65,9 @@ def start(settings: Settings) -> RunningService:
     if settings.ray_address:
         ctx = ray.init(address=settings.ray_address, logging_level=logging.WARNING)
     else:
-        ctx = ray.init(include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=settings.dashboard_port,
-                       logging_level=logging.WARNING)
+        # address="local": always a new head of our own, never whatever cluster `ray start` left running.
+        ctx = ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1",
+                       dashboard_port=settings.dashboard_port, logging_level=logging.WARNING)
         settings = settings.model_copy(update={"dashboard_url": f"http://{ctx.dashboard_url}"})
     serve.start(http_options={"host": settings.host, "port": settings.port})
     serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)

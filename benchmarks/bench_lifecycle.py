@@ -1,0 +1,413 @@
+"""Task lifecycle latency: rayproc against bare Ray jobs, on this machine, in one run.
+
+Three figures, each measured for rayproc and for a bare Ray job (the baseline):
+
+``running``
+    From the submit call returning to the first poll answer that shows the work running:
+    ``POST /v2/{project}/processor-tasks`` -> ``status == 1``, against ``submit_job`` -> ``RUNNING``.
+``completed``
+    The same start, to the first poll answer that shows it completed: a one-image analysis task
+    (``status == 2``), against ``exec python -c 'pass'`` (``SUCCEEDED``).
+``stop``
+    From the start of the stop call to the first answer that shows the work stopped (the stop call's
+    own answer counts): ``POST .../processor-tasks/{id}/stop`` -> ``status == 4`` for an analysis task
+    over ``--items`` small PNGs with ``chunk_size`` 8, stopped once ``processed_count > 0``; against
+    ``stop_job`` -> ``STOPPED`` for ``exec python -c 'import time; time.sleep(600)'``, stopped once RUNNING.
+
+How: the rayproc service is started in-process on free ports (``serve_app.deployment.start``, the code the
+CLI and the tests use), and the baseline jobs go to the same local Ray cluster through
+``JobSubmissionClient``. Status is polled every ``--poll`` seconds plus the poll's own round trip.
+A short task can go from initialized straight to completed between two polls: its 'running' time is then
+counted at the poll that showed it completed (an upper bound), and the miss is counted in the output; the
+same rule applies to the baseline.
+
+Machines are noisy, so each repeat runs the rayproc and the bare measurement of a figure back to back,
+alternating which goes first, after one discarded warm-up round (Ray starts its workers then).
+Medians and minimums are reported, with rayproc - bare (seconds) and rayproc / bare.
+
+To show where rayproc's time goes, the output also holds rayproc's own timestamps from its run records
+(run claimed by the runner, run finished), the poll round trips, and the start-up time of
+``python -c pass`` against ``python -c 'import jobs.runner'`` (what the runner imports before it claims).
+
+Run from the repository root:
+
+    python -m benchmarks.bench_lifecycle [--repeats 5] [--items 3000] [--poll 0.015]
+
+Prints a Markdown table to stdout and writes everything as JSON to ``benchmarks/out/lifecycle.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image
+
+OUT_FILE = Path(__file__).resolve().parent / "out" / "lifecycle.json"
+PROJECT = "bench"
+POLL_TIMEOUT_S = 180.0
+
+# rayproc task status codes
+INITIALIZED, RUNNING, COMPLETED, FAILED, STOPPED = range(5)
+RAYPROC_TERMINAL = {COMPLETED, FAILED, STOPPED}
+BARE_TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+
+FIGURES = {
+    "running": "submit returned -> running seen",
+    "completed": "submit returned -> completed seen",
+    "stop": "stop called -> stopped seen",
+}
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+# ----- setup --------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_pngs(folder: Path, n: int, seed: int = 0) -> Path:
+    """``n`` random 48x32 RGB PNGs in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        pixels = rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)
+        Image.fromarray(pixels, "RGB").save(folder / f"img_{i:05d}.png")
+    return folder
+
+
+def start_service(root: Path):
+    from serve_app import deployment
+    from serve_app.settings import Settings
+
+    settings = Settings(data_dir=root / "data", host="127.0.0.1", port=free_port(),
+                        dashboard_port=free_port(), allowed_roots=[str(root)])
+    return deployment.start(settings)
+
+
+# ----- polling ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One poll: when it was sent, when its answer arrived (monotonic seconds), what it said."""
+
+    sent: float
+    at: float
+    status: Any
+    body: Any = None
+
+
+def poll(read: Callable[[], tuple[Any, Any]], until: Callable[[Any, Any], bool], interval: float) -> list[Seen]:
+    """Call ``read`` (-> status, body) every ``interval`` seconds until ``until(status, body)``."""
+    seen: list[Seen] = []
+    deadline = time.monotonic() + POLL_TIMEOUT_S
+    while True:
+        sent = time.monotonic()
+        status, body = read()
+        seen.append(Seen(sent, time.monotonic(), status, body))
+        if until(status, body):
+            return seen
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still {status!r} after {POLL_TIMEOUT_S:.0f} s")
+        time.sleep(interval)
+
+
+def lifecycle(t0: float, seen: list[Seen], running: Any, done: Any) -> dict:
+    """'running' and 'completed' times after ``t0``; a run never seen running counts as running when done."""
+    if seen[-1].status != done:
+        raise RuntimeError(f"expected to end {done!r}, ended {seen[-1].status!r}: {seen[-1].body}")
+    first = next(s for s in seen if s.status in (running, done))
+    return {"running": first.at - t0, "running_missed": first.status == done,
+            "completed": seen[-1].at - t0, "poll_rtt": statistics.median(s.at - s.sent for s in seen)}
+
+
+# ----- the two systems ----------------------------------------------------------------------------
+
+
+class Rayproc:
+    """The rayproc HTTP API, plus read access to its run records for the breakdown."""
+
+    def __init__(self, client: httpx.Client, db_path: Path, interval: float) -> None:
+        from jobs.store import Store
+
+        self.client, self.store, self.interval = client, Store(db_path), interval
+        self.base = f"/v2/{PROJECT}/processor-tasks"
+
+    def create(self, folder: Path, **extra) -> str:
+        body = {"name": "b", "data_source": {"type": "OBS", "source": str(folder)},
+                "template": {"id": "sys_data_analyse"}, **extra}
+        r = self.client.post(self.base, json=body)
+        r.raise_for_status()
+        return r.json()["task_id"]
+
+    def read(self, task_id: str) -> tuple[int, dict]:
+        r = self.client.get(f"{self.base}/{task_id}")
+        r.raise_for_status()
+        task = r.json()
+        return task["status"], task
+
+    def stop(self, task_id: str) -> dict:
+        r = self.client.post(f"{self.base}/{task_id}/stop")
+        r.raise_for_status()
+        return r.json()
+
+    def run_record(self, task_id: str) -> dict:
+        return self.store.runs_for([task_id])[task_id][-1]
+
+    def watch(self, task_id: str, until: Callable[[int, dict], bool]) -> list[Seen]:
+        return poll(lambda: self.read(task_id), until, self.interval)
+
+
+class BareRay:
+    """Plain Ray jobs through the Jobs API."""
+
+    def __init__(self, dashboard_url: str, interval: float) -> None:
+        from ray.job_submission import JobSubmissionClient
+
+        self.client, self.interval = JobSubmissionClient(dashboard_url), interval
+
+    def submit(self, code: str) -> str:
+        # A fresh id every time: Ray never accepts a submission id twice.
+        return self.client.submit_job(entrypoint=f"exec {sys.executable} -c '{code}'",
+                                      submission_id=f"bench-{uuid.uuid4().hex[:12]}")
+
+    def read(self, job_id: str) -> tuple[str, None]:
+        return str(self.client.get_job_status(job_id).value), None
+
+    def watch(self, job_id: str, until: Callable[[str, Any], bool]) -> list[Seen]:
+        return poll(lambda: self.read(job_id), until, self.interval)
+
+
+# ----- one measurement each -----------------------------------------------------------------------
+
+
+def rayproc_complete(rp: Rayproc, folder: Path) -> dict:
+    sent = time.monotonic()
+    task_id = rp.create(folder)
+    t0, t0_wall = time.monotonic(), time.time()
+    seen = rp.watch(task_id, lambda st, _: st in RAYPROC_TERMINAL)
+    out = lifecycle(t0, seen, RUNNING, COMPLETED)
+    run = rp.run_record(task_id)
+    return {**out, "submit_call": t0 - sent, "task_id": task_id,
+            "claimed_after_submit": run["start_time"] / 1000 - t0_wall,
+            "finished_after_submit": run["end_time"] / 1000 - t0_wall}
+
+
+def bare_complete(bare: BareRay) -> dict:
+    sent = time.monotonic()
+    job_id = bare.submit("pass")
+    t0 = time.monotonic()
+    seen = bare.watch(job_id, lambda st, _: st in BARE_TERMINAL)
+    return {**lifecycle(t0, seen, "RUNNING", "SUCCEEDED"), "submit_call": t0 - sent, "job_id": job_id}
+
+
+def rayproc_stop(rp: Rayproc, folder: Path) -> dict:
+    task_id = rp.create(folder, execution={"chunk_size": 8})
+    seen = rp.watch(task_id, lambda st, t: st in RAYPROC_TERMINAL or (st == RUNNING and t["processed_count"] > 0))
+    if seen[-1].status != RUNNING:
+        raise RuntimeError(f"the long task ended (status {seen[-1].status}) before it could be stopped; "
+                           "use more --items")
+    processed_at_stop = seen[-1].body["processed_count"]
+    t0, t0_wall = time.monotonic(), time.time()
+    answer = rp.stop(task_id)
+    answered = time.monotonic()
+    if answer["status"] == STOPPED:
+        stopped_at, final = answered, answer
+    else:
+        seen = rp.watch(task_id, lambda st, _: st in RAYPROC_TERMINAL)
+        if seen[-1].status != STOPPED:
+            raise RuntimeError(f"the stopped task ended with status {seen[-1].status}: {seen[-1].body}")
+        stopped_at, final = seen[-1].at, seen[-1].body
+    run = rp.run_record(task_id)
+    return {"stop": stopped_at - t0, "stop_call": answered - t0, "task_id": task_id,
+            "finished_after_stop_call": run["end_time"] / 1000 - t0_wall,
+            "processed_at_stop": processed_at_stop, "processed_final": final["processed_count"],
+            "total": final["total_count"]}
+
+
+def bare_stop(bare: BareRay) -> dict:
+    job_id = bare.submit("import time; time.sleep(600)")
+    seen = bare.watch(job_id, lambda st, _: st == "RUNNING" or st in BARE_TERMINAL)
+    if seen[-1].status != "RUNNING":
+        raise RuntimeError(f"the sleeping job ended {seen[-1].status} before it could be stopped")
+    t0 = time.monotonic()
+    bare.client.stop_job(job_id)
+    answered = time.monotonic()
+    seen = bare.watch(job_id, lambda st, _: st in BARE_TERMINAL)
+    if seen[-1].status != "STOPPED":
+        raise RuntimeError(f"the stopped job ended {seen[-1].status}")
+    return {"stop": seen[-1].at - t0, "stop_call": answered - t0, "job_id": job_id}
+
+
+# ----- the run ------------------------------------------------------------------------------------
+
+
+def one_round(index: int, rp: Rayproc, bare: BareRay, one: Path, many: Path, settle: float) -> dict:
+    """Both figures for both systems, each pair back to back; odd rounds run the baseline first."""
+    pairs = {
+        "complete": (lambda: rayproc_complete(rp, one), lambda: bare_complete(bare)),
+        "stop": (lambda: rayproc_stop(rp, many), lambda: bare_stop(bare)),
+    }
+    out: dict[str, dict] = {}
+    for kind, (rayproc_fn, bare_fn) in pairs.items():
+        order = [("rayproc", rayproc_fn), ("bare", bare_fn)]
+        for system, fn in order if index % 2 == 0 else order[::-1]:
+            out[f"{system}_{kind}"] = fn()
+            time.sleep(settle)  # let the finished job's processes exit before the next measurement
+    return out
+
+
+def interpreter_startup(repeats: int, cwd: Path) -> dict:
+    """Wall time of ``python -c pass`` and ``python -c 'import jobs.runner'``, alternating."""
+    commands = {"python_pass": "pass", "import_jobs_runner": "import jobs.runner"}
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(repeats):
+        for name, code in commands.items():
+            t = time.monotonic()
+            subprocess.run([sys.executable, "-c", code], cwd=cwd, check=True)
+            times[name].append(time.monotonic() - t)
+    return {name: {"median": statistics.median(v), "min": min(v), "samples": v} for name, v in times.items()}
+
+
+def stats(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "samples": values}
+
+
+def summarize(rounds: list[dict]) -> dict:
+    source = {"running": "complete", "completed": "complete", "stop": "stop"}
+    figures = {}
+    for figure, kind in source.items():
+        rp = stats([r[f"rayproc_{kind}"][figure] for r in rounds])
+        base = stats([r[f"bare_{kind}"][figure] for r in rounds])
+        figures[figure] = {
+            "what": FIGURES[figure], "rayproc": rp, "bare": base,
+            "diff_median": rp["median"] - base["median"], "ratio_median": rp["median"] / base["median"],
+            "diff_min": rp["min"] - base["min"], "ratio_min": rp["min"] / base["min"],
+        }
+    return figures
+
+
+def breakdown(rounds: list[dict]) -> dict:
+    """Medians of the supporting figures (seconds)."""
+    def med(key: str, field: str) -> float:
+        return statistics.median(r[key][field] for r in rounds)
+
+    return {
+        "rayproc_submit_call": med("rayproc_complete", "submit_call"),
+        "bare_submit_call": med("bare_complete", "submit_call"),
+        "rayproc_claimed_after_submit": med("rayproc_complete", "claimed_after_submit"),
+        "rayproc_finished_after_submit": med("rayproc_complete", "finished_after_submit"),
+        "rayproc_poll_rtt": med("rayproc_complete", "poll_rtt"),
+        "bare_poll_rtt": med("bare_complete", "poll_rtt"),
+        "rayproc_stop_call": med("rayproc_stop", "stop_call"),
+        "bare_stop_call": med("bare_stop", "stop_call"),
+        "rayproc_finished_after_stop_call": med("rayproc_stop", "finished_after_stop_call"),
+        "running_missed": {s: sum(r[f"{s}_complete"]["running_missed"] for r in rounds) for s in ("rayproc", "bare")},
+    }
+
+
+def machine() -> dict:
+    import ray
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal"))
+    return {"nproc": len(os.sched_getaffinity(0)), "cpu": cpu, "mem_gib": round(mem_kb / 2**20, 1),
+            "os": platform.platform(), "python": platform.python_version(), "ray": ray.__version__}
+
+
+def markdown(figures: dict, repeats: int) -> str:
+    rows = [f"| Figure ({repeats} runs, seconds) | rayproc median | rayproc min | bare Ray median | bare Ray min "
+            "| diff (median) | ratio (median) | diff (min) | ratio (min) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, f in figures.items():
+        rows.append(f"| {name}: {f['what']} | {f['rayproc']['median']:.3f} | {f['rayproc']['min']:.3f} "
+                    f"| {f['bare']['median']:.3f} | {f['bare']['min']:.3f} | {f['diff_median']:+.3f} "
+                    f"| {f['ratio_median']:.2f} | {f['diff_min']:+.3f} | {f['ratio_min']:.2f} |")
+    return "\n".join(rows)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_lifecycle", description=__doc__.split("\n")[0])
+    p.add_argument("--repeats", type=int, default=5, help="measured rounds (default 5)")
+    p.add_argument("--warmup", type=int, default=1, help="discarded rounds first (default 1)")
+    p.add_argument("--items", type=int, default=3000, help="images in the task that gets stopped (default 3000)")
+    p.add_argument("--poll", type=float, default=0.015, help="seconds between status polls (default 0.015)")
+    p.add_argument("--settle", type=float, default=1.0, help="pause after each measurement (default 1.0 s)")
+    p.add_argument("--out", type=Path, default=OUT_FILE, help=f"JSON output (default {OUT_FILE})")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = dt.datetime.now(dt.timezone.utc)
+    root = Path(tempfile.mkdtemp(prefix="rayproc-bench-")).resolve()
+    from serve_app import deployment
+
+    try:
+        one = write_pngs(root / "inputs" / "one", 1)
+        many = write_pngs(root / "inputs" / "many", args.items, seed=1)
+        log(f"starting the service under {root}")
+        running = start_service(root)
+        with httpx.Client(base_url=running.url, timeout=60) as client:
+            rp = Rayproc(client, running.settings.db_path, args.poll)
+            bare = BareRay(running.dashboard_url, args.poll)
+            rounds = []
+            for i in range(args.warmup + args.repeats):
+                label = f"warm-up {i + 1}" if i < args.warmup else f"round {i - args.warmup + 1}/{args.repeats}"
+                log(label)
+                result = one_round(i, rp, bare, one, many, args.settle)
+                if i >= args.warmup:
+                    rounds.append(result)
+            log("interpreter start-up")
+            interpreter = interpreter_startup(max(args.repeats, 5), root)
+    finally:
+        log("stopping Ray")
+        deployment.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+    figures = summarize(rounds)
+    report = {
+        "date": started.isoformat(timespec="seconds"),
+        "command": "python -m benchmarks.bench_lifecycle " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": machine(),
+        "figures": figures,
+        "breakdown": breakdown(rounds),
+        "interpreter_startup": interpreter,
+        "rounds": rounds,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(markdown(figures, args.repeats))
+    log(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

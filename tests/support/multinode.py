@@ -1,0 +1,88 @@
+"""Run rayproc on a three-node Ray cluster on this machine and report what happened, as JSON.
+
+    python -m tests.support.multinode WORKDIR [--kill-worker]
+
+Runs in its own process because a process can be connected to one Ray cluster
+only, and the test session already holds one. With ``--kill-worker`` one worker
+node is removed while the task runs, to show chunks survive a node failure.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main(workdir: Path, kill_worker: bool) -> dict:
+    from ray.cluster_utils import Cluster
+
+    from serve_app import deployment
+    from serve_app.settings import Settings
+    from tests.support.images import make_many
+
+    dashboard_port = _free_port()
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": dashboard_port,
+    })
+    workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    cluster.wait_for_nodes()
+    folder = workdir / "images"
+    make_many(folder, 60)
+    settings = Settings(
+        data_dir=workdir / "data", port=_free_port(), ray_address=cluster.address,
+        dashboard_url=f"http://127.0.0.1:{dashboard_port}", allowed_roots=[str(workdir)],
+        operator_plugins=["tests.support.probe_operators"], reconcile_interval_seconds=0.5,
+    )
+    running = deployment.start(settings)
+    report: dict = {}
+    try:
+        client = httpx.Client(base_url=running.url, timeout=60)
+        r = client.post("/v2/mn/processor-tasks", json={
+            "name": "multi-node", "data_source": {"type": "OBS", "source": str(folder)},
+            "execution": {"chunk_size": 2},
+            "template": {"id": "sys_data_analyse", "operator_params": [
+                {"id": "image_features"}, {"id": "work_probe", "params": {"delay_seconds": 0.1}}]},
+        })
+        r.raise_for_status()
+        task_id = r.json()["task_id"]
+        killed = False
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            task = client.get(f"/v2/mn/processor-tasks/{task_id}").json()
+            if kill_worker and not killed and task["processed_count"] >= 10:
+                cluster.remove_node(workers[0])
+                killed = True
+            if task["status"] in (2, 3, 4):
+                break
+            time.sleep(0.2)
+        out = Path(task["work_path"]["output_path"])
+        placement = {}
+        for f in (out / ".rayproc" / "runs").glob("*.json"):
+            placement.update(json.loads(f.read_text()))
+        report = {
+            "status": task["status"], "error_msg": task.get("error_msg"), "killed": killed,
+            "processed_count": task["processed_count"], "failed_count": task["failed_count"],
+            "items": [json.loads(x)["item"] for x in (out / "features.jsonl").read_text().splitlines()]
+            if task["status"] == 2 else [],
+            "nodes": sorted(set(placement.values())), "chunks": len(placement),
+            "worker_node_ids": [w.node_id for w in workers], "head_node_id": cluster.head_node.node_id,
+        }
+    finally:
+        deployment.stop()
+        cluster.shutdown()
+    return report
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(Path(sys.argv[1]), "--kill-worker" in sys.argv[2:])))
