@@ -16,10 +16,15 @@ Three figures, each measured for rayproc and for a bare Ray job (the baseline):
 
 How: the rayproc service is started in-process on free ports (``serve_app.deployment.start``, the code the
 CLI and the tests use), and the baseline jobs go to the same local Ray cluster through
-``JobSubmissionClient``. Status is polled every ``--poll`` seconds plus the poll's own round trip.
-A short task can go from initialized straight to completed between two polls: its 'running' time is then
-counted at the poll that showed it completed (an upper bound), and the miss is counted in the output; the
-same rule applies to the baseline.
+``JobSubmissionClient``. The cluster is always a new one of the benchmark's own: ``RAY_TMPDIR`` points into
+the benchmark's temporary folder, because a bare ``ray.init()`` joins whatever cluster ``ray start`` or
+``ray.cluster_utils.Cluster`` (a concurrent test run, say) recorded in ``/tmp/ray/ray_current_cluster``, and
+Serve would then redeploy rayproc on that cluster.
+
+Status is polled every ``--poll`` seconds plus the poll's own round trip. A short task can go from
+initialized straight to completed between two polls: its 'running' time is then counted at the poll that
+showed it completed (an upper bound), and the miss is counted in the output; the same rule applies to the
+baseline.
 
 Machines are noisy, so each repeat runs the rayproc and the bare measurement of a figure back to back,
 alternating which goes first, after one discarded warm-up round (Ray starts its workers then).
@@ -99,13 +104,52 @@ def write_pngs(folder: Path, n: int, seed: int = 0) -> Path:
     return folder
 
 
+def isolate_ray(root: Path) -> None:
+    """Make the coming ``ray.init()`` start a new local cluster under ``root``, never join a running one."""
+    for var in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS"):
+        if os.environ.get(var):
+            raise SystemExit(f"{var} is set; unset it: the benchmark needs a Ray cluster of its own")
+    os.environ["RAY_TMPDIR"] = str(root)  # inherited by every process of the new cluster
+    from ray._private.services import canonicalize_bootstrap_address
+
+    if canonicalize_bootstrap_address(None) is not None:  # what ray.init() asks before starting a cluster
+        raise SystemExit("ray.init() would join an existing cluster; refusing to deploy onto it")
+
+
 def start_service(root: Path):
+    import ray
+
     from serve_app import deployment
     from serve_app.settings import Settings
 
     settings = Settings(data_dir=root / "data", host="127.0.0.1", port=free_port(),
                         dashboard_port=free_port(), allowed_roots=[str(root)])
-    return deployment.start(settings)
+    running = deployment.start(settings)
+    log(f"Ray session {ray._private.worker._global_node.get_session_dir_path()}, API at {running.url}")
+    return running
+
+
+def other_ray_clusters(root: Path) -> int:
+    """GCS servers on this host that are not ours: other Ray clusters sharing the CPUs (noise)."""
+    count = 0
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes() if proc.name.isdigit() else b""
+        except OSError:
+            continue
+        count += b"gcs_server" in cmd and str(root).encode() not in cmd
+    return count
+
+
+def stop_service() -> None:
+    import ray
+
+    from serve_app import deployment
+
+    # Only if we got as far as ray.init(): serve.shutdown() would otherwise connect somewhere to shut down.
+    if ray.is_initialized():
+        log("stopping Serve and Ray")
+        deployment.stop()
 
 
 # ----- polling ------------------------------------------------------------------------------------
@@ -266,13 +310,13 @@ def bare_stop(bare: BareRay) -> dict:
 # ----- the run ------------------------------------------------------------------------------------
 
 
-def one_round(index: int, rp: Rayproc, bare: BareRay, one: Path, many: Path, settle: float) -> dict:
+def one_round(index: int, rp: Rayproc, bare: BareRay, root: Path, settle: float) -> dict:
     """Both figures for both systems, each pair back to back; odd rounds run the baseline first."""
     pairs = {
-        "complete": (lambda: rayproc_complete(rp, one), lambda: bare_complete(bare)),
-        "stop": (lambda: rayproc_stop(rp, many), lambda: bare_stop(bare)),
+        "complete": (lambda: rayproc_complete(rp, root / "inputs" / "one"), lambda: bare_complete(bare)),
+        "stop": (lambda: rayproc_stop(rp, root / "inputs" / "many"), lambda: bare_stop(bare)),
     }
-    out: dict[str, dict] = {}
+    out: dict = {"host": {"load_1min": os.getloadavg()[0], "other_ray_clusters": other_ray_clusters(root)}}
     for kind, (rayproc_fn, bare_fn) in pairs.items():
         order = [("rayproc", rayproc_fn), ("bare", bare_fn)]
         for system, fn in order if index % 2 == 0 else order[::-1]:
@@ -327,6 +371,8 @@ def breakdown(rounds: list[dict]) -> dict:
         "bare_stop_call": med("bare_stop", "stop_call"),
         "rayproc_finished_after_stop_call": med("rayproc_stop", "finished_after_stop_call"),
         "running_missed": {s: sum(r[f"{s}_complete"]["running_missed"] for r in rounds) for s in ("rayproc", "bare")},
+        "max_other_ray_clusters": max(r["host"]["other_ray_clusters"] for r in rounds),
+        "max_load_1min": max(r["host"]["load_1min"] for r in rounds),
     }
 
 
@@ -366,12 +412,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = dt.datetime.now(dt.timezone.utc)
-    root = Path(tempfile.mkdtemp(prefix="rayproc-bench-")).resolve()
-    from serve_app import deployment
-
+    # Short: Ray's socket paths under it must stay within the 107-byte limit of Unix sockets.
+    root = Path(tempfile.mkdtemp(prefix="rpbench-", dir="/tmp")).resolve()
     try:
-        one = write_pngs(root / "inputs" / "one", 1)
-        many = write_pngs(root / "inputs" / "many", args.items, seed=1)
+        isolate_ray(root)
+        write_pngs(root / "inputs" / "one", 1)
+        write_pngs(root / "inputs" / "many", args.items, seed=1)
         log(f"starting the service under {root}")
         running = start_service(root)
         with httpx.Client(base_url=running.url, timeout=60) as client:
@@ -381,14 +427,13 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(args.warmup + args.repeats):
                 label = f"warm-up {i + 1}" if i < args.warmup else f"round {i - args.warmup + 1}/{args.repeats}"
                 log(label)
-                result = one_round(i, rp, bare, one, many, args.settle)
+                result = one_round(i, rp, bare, root, args.settle)
                 if i >= args.warmup:
                     rounds.append(result)
             log("interpreter start-up")
             interpreter = interpreter_startup(max(args.repeats, 5), root)
     finally:
-        log("stopping Ray")
-        deployment.stop()
+        stop_service()
         shutil.rmtree(root, ignore_errors=True)
 
     figures = summarize(rounds)

@@ -11,6 +11,7 @@ import secrets
 import shlex
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,13 +76,15 @@ class JobLauncher:
     """A thin, thread-safe wrapper over ``JobSubmissionClient`` created on first use."""
 
     def __init__(self, address: str, *, headers: dict[str, str] | None = None,
-                 client_factory: Callable[..., Any] | None = None, stop_grace_seconds: float = 10.0) -> None:
+                 client_factory: Callable[..., Any] | None = None, stop_grace_seconds: float = 10.0,
+                 submit_retry_seconds: float = 15.0) -> None:
         self.address = address
         self._headers = headers
         self._factory = client_factory
         self._client: Any = None
         self._lock = threading.Lock()
         self.stop_grace_seconds = stop_grace_seconds
+        self.submit_retry_seconds = submit_retry_seconds
 
     def _get(self) -> Any:
         with self._lock:
@@ -107,9 +110,21 @@ class JobLauncher:
             raise mapped from exc
 
     def submit(self, *, run_id: str, entrypoint: str, metadata: dict[str, str]) -> None:
+        """Submit one run. While the head's job agent is starting (a fresh or restarted head), Ray answers
+        "No available agent"; that is retried for up to ``submit_retry_seconds`` before it becomes a 503."""
         runtime_env = {"env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(int(self.stop_grace_seconds))}}
-        self._call(lambda c: c.submit_job(
-            entrypoint=entrypoint, submission_id=run_id, metadata=metadata, runtime_env=runtime_env))
+        deadline = time.monotonic() + self.submit_retry_seconds
+        delay = 0.25
+        while True:
+            try:
+                self._call(lambda c: c.submit_job(
+                    entrypoint=entrypoint, submission_id=run_id, metadata=metadata, runtime_env=runtime_env))
+                return
+            except RayUnavailable as exc:
+                if "No available agent" not in str(exc) or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(2.0, delay * 2)
 
     def stop(self, run_id: str) -> bool:
         return bool(self._call(lambda c: c.stop_job(run_id)))

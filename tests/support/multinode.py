@@ -32,10 +32,12 @@ def main(workdir: Path, kill_worker: bool) -> dict:
     from tests.support.images import make_many
 
     dashboard_port = _free_port()
+    # Each node's dashboard agent gets its own port: the default (52365) is taken by the test session's cluster.
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": dashboard_port,
+        "dashboard_agent_listen_port": _free_port(),
     })
-    workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    workers = [cluster.add_node(num_cpus=1, dashboard_agent_listen_port=_free_port()) for _ in range(2)]
     cluster.wait_for_nodes()
     folder = workdir / "images"
     make_many(folder, 60)
@@ -48,13 +50,19 @@ def main(workdir: Path, kill_worker: bool) -> dict:
     report: dict = {}
     try:
         client = httpx.Client(base_url=running.url, timeout=60)
+        deadline = time.monotonic() + 60  # the head's dashboard (Jobs API) comes up after the nodes do
+        while client.get("/healthz").json()["ray"] != "reachable":
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Ray Jobs API never became reachable")
+            time.sleep(0.5)
         r = client.post("/v2/mn/processor-tasks", json={
             "name": "multi-node", "data_source": {"type": "OBS", "source": str(folder)},
             "execution": {"chunk_size": 2},
             "template": {"id": "sys_data_analyse", "operator_params": [
                 {"id": "image_features"}, {"id": "work_probe", "params": {"delay_seconds": 0.1}}]},
         })
-        r.raise_for_status()
+        if r.status_code != 200:
+            raise RuntimeError(f"create failed: {r.status_code} {r.text}")
         task_id = r.json()["task_id"]
         killed = False
         deadline = time.monotonic() + 240
