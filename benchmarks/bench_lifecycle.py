@@ -15,11 +15,10 @@ Three figures, each measured for rayproc and for a bare Ray job (the baseline):
     ``stop_job`` -> ``STOPPED`` for ``exec python -c 'import time; time.sleep(600)'``, stopped once RUNNING.
 
 How: the rayproc service is started in-process on free ports (``serve_app.deployment.start``, the code the
-CLI and the tests use), and the baseline jobs go to the same local Ray cluster through
-``JobSubmissionClient``. The cluster is always a new one of the benchmark's own: ``RAY_TMPDIR`` points into
-the benchmark's temporary folder, because a bare ``ray.init()`` joins whatever cluster ``ray start`` or
-``ray.cluster_utils.Cluster`` (a concurrent test run, say) recorded in ``/tmp/ray/ray_current_cluster``, and
-Serve would then redeploy rayproc on that cluster.
+CLI and the tests use; it always starts a new local head), and the baseline jobs go to the same cluster
+through ``JobSubmissionClient``. ``RAY_TMPDIR`` points into the benchmark's temporary folder, so the
+session's files (logs included) are the benchmark's own; the folder is deleted after a good run and kept
+after a failed one.
 
 Status is polled every ``--poll`` seconds plus the poll's own round trip. A short task can go from
 initialized straight to completed between two polls: its 'running' time is then counted at the poll that
@@ -105,15 +104,11 @@ def write_pngs(folder: Path, n: int, seed: int = 0) -> Path:
 
 
 def isolate_ray(root: Path) -> None:
-    """Make the coming ``ray.init()`` start a new local cluster under ``root``, never join a running one."""
-    for var in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS"):
+    """Keep the coming Ray session's files under ``root``; refuse settings that point Ray elsewhere."""
+    for var in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS"):  # both override the Jobs API client's address
         if os.environ.get(var):
             raise SystemExit(f"{var} is set; unset it: the benchmark needs a Ray cluster of its own")
     os.environ["RAY_TMPDIR"] = str(root)  # inherited by every process of the new cluster
-    from ray._private.services import canonicalize_bootstrap_address
-
-    if canonicalize_bootstrap_address(None) is not None:  # what ray.init() asks before starting a cluster
-        raise SystemExit("ray.init() would join an existing cluster; refusing to deploy onto it")
 
 
 def start_service(root: Path):
@@ -125,7 +120,10 @@ def start_service(root: Path):
     settings = Settings(data_dir=root / "data", host="127.0.0.1", port=free_port(),
                         dashboard_port=free_port(), allowed_roots=[str(root)])
     running = deployment.start(settings)
-    log(f"Ray session {ray._private.worker._global_node.get_session_dir_path()}, API at {running.url}")
+    session = ray._private.worker._global_node.get_session_dir_path()
+    if not session.startswith(str(root)):
+        raise RuntimeError(f"Ray session {session} is not under {root}: joined someone else's cluster?")
+    log(f"Ray session {session}, API at {running.url}")
     return running
 
 
@@ -432,9 +430,12 @@ def main(argv: list[str] | None = None) -> int:
                     rounds.append(result)
             log("interpreter start-up")
             interpreter = interpreter_startup(max(args.repeats, 5), root)
-    finally:
+    except BaseException:
         stop_service()
-        shutil.rmtree(root, ignore_errors=True)
+        log(f"failed; kept {root} (inputs, rayproc data, Ray session logs) for inspection")
+        raise
+    stop_service()
+    shutil.rmtree(root, ignore_errors=True)
 
     figures = summarize(rounds)
     report = {

@@ -35,7 +35,10 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address
     from serve_app import deployment
 
     click.echo("starting Ray and the rayproc service ...", err=True)
-    running = deployment.start(settings)
+    try:
+        running = deployment.start(settings)
+    except deployment.LocalHeadConflict as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"rayproc is serving at   {running.url}")
     click.echo(f"OpenAPI docs:           {running.docs_url}")
     click.echo(f"Ray dashboard:          {running.dashboard_url}")

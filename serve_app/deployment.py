@@ -62,6 +62,8 @@ def start(settings: Settings) -> RunningService:
 
     settings = settings.resolved()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not settings.ray_address:
+        _check_local_head_ports()
     if settings.ray_address:
         ctx = ray.init(address=settings.ray_address, logging_level=logging.WARNING)
     else:
@@ -74,6 +76,26 @@ def start(settings: Settings) -> RunningService:
     url = f"http://{settings.host}:{settings.port}"
     dashboard = settings.dashboard_url if settings.ray_address else f"http://{ctx.dashboard_url}"
     return RunningService(url=url, docs_url=f"{url}/docs", dashboard_url=dashboard, settings=settings)
+
+
+class LocalHeadConflict(RuntimeError):
+    pass
+
+
+def _check_local_head_ports() -> None:
+    """A second Ray instance on one host collides on its dashboard agent port and then cannot run
+    jobs ("No available agent"). Say so before starting rather than fail every task later."""
+    import socket
+
+    from ray._private.ray_constants import DEFAULT_DASHBOARD_AGENT_LISTEN_PORT as port
+
+    with socket.socket() as s:
+        try:
+            s.bind(("", port))
+        except OSError:
+            raise LocalHeadConflict(
+                f"port {port} (Ray's dashboard agent) is in use, most likely by another Ray instance on this "
+                "machine; stop it (`ray stop`) or join it with --ray-address") from None
 
 
 def stop() -> None:

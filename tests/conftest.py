@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -11,13 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.cluster import free_port, start_cluster
+
 PLUGINS = ["tests.support.probe_operators"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -67,8 +62,10 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
     root = tmp_path_factory.mktemp("root")
     data_dir = root / "data"
+    cluster, dashboard_url, _ = start_cluster()
     settings = Settings(
-        data_dir=data_dir, host="127.0.0.1", port=free_port(), dashboard_port=free_port(),
+        data_dir=data_dir, host="127.0.0.1", port=free_port(), ray_address=cluster.address,
+        dashboard_url=dashboard_url,
         allowed_roots=[str(root)], operator_plugins=PLUGINS, default_chunk_size=8,
         stop_grace_seconds=30, reconcile_interval_seconds=0.5,
     )
@@ -79,6 +76,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     finally:
         client.close()
         deployment.stop()
+        cluster.shutdown()
 
 
 @pytest.fixture

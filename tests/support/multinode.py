@@ -10,7 +10,6 @@ node is removed while the task runs, to show chunks survive a node failure.
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import time
 from pathlib import Path
@@ -18,32 +17,18 @@ from pathlib import Path
 import httpx
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main(workdir: Path, kill_worker: bool) -> dict:
-    from ray.cluster_utils import Cluster
-
     from serve_app import deployment
     from serve_app.settings import Settings
+    from tests.support.cluster import free_port, start_cluster
     from tests.support.images import make_many
 
-    dashboard_port = _free_port()
-    # Each node's dashboard agent gets its own port: the default (52365) is taken by the test session's cluster.
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": dashboard_port,
-        "dashboard_agent_listen_port": _free_port(),
-    })
-    workers = [cluster.add_node(num_cpus=1, dashboard_agent_listen_port=_free_port()) for _ in range(2)]
-    cluster.wait_for_nodes()
+    cluster, dashboard_url, workers = start_cluster(workers=2, head_cpus=1)
     folder = workdir / "images"
     make_many(folder, 60)
     settings = Settings(
-        data_dir=workdir / "data", port=_free_port(), ray_address=cluster.address,
-        dashboard_url=f"http://127.0.0.1:{dashboard_port}", allowed_roots=[str(workdir)],
+        data_dir=workdir / "data", port=free_port(), ray_address=cluster.address,
+        dashboard_url=dashboard_url, allowed_roots=[str(workdir)],
         operator_plugins=["tests.support.probe_operators"], reconcile_interval_seconds=0.5,
     )
     running = deployment.start(settings)
