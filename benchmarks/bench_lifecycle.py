@@ -14,11 +14,13 @@ Three figures, each measured for rayproc and for a bare Ray job (the baseline):
     over ``--items`` small PNGs with ``chunk_size`` 8, stopped once ``processed_count > 0``; against
     ``stop_job`` -> ``STOPPED`` for ``exec python -c 'import time; time.sleep(600)'``, stopped once RUNNING.
 
-How: the rayproc service is started in-process on free ports (``serve_app.deployment.start``, the code the
-CLI and the tests use; it always starts a new local head), and the baseline jobs go to the same cluster
-through ``JobSubmissionClient``. ``RAY_TMPDIR`` points into the benchmark's temporary folder, so the
-session's files (logs included) are the benchmark's own; the folder is deleted after a good run and kept
-after a failed one.
+How: a Ray head of the benchmark's own is started on free ports, as the tests start theirs
+(``tests.support.cluster.start_cluster``: Ray's default dashboard-agent port is shared by every Ray on the
+host, and a second head on it cannot run jobs), with one CPU per core; the rayproc service is deployed on it
+in-process (``serve_app.deployment.start``), and the baseline jobs go to the same cluster through
+``JobSubmissionClient``. ``RAY_TMPDIR`` points into the benchmark's temporary folder, so the session's files
+and the cluster address Ray records for ``ray.init()`` stay the benchmark's own; the folder is deleted after
+a good run and kept (logs included) after a failed one.
 
 Status is polled every ``--poll`` seconds plus the poll's own round trip. A short task can go from
 initialized straight to completed between two polls: its 'running' time is then counted at the poll that
@@ -48,7 +50,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -87,12 +88,6 @@ def log(msg: str) -> None:
 # ----- setup --------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def write_pngs(folder: Path, n: int, seed: int = 0) -> Path:
     """``n`` random 48x32 RGB PNGs in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -112,19 +107,35 @@ def isolate_ray(root: Path) -> None:
 
 
 def start_service(root: Path):
+    """A head node of our own (one CPU per core) and the rayproc service on it: ``(cluster, running)``."""
+    from serve_app import deployment
+    from serve_app.settings import Settings
+    from tests.support.cluster import free_port, start_cluster
+
+    cluster, dashboard_url, _ = start_cluster(head_cpus=len(os.sched_getaffinity(0)))
+    session = cluster.head_node.get_session_dir_path()
+    if not session.startswith(str(root)):
+        cluster.shutdown()
+        raise RuntimeError(f"Ray session {session} is not under {root}; is RAY_TMPDIR ignored?")
+    settings = Settings(data_dir=root / "data", host="127.0.0.1", port=free_port(), ray_address=cluster.address,
+                        dashboard_url=dashboard_url, allowed_roots=[str(root)])
+    running = deployment.start(settings)
+    log(f"Ray session {session}, API at {running.url}, Jobs API at {dashboard_url}")
+    return cluster, running
+
+
+def stop_service(cluster) -> None:
     import ray
 
     from serve_app import deployment
-    from serve_app.settings import Settings
 
-    settings = Settings(data_dir=root / "data", host="127.0.0.1", port=free_port(),
-                        dashboard_port=free_port(), allowed_roots=[str(root)])
-    running = deployment.start(settings)
-    session = ray._private.worker._global_node.get_session_dir_path()
-    if not session.startswith(str(root)):
-        raise RuntimeError(f"Ray session {session} is not under {root}: joined someone else's cluster?")
-    log(f"Ray session {session}, API at {running.url}")
-    return running
+    # Only if we got as far as ray.init(): serve.shutdown() would otherwise connect somewhere to shut down.
+    if ray.is_initialized():
+        log("stopping Serve")
+        deployment.stop()
+    if cluster is not None:
+        log("stopping the Ray head")
+        cluster.shutdown()
 
 
 def other_ray_clusters(root: Path) -> int:
@@ -137,17 +148,6 @@ def other_ray_clusters(root: Path) -> int:
             continue
         count += b"gcs_server" in cmd and str(root).encode() not in cmd
     return count
-
-
-def stop_service() -> None:
-    import ray
-
-    from serve_app import deployment
-
-    # Only if we got as far as ray.init(): serve.shutdown() would otherwise connect somewhere to shut down.
-    if ray.is_initialized():
-        log("stopping Serve and Ray")
-        deployment.stop()
 
 
 # ----- polling ------------------------------------------------------------------------------------
@@ -231,6 +231,19 @@ class BareRay:
         from ray.job_submission import JobSubmissionClient
 
         self.client, self.interval = JobSubmissionClient(dashboard_url), interval
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until the head's job agent accepts jobs (it starts after the head) and has run one."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                job_id = self.submit("pass")
+                break
+            except Exception as exc:  # "No available agent" while it starts
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the Jobs API never accepted a job: {exc}") from exc
+                time.sleep(0.5)
+        self.watch(job_id, lambda st, _: st in BARE_TERMINAL)
 
     def submit(self, code: str) -> str:
         # A fresh id every time: Ray never accepts a submission id twice.
@@ -412,15 +425,17 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.timezone.utc)
     # Short: Ray's socket paths under it must stay within the 107-byte limit of Unix sockets.
     root = Path(tempfile.mkdtemp(prefix="rpbench-", dir="/tmp")).resolve()
+    cluster = None
     try:
         isolate_ray(root)
         write_pngs(root / "inputs" / "one", 1)
         write_pngs(root / "inputs" / "many", args.items, seed=1)
-        log(f"starting the service under {root}")
-        running = start_service(root)
+        log(f"starting Ray and the service under {root}")
+        cluster, running = start_service(root)
         with httpx.Client(base_url=running.url, timeout=60) as client:
             rp = Rayproc(client, running.settings.db_path, args.poll)
             bare = BareRay(running.dashboard_url, args.poll)
+            bare.wait_ready()
             rounds = []
             for i in range(args.warmup + args.repeats):
                 label = f"warm-up {i + 1}" if i < args.warmup else f"round {i - args.warmup + 1}/{args.repeats}"
@@ -431,10 +446,10 @@ def main(argv: list[str] | None = None) -> int:
             log("interpreter start-up")
             interpreter = interpreter_startup(max(args.repeats, 5), root)
     except BaseException:
-        stop_service()
+        stop_service(cluster)
         log(f"failed; kept {root} (inputs, rayproc data, Ray session logs) for inspection")
         raise
-    stop_service()
+    stop_service(cluster)
     shutil.rmtree(root, ignore_errors=True)
 
     figures = summarize(rounds)

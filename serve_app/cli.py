@@ -34,20 +34,27 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address
             "listens on loopback addresses (127.0.0.1, ::1)")
     from serve_app import deployment
 
+    done = threading.Event()
+
+    def on_signal(*_: object) -> None:
+        done.set()
+
+    # Installed before Ray starts, so Ctrl+C during start-up also shuts down cleanly.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
     click.echo("starting Ray and the rayproc service ...", err=True)
     try:
         running = deployment.start(settings)
     except deployment.LocalHeadConflict as exc:
         raise click.ClickException(str(exc)) from None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
     click.echo(f"rayproc is serving at   {running.url}")
     click.echo(f"OpenAPI docs:           {running.docs_url}")
     click.echo(f"Ray dashboard:          {running.dashboard_url}")
     click.echo(f"database:               {running.settings.db_path}")
     click.echo(f"allowed roots:          {', '.join(running.settings.allowed_roots)}")
     click.echo("press Ctrl+C to stop", err=True)
-    done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
     done.wait()
     click.echo("shutting down ...", err=True)
     deployment.stop()

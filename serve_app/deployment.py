@@ -90,6 +90,7 @@ def _check_local_head_ports() -> None:
     from ray._private.ray_constants import DEFAULT_DASHBOARD_AGENT_LISTEN_PORT as port
 
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # only a listener counts, not TIME_WAIT
         try:
             s.bind(("", port))
         except OSError:

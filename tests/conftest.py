@@ -22,6 +22,7 @@ class Service:
     root: Path  # the allowed root every test folder lives under
     data_dir: Path
     client: httpx.Client
+    settings: object  # the resolved serve_app.settings.Settings the app was deployed with
 
     def tasks(self, project: str = "p1") -> str:
         return f"/v2/{project}/processor-tasks"
@@ -72,7 +73,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     running = deployment.start(settings)
     client = httpx.Client(base_url=running.url, timeout=60)
     try:
-        yield Service(running.url, running.dashboard_url, root, running.settings.data_dir, client)
+        yield Service(running.url, running.dashboard_url, root, running.settings.data_dir, client, running.settings)
     finally:
         client.close()
         deployment.stop()

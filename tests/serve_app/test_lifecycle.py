@@ -187,3 +187,34 @@ def _cmdline(pid: int) -> str:
 
 def _pids_with(fragment: str) -> list[int]:
     return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and fragment in _cmdline(int(p.name))]
+
+
+def test_a_job_that_dies_while_the_service_is_down_is_settled_on_restart(
+        service: Service, folder: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from ray import serve
+
+    from jobs.store import Store
+    from serve_app.deployment import APP_NAME, build_app
+
+    make_many(folder, 20)
+    task_id = service.create(folder, template=_probe_template(tmp_path / "log", 0.3), execution={"chunk_size": 1})
+    task = service.wait_status(task_id, 1, allowed={0})
+    serve.delete(APP_NAME)  # the service goes away; the Ray job goes on
+    try:
+        pids = [p for p in _pids_with(f"--run-id {task['ray_job_id']}") if "jobs.runner" in _cmdline(p)]
+        os.kill(pids[0], signal.SIGKILL)
+        from ray.job_submission import JobSubmissionClient
+
+        jobs = JobSubmissionClient(service.dashboard_url)
+        deadline = time.monotonic() + 30
+        while jobs.get_job_status(task["ray_job_id"]).value != "FAILED":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert Store(service.settings.db_path).get_task(task_id).status == 1  # nobody settled it meanwhile
+    finally:
+        serve.run(build_app(service.settings), name=APP_NAME, route_prefix="/")
+    settled = service.get(task_id)  # the first read after the restart
+    assert settled["status"] == 3 and settled["error_type"] == "job_died"
