@@ -106,22 +106,30 @@ def isolate_ray(root: Path) -> None:
     os.environ["RAY_TMPDIR"] = str(root)  # inherited by every process of the new cluster
 
 
-def start_service(root: Path):
-    """A head node of our own (one CPU per core) and the rayproc service on it: ``(cluster, running)``."""
-    from serve_app import deployment
-    from serve_app.settings import Settings
-    from tests.support.cluster import free_port, start_cluster
+def start_head(root: Path):
+    """A Ray head of our own, one CPU per core, on free ports: ``(cluster, dashboard_url)``."""
+    from tests.support.cluster import start_cluster
 
     cluster, dashboard_url, _ = start_cluster(head_cpus=len(os.sched_getaffinity(0)))
     session = cluster.head_node.get_session_dir_path()
     if not session.startswith(str(root)):
         cluster.shutdown()
         raise RuntimeError(f"Ray session {session} is not under {root}; is RAY_TMPDIR ignored?")
+    log(f"Ray session {session}, Jobs API at {dashboard_url}")
+    return cluster, dashboard_url
+
+
+def start_service(root: Path, cluster, dashboard_url: str):
+    """The rayproc service on ``cluster``, with ``root`` as its only allowed root."""
+    from serve_app import deployment
+    from serve_app.settings import Settings
+    from tests.support.cluster import free_port
+
     settings = Settings(data_dir=root / "data", host="127.0.0.1", port=free_port(), ray_address=cluster.address,
                         dashboard_url=dashboard_url, allowed_roots=[str(root)])
     running = deployment.start(settings)
-    log(f"Ray session {session}, API at {running.url}, Jobs API at {dashboard_url}")
-    return cluster, running
+    log(f"rayproc API at {running.url}")
+    return running
 
 
 def stop_service(cluster) -> None:
@@ -420,52 +428,62 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    started = dt.datetime.now(dt.timezone.utc)
-    # Short: Ray's socket paths under it must stay within the 107-byte limit of Unix sockets.
-    root = Path(tempfile.mkdtemp(prefix="rpbench-", dir="/tmp")).resolve()
+def measure(root: Path, args: argparse.Namespace) -> tuple[list[dict], dict]:
+    """Start Ray and the service under ``root``, run the rounds, stop everything: ``(rounds, interpreter)``."""
     cluster = None
     try:
         isolate_ray(root)
         write_pngs(root / "inputs" / "one", 1)
         write_pngs(root / "inputs" / "many", args.items, seed=1)
         log(f"starting Ray and the service under {root}")
-        cluster, running = start_service(root)
+        cluster, dashboard_url = start_head(root)
+        running = start_service(root, cluster, dashboard_url)
         with httpx.Client(base_url=running.url, timeout=60) as client:
             rp = Rayproc(client, running.settings.db_path, args.poll)
             bare = BareRay(running.dashboard_url, args.poll)
             bare.wait_ready()
             rounds = []
             for i in range(args.warmup + args.repeats):
-                label = f"warm-up {i + 1}" if i < args.warmup else f"round {i - args.warmup + 1}/{args.repeats}"
-                log(label)
+                log(f"warm-up {i + 1}" if i < args.warmup else f"round {i - args.warmup + 1}/{args.repeats}")
                 result = one_round(i, rp, bare, root, args.settle)
                 if i >= args.warmup:
                     rounds.append(result)
-            log("interpreter start-up")
-            interpreter = interpreter_startup(max(args.repeats, 5), root)
-    except BaseException:
+        log("interpreter start-up")
+        interpreter = interpreter_startup(max(args.repeats, 5), root)
+    finally:
         stop_service(cluster)
+    return rounds, interpreter
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = dt.datetime.now(dt.timezone.utc)
+    # Short: Ray's socket paths under it must stay within the 107-byte limit of Unix sockets.
+    root = Path(tempfile.mkdtemp(prefix="rpbench-", dir="/tmp")).resolve()
+    try:
+        rounds, interpreter = measure(root, args)
+    except BaseException:
         log(f"failed; kept {root} (inputs, rayproc data, Ray session logs) for inspection")
         raise
-    stop_service(cluster)
     shutil.rmtree(root, ignore_errors=True)
 
-    figures = summarize(rounds)
+    figures, details = summarize(rounds), breakdown(rounds)
     report = {
         "date": started.isoformat(timespec="seconds"),
-        "command": "python -m benchmarks.bench_lifecycle " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m benchmarks.bench_lifecycle " + " ".join(sys.argv[1:] if argv is None else argv),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "machine": machine(),
         "figures": figures,
-        "breakdown": breakdown(rounds),
+        "breakdown": details,
         "interpreter_startup": interpreter,
         "rounds": rounds,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
+    missed = details["running_missed"]
     print(markdown(figures, args.repeats))
+    print(f"\n'running' missed (initialized to completed between two polls, counted when completed was seen): "
+          f"rayproc {missed['rayproc']} of {args.repeats}, bare {missed['bare']} of {args.repeats}.")
     log(f"wrote {args.out}")
     return 0
 

@@ -34,3 +34,12 @@ class ErrorType(str, enum.Enum):
     CLUSTER_ERROR = "cluster_error"
     RAY_UNAVAILABLE = "ray_unavailable"
     INTERNAL_ERROR = "internal_error"
+
+
+class TaskFailure(Exception):
+    """A run cannot go on; recorded on the task as ``error_type`` and ``error_msg``."""
+
+    def __init__(self, error_type: ErrorType, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message

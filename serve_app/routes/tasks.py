@@ -9,7 +9,13 @@ from fastapi import APIRouter, Query, Response
 from jobs.store import ListQuery
 from serve_app import errors as E
 from serve_app.deps import ProjectId, ServiceDep
-from serve_app.schemas import ErrorBody, ProcessorTaskCreate, ProcessorTaskPublic, ProcessorTasksPublic, TaskCreated
+from serve_app.schemas import (
+    ErrorBody,
+    ProcessorTaskCreate,
+    ProcessorTaskPublic,
+    ProcessorTasksPublic,
+    TaskCreated,
+)
 from serve_app.views import task_view
 
 router = APIRouter(prefix="/v2/{project_id}/processor-tasks", tags=["processor-tasks"])

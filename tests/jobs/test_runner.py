@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs import runner
+from jobs import execution, runner
 from jobs.catalog import CatalogError, parse_task_type, resolve_operators
 from jobs.sources import PathNotAllowed, list_images, resolve_within
 from jobs.status import TaskStatus
@@ -72,7 +72,7 @@ def test_symlinked_item_escaping_the_root_fails_alone(tmp_path: Path) -> None:
     outside = tmp_path / "outside.png"
     (folder / "img_0000.png").rename(outside)
     (folder / "img_0000.png").symlink_to(outside)
-    records = runner.process_chunk([], [{"id": "image_features", "params": {}}], str(folder),
+    records = execution.process_chunk([], [{"id": "image_features", "params": {}}], str(folder),
                                    ["img_0000.png", "img_0001.png"], [str(root)])
     assert [r["status"] for r in records] == ["failed", "ok"]
     assert records[0]["error_code"] == "path_not_allowed"

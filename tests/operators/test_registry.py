@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from operators.base import Operator, TaskType
-from operators.registry import DEFAULT_OPERATORS, DuplicateOperatorError, OperatorRegistry, default_registry
+from operators.registry import (
+    DEFAULT_OPERATORS,
+    DuplicateOperatorError,
+    OperatorRegistry,
+    default_registry,
+)
 
 
 def test_every_registered_operator_is_documented_with_defaults() -> None:
