@@ -32,8 +32,9 @@ alternating which goes first, after one discarded warm-up round (Ray starts its 
 Medians and minimums are reported, with rayproc - bare (seconds) and rayproc / bare.
 
 To show where rayproc's time goes, the output also holds rayproc's own timestamps from its run records
-(run claimed by the runner, run finished), the poll round trips, and the start-up time of
-``python -c pass`` against ``python -c 'import jobs.runner'`` (what the runner imports before it claims).
+(run claimed by the runner, run finished), the poll round trips, the stop call's own duration, and the
+start-up time of ``python -c pass`` against the runner's imports before its claim (``jobs.runner``) and
+of everything a run loads (``jobs.execution``).
 
 Run from the repository root:
 
@@ -65,7 +66,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
-OUT_FILE = Path(__file__).resolve().parent / "out" / "lifecycle.json"
+REPO = Path(__file__).resolve().parent.parent
+OUT_FILE = REPO / "benchmarks" / "out" / "lifecycle.json"
 PROJECT = "bench"
 POLL_TIMEOUT_S = 180.0
 
@@ -345,8 +347,10 @@ def one_round(index: int, rp: Rayproc, bare: BareRay, root: Path, settle: float)
 
 
 def interpreter_startup(repeats: int, cwd: Path) -> dict:
-    """Wall time of ``python -c pass`` and ``python -c 'import jobs.runner'``, alternating."""
-    commands = {"python_pass": "pass", "import_jobs_runner": "import jobs.runner"}
+    """Wall time of a bare interpreter, of the runner's imports before its claim (``jobs.runner``) and of
+    everything a run loads (``jobs.execution``: numpy, Pillow, the operators, Ray), alternating."""
+    commands = {"python_pass": "pass", "import_jobs_runner": "import jobs.runner",
+                "import_jobs_runner_and_execution": "import jobs.runner, jobs.execution"}
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(repeats):
         for name, code in commands.items():
@@ -393,6 +397,16 @@ def breakdown(rounds: list[dict]) -> dict:
         "max_other_ray_clusters": max(r["host"]["other_ray_clusters"] for r in rounds),
         "max_load_1min": max(r["host"]["load_1min"] for r in rounds),
     }
+
+
+def source_version() -> dict:
+    """The commit measured, and the service's files that differed from it (the benchmark's own aside)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout
+
+    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    return {"commit": git("rev-parse", "HEAD").strip(),
+            "modified": [f for f in changed if not f.startswith("benchmarks/") and f != "BENCHMARKS.md"]}
 
 
 def machine() -> dict:
@@ -457,7 +471,7 @@ def measure(root: Path, args: argparse.Namespace) -> tuple[list[dict], dict]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    started = dt.datetime.now(dt.timezone.utc)
+    started, source = dt.datetime.now(dt.timezone.utc), source_version()
     # Short: Ray's socket paths under it must stay within the 107-byte limit of Unix sockets.
     root = Path(tempfile.mkdtemp(prefix="rpbench-", dir="/tmp")).resolve()
     try:
@@ -471,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "date": started.isoformat(timespec="seconds"),
         "command": "python -m benchmarks.bench_lifecycle " + " ".join(sys.argv[1:] if argv is None else argv),
+        "source": source,
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "machine": machine(),
         "figures": figures,
