@@ -23,15 +23,20 @@ def main() -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Database and default work paths (default ~/.rayproc).")
 @click.option("--ray-address", default=None, help="Join this Ray cluster instead of starting a local one.")
-def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address: str | None) -> None:
+@click.option("--no-auth", is_flag=True, default=False,
+              help="Development mode: no API tokens, every caller is an admin. Loopback addresses only.")
+def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address: str | None,
+          no_auth: bool) -> None:
     """Start the service (and a local Ray head unless a cluster address is configured)."""
     overrides = {k: v for k, v in {"host": host, "port": port, "data_dir": data_dir,
                                    "ray_address": ray_address}.items() if v is not None}
+    if no_auth:
+        overrides["auth_enabled"] = False
     settings = Settings(**overrides)
-    if settings.host not in LOOPBACK_HOSTS:
+    if not settings.auth_enabled and settings.host not in LOOPBACK_HOSTS:
         raise click.UsageError(
-            f"refusing to bind {settings.host}: this release has no API authentication, so it only "
-            "listens on loopback addresses (127.0.0.1, ::1)")
+            f"refusing to bind {settings.host} without authentication: the no-auth development mode "
+            "only listens on loopback addresses (127.0.0.1, ::1)")
     from serve_app import deployment
 
     done = threading.Event()
@@ -54,11 +59,152 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address
     click.echo(f"Ray dashboard:          {running.dashboard_url}")
     click.echo(f"database:               {running.settings.db_path}")
     click.echo(f"allowed roots:          {', '.join(running.settings.allowed_roots)}")
+    if not running.settings.auth_enabled:
+        click.echo("authentication:         DISABLED (development mode; every caller is an admin)")
+    elif running.initial_token_file is not None:
+        click.echo(f"authentication:         on; the first admin token is in {running.initial_token_file}")
+        click.echo("                        (readable by you only): print it once with `rayproc initial-token`")
+    else:
+        click.echo("authentication:         on (Authorization: Token <token>)")
     click.echo("press Ctrl+C to stop", err=True)
     done.wait()
     click.echo("shutting down ...", err=True)
     deployment.stop()
     sys.exit(0)
+
+
+def _accounts(data_dir: Path | None):
+    from serve_app.accounts import Accounts
+
+    settings = Settings(**({"data_dir": data_dir} if data_dir else {})).resolved()
+    return Accounts(settings.db_path), settings
+
+
+data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                               help="The service's data directory (default ~/.rayproc).")
+
+
+def _run(fn) -> None:
+    from serve_app.accounts import AccountError
+
+    try:
+        fn()
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command("initial-token")
+@data_dir_option
+def initial_token(data_dir: Path | None) -> None:
+    """Print the first admin token once, then delete the file that held it."""
+    _, settings = _accounts(data_dir)
+    path = settings.initial_token_file
+    if not path.exists():
+        raise click.ClickException(f"{path} does not exist: the token was already read (issue a new one with "
+                                   "`rayproc tokens create admin`)")
+    click.echo(path.read_text().strip())
+    path.unlink()
+
+
+@main.group()
+def users() -> None:
+    """Manage users."""
+
+
+@users.command("create")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="A service administrator.")
+@data_dir_option
+def users_create(name: str, admin: bool, data_dir: Path | None) -> None:
+    accounts, _ = _accounts(data_dir)
+    _run(lambda: accounts.create_user(name, is_admin=admin))
+    click.echo(f"created user {name}{' (admin)' if admin else ''}")
+
+
+@users.command("list")
+@data_dir_option
+def users_list(data_dir: Path | None) -> None:
+    accounts, _ = _accounts(data_dir)
+    for user in accounts.users():
+        click.echo(f"{user['name']}{'  admin' if user['is_admin'] else ''}")
+
+
+@main.group()
+def projects() -> None:
+    """Manage projects and their members."""
+
+
+@projects.command("create")
+@click.argument("project_id")
+@click.option("--name", default="")
+@data_dir_option
+def projects_create(project_id: str, name: str, data_dir: Path | None) -> None:
+    from serve_app.errors import ServiceError, validate_resource_id
+
+    try:
+        validate_resource_id(project_id, "project")
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    accounts, _ = _accounts(data_dir)
+    _run(lambda: accounts.create_project(project_id, name))
+    click.echo(f"created project {project_id}")
+
+
+@projects.command("add-member")
+@click.argument("project_id")
+@click.argument("user")
+@click.option("--role", type=click.Choice(["viewer", "member"]), default="member", show_default=True)
+@data_dir_option
+def projects_add_member(project_id: str, user: str, role: str, data_dir: Path | None) -> None:
+    accounts, _ = _accounts(data_dir)
+    _run(lambda: accounts.set_role(project_id, user, role))
+    click.echo(f"{user} is now {role} of {project_id}")
+
+
+@projects.command("remove-member")
+@click.argument("project_id")
+@click.argument("user")
+@data_dir_option
+def projects_remove_member(project_id: str, user: str, data_dir: Path | None) -> None:
+    accounts, _ = _accounts(data_dir)
+    _run(lambda: accounts.remove_member(project_id, user))
+    click.echo(f"{user} removed from {project_id}")
+
+
+@main.group()
+def tokens() -> None:
+    """Issue, list and revoke API tokens."""
+
+
+@tokens.command("create")
+@click.argument("user")
+@click.option("--name", default="", help="A label to recognise the token by.")
+@data_dir_option
+def tokens_create(user: str, name: str, data_dir: Path | None) -> None:
+    """Issue a token and print it (only this once) on standard output."""
+    accounts, _ = _accounts(data_dir)
+    result: list = []
+    _run(lambda: result.append(accounts.issue_token(user, name)))
+    token_id, token = result[0]
+    click.echo(f"token id {token_id} for {user} (shown once; store it now):", err=True)
+    click.echo(token)
+
+
+@tokens.command("list")
+@data_dir_option
+def tokens_list(data_dir: Path | None) -> None:
+    accounts, _ = _accounts(data_dir)
+    for t in accounts.tokens():
+        click.echo(f"{t['token_id']}  {t['user']:<20} {'revoked' if t['revoked'] else 'active '}  {t['name']}")
+
+
+@tokens.command("revoke")
+@click.argument("token_id")
+@data_dir_option
+def tokens_revoke(token_id: str, data_dir: Path | None) -> None:
+    accounts, _ = _accounts(data_dir)
+    _run(lambda: accounts.revoke_token(token_id))
+    click.echo(f"revoked {token_id}")
 
 
 @main.command("sample-images")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from ray import serve
 
 from jobs.launcher import JobLauncher
 from jobs.store import Store
+from serve_app.accounts import Accounts
 from serve_app.main import create_app
 from serve_app.service import TaskService
 from serve_app.settings import Settings
@@ -33,11 +35,12 @@ def build_service(settings: Settings) -> TaskService:
 class RayprocApi:
     def __init__(self, settings: dict) -> None:
         self.service = build_service(Settings.model_validate(settings))
+        self.accounts = Accounts(self.service.settings.db_path)
         self.service.reconcile_all()  # settle runs that ended while the service was down
         self.service.start_reconciler()
 
     def __serve_build_asgi_app__(self):
-        return create_app(self.service)
+        return create_app(self.service, self.accounts)
 
     def __del__(self) -> None:
         self.service.close()
@@ -54,6 +57,7 @@ class RunningService:
     docs_url: str
     dashboard_url: str
     settings: Settings
+    initial_token_file: Path | None = None
 
 
 def start(settings: Settings) -> RunningService:
@@ -73,9 +77,13 @@ def start(settings: Settings) -> RunningService:
         settings = settings.model_copy(update={"dashboard_url": f"http://{ctx.dashboard_url}"})
     serve.start(http_options={"host": settings.host, "port": settings.port})
     serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)
+    initial_token = None
+    if settings.auth_enabled:
+        initial_token = Accounts(settings.db_path).ensure_initial_admin(settings.initial_token_file)
     url = f"http://{settings.host}:{settings.port}"
     dashboard = settings.dashboard_url if settings.ray_address else f"http://{ctx.dashboard_url}"
-    return RunningService(url=url, docs_url=f"{url}/docs", dashboard_url=dashboard, settings=settings)
+    return RunningService(url=url, docs_url=f"{url}/docs", dashboard_url=dashboard, settings=settings,
+                          initial_token_file=initial_token)
 
 
 class LocalHeadConflict(RuntimeError):

@@ -17,10 +17,6 @@ def get_service(request: Request) -> TaskService:
     return request.app.state.service
 
 
-def project_id_param(project_id: str) -> str:
-    return E.validate_resource_id(project_id, "project")
-
-
 def reject_conflicting_repeats(request: Request) -> None:
     """A scalar query parameter given twice with different values is ambiguous: say so.
 
@@ -37,4 +33,3 @@ def reject_conflicting_repeats(request: Request) -> None:
 
 
 ServiceDep = Annotated[TaskService, Depends(get_service)]
-ProjectId = Annotated[str, Depends(project_id_param)]

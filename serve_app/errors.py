@@ -11,7 +11,9 @@ The hierarchy (status code, ``error_code``)::
     │   ├── InvalidParameter        400 invalid_parameter    (a field's value is not acceptable)
     │   ├── InvalidState            400 invalid_state        (not allowed in the task's current status)
     │   └── PathNotAllowed          400 path_not_allowed     (outside the allowed roots)
-    ├── NotFound                    404 not_found
+    ├── Unauthorized                401 unauthorized         (no token, or not a valid one)
+    ├── Forbidden                   403 forbidden            (your role does not allow this)
+    ├── NotFound                    404 not_found            (also: exists, but not in a project of yours)
     ├── MethodNotAllowed            405 method_not_allowed
     ├── Conflict                    409 conflict
     ├── PayloadTooLarge             413 payload_too_large
@@ -30,6 +32,7 @@ MAX_ID_LENGTH = 100
 class ServiceError(Exception):
     status_code = 500
     code = "internal_error"
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -62,6 +65,17 @@ class InvalidState(BadRequest):
 
 class PathNotAllowed(BadRequest):
     code = "path_not_allowed"
+
+
+class Unauthorized(ServiceError):
+    status_code = 401
+    code = "unauthorized"
+    headers = {"WWW-Authenticate": 'Token realm="rayproc", Bearer realm="rayproc"'}
+
+
+class Forbidden(ServiceError):
+    status_code = 403
+    code = "forbidden"
 
 
 class NotFound(ServiceError):

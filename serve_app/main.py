@@ -12,14 +12,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serve_app import errors as E
+from serve_app.accounts import Accounts
 from serve_app.deps import reject_conflicting_repeats
-from serve_app.routes import tasks
+from serve_app.routes import admin, tasks
 from serve_app.service import TaskService
 
 log = logging.getLogger("rayproc.api")
 
 
-def create_app(service: TaskService) -> FastAPI:
+def create_app(service: TaskService, accounts: Accounts) -> FastAPI:
     app = FastAPI(
         title="rayproc",
         summary="Image-dataset processing on a Ray cluster, with a ModelArts-compatible processor-task API.",
@@ -27,7 +28,10 @@ def create_app(service: TaskService) -> FastAPI:
         dependencies=[Depends(reject_conflicting_repeats)],
     )
     app.state.service = service
+    app.state.accounts = accounts
+    app.state.auth_enabled = service.settings.auth_enabled
     app.include_router(tasks.router)
+    app.include_router(admin.router)
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict:
@@ -45,7 +49,7 @@ def create_app(service: TaskService) -> FastAPI:
 
 
 def _error(exc: E.ServiceError) -> JSONResponse:
-    return JSONResponse(status_code=exc.status_code, content=exc.body())
+    return JSONResponse(status_code=exc.status_code, content=exc.body(), headers=exc.headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

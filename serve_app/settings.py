@@ -30,6 +30,8 @@ class Settings(BaseSettings):
                     "Default: the data directory and the directory the service was started from.")
     operator_plugins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated modules that register extra operators.")
+    auth_enabled: bool = Field(True, description="Require API tokens. False is a development mode, "
+                                                 "allowed only on a loopback address.")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body.")
     default_chunk_size: int = Field(32, ge=1, le=10_000, description="Items per Ray task.")
     stop_grace_seconds: float = Field(10.0, ge=1.0, le=600.0,
@@ -46,6 +48,10 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.data_dir / "rayproc.db"
+
+    @property
+    def initial_token_file(self) -> Path:
+        return self.data_dir / "initial-admin-token"
 
     @property
     def default_work_root(self) -> Path:

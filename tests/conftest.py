@@ -13,6 +13,8 @@ import pytest
 from tests.support.cluster import free_port, start_cluster
 
 PLUGINS = ["tests.support.probe_operators"]
+#: Projects the tests use; they exist before the first request.
+PROJECTS = ("p1", "meta-project", "owner", "intruder", "listing")
 
 
 @dataclass
@@ -23,6 +25,11 @@ class Service:
     data_dir: Path
     client: httpx.Client
     settings: object  # the resolved serve_app.settings.Settings the app was deployed with
+    accounts: object  # serve_app.accounts.Accounts on the service's database
+
+    def client_for(self, token: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Token {token}"} if token else {}
+        return httpx.Client(base_url=self.url, timeout=60, headers=headers)
 
     def tasks(self, project: str = "p1") -> str:
         return f"/v2/{project}/processor-tasks"
@@ -70,10 +77,17 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         allowed_roots=[str(root)], operator_plugins=PLUGINS, default_chunk_size=8,
         stop_grace_seconds=30, reconcile_interval_seconds=0.5,
     )
+    from serve_app.accounts import Accounts
+
     running = deployment.start(settings)
-    client = httpx.Client(base_url=running.url, timeout=60)
+    accounts = Accounts(running.settings.db_path)
+    token = running.initial_token_file.read_text().strip()  # the first start's admin token
+    for project in PROJECTS:
+        accounts.create_project(project)
+    client = httpx.Client(base_url=running.url, timeout=60, headers={"Authorization": f"Token {token}"})
     try:
-        yield Service(running.url, running.dashboard_url, root, running.settings.data_dir, client, running.settings)
+        yield Service(running.url, running.dashboard_url, root, running.settings.data_dir, client, running.settings,
+                      accounts)
     finally:
         client.close()
         deployment.stop()

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query, Response
 
 from jobs.store import ListQuery
 from serve_app import errors as E
-from serve_app.deps import ProjectId, ServiceDep
+from serve_app.auth import Reader, Writer
+from serve_app.deps import ServiceDep
 from serve_app.schemas import (
     ErrorBody,
     ProcessorTaskCreate,
@@ -20,7 +21,7 @@ from serve_app.views import task_view
 
 router = APIRouter(prefix="/v2/{project_id}/processor-tasks", tags=["processor-tasks"])
 
-_ERRORS = {code: {"model": ErrorBody} for code in (400, 404, 409, 413, 500, 503)}
+_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 500, 503)}
 MAX_VERSION_IDS = 100
 
 TaskTypeName = Literal[
@@ -28,16 +29,16 @@ TaskTypeName = Literal[
 
 
 @router.post("", response_model=TaskCreated, responses=_ERRORS)
-def create_task(*, project_id: ProjectId, body: ProcessorTaskCreate, service: ServiceDep) -> dict:
+def create_task(*, access: Writer, body: ProcessorTaskCreate, service: ServiceDep) -> dict:
     """Create a processing task. Answers at once with its ``task_id``; the work runs as a Ray job."""
-    rec = service.create(project_id, body)
+    rec = service.create(access.project_id, body)
     return {"task_id": rec.task_id}
 
 
 @router.get("", response_model=ProcessorTasksPublic, response_model_exclude_unset=True, responses=_ERRORS)
 def list_tasks(
     *,
-    project_id: ProjectId,
+    access: Reader,
     service: ServiceDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 10,
     offset: Annotated[int, Query(ge=0, le=1_000_000, description="Page index (not a row offset), from 0.")] = 0,
@@ -62,7 +63,7 @@ def list_tasks(
     query = ListQuery(limit=limit, page=offset, order=order, sort_by=sort_by, status=status, task_type=task_type,
                       task_name=task_name, source=source, source_type=source_type, version_ids=versions,
                       workspace_id=workspace_id, query_current=query_current)
-    count, records = service.list(project_id, query)
+    count, records = service.list(access.project_id, query)
     return {"count": count, "tasks": [task_view(r, return_result=return_result) for r in records]}
 
 
@@ -71,28 +72,28 @@ def list_tasks(
 
 @router.get("/{task_id:path}", response_model=ProcessorTaskPublic, response_model_exclude_unset=True,
             responses=_ERRORS)
-def get_task(*, project_id: ProjectId, task_id: str, service: ServiceDep,
+def get_task(*, access: Reader, task_id: str, service: ServiceDep,
              return_result: bool = True) -> dict:
     """One task with its progress, result (when completed) and the Ray job ids of its runs."""
-    return task_view(service.get(project_id, task_id), return_result=return_result)
+    return task_view(service.get(access.project_id, task_id), return_result=return_result)
 
 
 @router.post("/{task_id:path}/stop", response_model=ProcessorTaskPublic, response_model_exclude_unset=True,
              responses=_ERRORS)
-def stop_task(*, project_id: ProjectId, task_id: str, service: ServiceDep) -> dict:
+def stop_task(*, access: Writer, task_id: str, service: ServiceDep) -> dict:
     """Stop a task. Chunks in flight finish and are kept; the task then reaches status 4."""
-    return task_view(service.stop(project_id, task_id))
+    return task_view(service.stop(access.project_id, task_id))
 
 
 @router.post("/{task_id:path}/resume", response_model=ProcessorTaskPublic, response_model_exclude_unset=True,
              responses=_ERRORS)
-def resume_task(*, project_id: ProjectId, task_id: str, service: ServiceDep) -> dict:
+def resume_task(*, access: Writer, task_id: str, service: ServiceDep) -> dict:
     """Resume a stopped or failed task as a new Ray job; committed items are not processed again."""
-    return task_view(service.resume(project_id, task_id))
+    return task_view(service.resume(access.project_id, task_id))
 
 
 @router.delete("/{task_id:path}", status_code=204, responses=_ERRORS)
-def delete_task(*, project_id: ProjectId, task_id: str, service: ServiceDep) -> Response:
+def delete_task(*, access: Writer, task_id: str, service: ServiceDep) -> Response:
     """Delete a finished task's record (its output files stay where they are)."""
-    service.delete(project_id, task_id)
+    service.delete(access.project_id, task_id)
     return Response(status_code=204)

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from jobs.launcher import JobLauncher, new_run_id
 from jobs.status import TaskStatus
 from jobs.store import Store
+from serve_app.accounts import Accounts
 from serve_app.main import create_app
 from serve_app.service import TaskService
 from serve_app.settings import Settings
@@ -22,9 +23,10 @@ from tests.support.images import make_many
 
 
 def _app(tmp_path: Path, launcher: JobLauncher) -> tuple[TestClient, Store, Path]:
-    settings = Settings(data_dir=tmp_path / "data", allowed_roots=[str(tmp_path)]).resolved()
+    settings = Settings(data_dir=tmp_path / "data", allowed_roots=[str(tmp_path)], auth_enabled=False).resolved()
     store = Store(settings.db_path)
-    client = TestClient(create_app(TaskService(settings, store, launcher)), raise_server_exceptions=False)
+    app = create_app(TaskService(settings, store, launcher), Accounts(settings.db_path))
+    client = TestClient(app, raise_server_exceptions=False)
     folder = tmp_path / "in"
     make_many(folder, 2)
     return client, store, folder

@@ -34,7 +34,11 @@ def main(workdir: Path, kill_worker: bool) -> dict:
     running = deployment.start(settings)
     report: dict = {}
     try:
-        client = httpx.Client(base_url=running.url, timeout=60)
+        from serve_app.accounts import Accounts
+
+        Accounts(running.settings.db_path).create_project("mn")
+        token = running.initial_token_file.read_text().strip()
+        client = httpx.Client(base_url=running.url, timeout=60, headers={"Authorization": f"Token {token}"})
         deadline = time.monotonic() + 60  # the head's dashboard (Jobs API) comes up after the nodes do
         while client.get("/healthz").json()["ray"] != "reachable":
             if time.monotonic() > deadline:

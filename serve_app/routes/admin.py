@@ -1,0 +1,137 @@
+"""Accounts and the cluster: ``/v1/...``. Managing users, tokens and projects is for service admins."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from serve_app import errors as E
+from serve_app.accounts import AccountError, AccountNotFound
+from serve_app.auth import AccountsDep, Admin, Authenticated
+
+router = APIRouter(prefix="/v1", tags=["accounts and cluster"])
+
+Name = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UserCreate(_Body):
+    name: Name
+    is_admin: bool = False
+
+
+class TokenCreate(_Body):
+    name: Annotated[str, Field(max_length=64)] = ""
+
+
+class ProjectCreate(_Body):
+    project_id: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-zA-Z0-9\-_]+$")]
+    name: Annotated[str, Field(max_length=64)] = ""
+
+
+class Membership(_Body):
+    role: Literal["viewer", "member"]
+
+
+def _accounts_errors(exc: AccountError) -> E.ServiceError:
+    return E.NotFound(str(exc)) if isinstance(exc, AccountNotFound) else E.InvalidParameter(str(exc))
+
+
+@router.get("/whoami")
+def whoami(*, principal: Authenticated, accounts: AccountsDep) -> dict:
+    """The caller, and the projects they can see with their role in each."""
+    return {"name": principal.name, "is_admin": principal.is_admin, "projects": accounts.projects(principal)}
+
+
+@router.get("/users")
+def list_users(*, admin: Admin, accounts: AccountsDep) -> dict:
+    """Every user."""
+    return {"users": accounts.users()}
+
+
+@router.post("/users", status_code=201)
+def create_user(*, admin: Admin, accounts: AccountsDep, body: UserCreate) -> dict:
+    """Create a user (no token yet)."""
+    try:
+        user = accounts.create_user(body.name, is_admin=body.is_admin)
+    except AccountError as exc:
+        raise _accounts_errors(exc) from None
+    return {"name": user.name, "is_admin": user.is_admin}
+
+
+@router.post("/users/{user_name}/tokens", status_code=201)
+def create_token(*, admin: Admin, accounts: AccountsDep, user_name: str, body: TokenCreate) -> dict:
+    """Issue a token for a user. The token is in this answer only; store it now."""
+    try:
+        token_id, token = accounts.issue_token(user_name, body.name)
+    except AccountError as exc:
+        raise _accounts_errors(exc) from None
+    return {"token_id": token_id, "token": token, "user": user_name}
+
+
+@router.get("/tokens")
+def list_tokens(*, admin: Admin, accounts: AccountsDep) -> dict:
+    """Every token's id, owner and state (never the token itself)."""
+    return {"tokens": accounts.tokens()}
+
+
+@router.delete("/tokens/{token_id}", status_code=204)
+def revoke_token(*, admin: Admin, accounts: AccountsDep, token_id: str) -> Response:
+    """Revoke a token at once."""
+    try:
+        accounts.revoke_token(token_id)
+    except AccountError as exc:
+        raise _accounts_errors(exc) from None
+    return Response(status_code=204)
+
+
+@router.get("/projects")
+def list_projects(*, principal: Authenticated, accounts: AccountsDep) -> dict:
+    """Projects the caller can see (all of them, for admins)."""
+    return {"projects": accounts.projects(principal)}
+
+
+@router.post("/projects", status_code=201)
+def create_project(*, admin: Admin, accounts: AccountsDep, body: ProjectCreate) -> dict:
+    """Create a project."""
+    try:
+        accounts.create_project(body.project_id, body.name)
+    except AccountError as exc:
+        raise E.Conflict(str(exc)) from None
+    return {"project_id": body.project_id, "name": body.name}
+
+
+@router.put("/projects/{project_id}/members/{user_name}")
+def set_member(*, admin: Admin, accounts: AccountsDep, project_id: str, user_name: str, body: Membership) -> dict:
+    """Give a user a role in a project (or change it)."""
+    try:
+        accounts.set_role(project_id, user_name, body.role)
+    except AccountError as exc:
+        raise _accounts_errors(exc) from None
+    return {"project_id": project_id, "user": user_name, "role": body.role}
+
+
+@router.delete("/projects/{project_id}/members/{user_name}", status_code=204)
+def remove_member(*, admin: Admin, accounts: AccountsDep, project_id: str, user_name: str) -> Response:
+    """Take a user out of a project."""
+    try:
+        accounts.remove_member(project_id, user_name)
+    except AccountError as exc:
+        raise _accounts_errors(exc) from None
+    return Response(status_code=204)
+
+
+@router.get("/cluster")
+def cluster(*, admin: Admin) -> dict:
+    """The Ray cluster's nodes and resources."""
+    from jobs.cluster import cluster_summary
+
+    try:
+        return cluster_summary()
+    except Exception as exc:  # Ray not initialised here, or the GCS unreachable
+        raise E.RayUnavailable(f"cannot read the cluster state: {type(exc).__name__}") from None
