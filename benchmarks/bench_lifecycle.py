@@ -129,7 +129,10 @@ def start_service(root: Path, cluster, dashboard_url: str):
 
     settings = Settings(data_dir=root / "data", host="127.0.0.1", port=free_port(), ray_address=cluster.address,
                         dashboard_url=dashboard_url, allowed_roots=[str(root)])
+    from serve_app.accounts import Accounts
+
     running = deployment.start(settings)
+    Accounts(running.settings.db_path).create_project(PROJECT)
     log(f"rayproc API at {running.url}")
     return running
 
@@ -452,7 +455,8 @@ def measure(root: Path, args: argparse.Namespace) -> tuple[list[dict], dict]:
         log(f"starting Ray and the service under {root}")
         cluster, dashboard_url = start_head(root)
         running = start_service(root, cluster, dashboard_url)
-        with httpx.Client(base_url=running.url, timeout=60) as client:
+        token = running.initial_token_file.read_text().strip()  # the first start's admin token
+        with httpx.Client(base_url=running.url, timeout=60, headers={"Authorization": f"Token {token}"}) as client:
             rp = Rayproc(client, running.settings.db_path, args.poll)
             bare = BareRay(running.dashboard_url, args.poll)
             bare.wait_ready()
