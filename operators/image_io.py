@@ -16,6 +16,12 @@ from PIL import Image, UnidentifiedImageError
 #: File extensions treated as images when a folder is listed.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
+#: Pillow's format names each image extension may hold (MPO is a multi-picture JPEG from cameras).
+EXTENSION_FORMATS = {
+    ".jpg": {"JPEG", "MPO"}, ".jpeg": {"JPEG", "MPO"}, ".png": {"PNG"}, ".bmp": {"BMP"}, ".gif": {"GIF"},
+    ".tif": {"TIFF"}, ".tiff": {"TIFF"}, ".webp": {"WEBP"},
+}
+
 #: Default decompression-bomb limit (pixels), well below what 24 GiB could hold per worker.
 DEFAULT_MAX_PIXELS = 100_000_000
 
@@ -64,6 +70,9 @@ def load_thumbnail(path: str, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -
                         f"declared size {width}x{height} exceeds the limit of {max_pixels} pixels",
                     )
                 fmt = img.format or "UNKNOWN"
+                ext = os.path.splitext(path)[1].lower()
+                if ext in EXTENSION_FORMATS and fmt not in EXTENSION_FORMATS[ext]:
+                    raise ItemError("extension_mismatch", f"the file holds {fmt} data but its name ends in {ext}")
                 if fmt == "JPEG":
                     # Let libjpeg decode at reduced scale: same thumbnail, a fraction of the work.
                     img.draft("RGB", (size * 2, size * 2))

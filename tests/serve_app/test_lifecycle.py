@@ -218,3 +218,19 @@ def test_a_job_that_dies_while_the_service_is_down_is_settled_on_restart(
         serve.run(build_app(service.settings), name=APP_NAME, route_prefix="/")
     settled = service.get(task_id)  # the first read after the restart
     assert settled["status"] == 3 and settled["error_type"] == "job_died"
+
+
+def test_hostile_images_are_each_reported_and_the_task_completes(service: Service, folder: Path) -> None:
+    from tests.support.hostile import write_hostile_set
+
+    expected = write_hostile_set(folder)
+    task = service.wait_status(service.create(folder, name="hostile"), 2, allowed={0, 1})
+    out = Path(task["work_path"]["output_path"])
+    outcomes = {r["item"]: "ok" for r in map(json.loads, (out / "features.jsonl").read_text().splitlines())}
+    outcomes.update({r["item"]: r["error_code"]
+                     for r in map(json.loads, (out / "failures.jsonl").read_text().splitlines())})
+    assert set(outcomes) == set(expected)
+    for item, outcome in outcomes.items():
+        assert outcome in expected[item], (item, outcome)
+    assert task["processed_count"] + task["failed_count"] == len(expected)
+    assert task["result"]["failures_by_reason"]["too_many_pixels"] == 1
