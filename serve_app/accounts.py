@@ -14,10 +14,10 @@ import re
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from jobs.db import Database
 
 ROLES = ("viewer", "member")
 #: What each role may do in its projects. Service admins may do everything everywhere.
@@ -90,22 +90,9 @@ def check_name(value: str, what: str) -> str:
     return value
 
 
-class Accounts:
+class Accounts(Database):
     def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        try:
-            yield conn
-        finally:
-            conn.close()
+        super().__init__(path, _SCHEMA)
 
     # ----- users and tokens --------------------------------------------------------------
 
