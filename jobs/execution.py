@@ -26,7 +26,7 @@ from jobs.sources import (
 )
 from jobs.status import ErrorType, TaskFailure, TaskStatus
 from jobs.store import Store, TaskRecord
-from operators.base import OperatorError
+from operators.base import Item, OperatorError
 from operators.pipeline import ERROR_CODE, ERROR_MSG, FAILED, ITEM, OK, STATUS, Pipeline
 from operators.registry import default_registry
 
@@ -50,19 +50,20 @@ class RunContext:
 # ----- per-chunk work (runs on any node) ---------------------------------------------------
 
 
-def process_chunk(plugins: Sequence[str], specs: Sequence[dict], root: str, items: Sequence[str],
-                  allowed_roots: Sequence[str]) -> list[dict]:
+def process_chunk(plugins: Sequence[str], specs: Sequence[dict], root: str, items: Sequence[str | dict],
+                  allowed_roots: Sequence[str], output_dir: str | None = None) -> list[dict]:
     """Process one chunk; items whose real path escapes the allowed roots fail individually."""
     registry = default_registry()
     load_plugins(plugins, registry)
     pipeline = build_pipeline(specs, registry)
     root_path = Path(root)
-    inside = [rel for rel in items if item_within(root_path, rel, allowed_roots)]
-    by_item = {r[ITEM]: r for r in pipeline.process_items(root, inside)} if inside else {}
+    keys = [Item.of(raw).key for raw in items]
+    inside = [raw for raw, key in zip(items, keys, strict=True) if item_within(root_path, key, allowed_roots)]
+    by_item = {r[ITEM]: r for r in pipeline.process_items(root, inside, output_dir)} if inside else {}
     return [
-        by_item.get(rel) or {ITEM: rel, STATUS: FAILED, ERROR_CODE: "path_not_allowed",
+        by_item.get(key) or {ITEM: key, STATUS: FAILED, ERROR_CODE: "path_not_allowed",
                              ERROR_MSG: "the file resolves outside the allowed roots"}
-        for rel in items
+        for key in keys
     ]
 
 
@@ -181,11 +182,11 @@ def execute(ctx: RunContext) -> TaskStatus:
     if todo:
         if len(chunks) == 1:
             # One chunk: no parallelism to gain, and connecting to the cluster costs more than the work.
-            records = process_chunk(ctx.plugins, specs, root, chunks[0], ctx.allowed_roots)
+            records = process_chunk(ctx.plugins, specs, root, chunks[0], ctx.allowed_roots, str(output_dir))
             state.commit(0, records)
             tracker.add(records)
         else:
-            _run_on_cluster(ctx, state, chunks, todo, specs, root, tracker)
+            _run_on_cluster(ctx, state, chunks, todo, specs, root, tracker, str(output_dir))
     tracker.flush(force=True)
 
     if len(state.committed()) < len(chunks):
@@ -225,8 +226,8 @@ class _Progress:
             self.ctx.stop_event.set()
 
 
-def _run_on_cluster(ctx: RunContext, state: RunState, chunks: list[list[str]], todo: list[int],
-                    specs: Sequence[OperatorSpec], root: str, tracker: _Progress) -> None:
+def _run_on_cluster(ctx: RunContext, state: RunState, chunks: list[list], todo: list[int],
+                    specs: Sequence[OperatorSpec], root: str, tracker: _Progress, output_dir: str) -> None:
     import ray
 
     if not ray.is_initialized():
@@ -245,7 +246,7 @@ def _run_on_cluster(ctx: RunContext, state: RunState, chunks: list[list[str]], t
             index = next(pending, None)
             if index is None:
                 return
-            ref = remote.remote(ctx.plugins, spec_json, root, chunks[index], ctx.allowed_roots)
+            ref = remote.remote(ctx.plugins, spec_json, root, chunks[index], ctx.allowed_roots, output_dir)
             in_flight[ref] = index
 
     placement: dict[int, str] = {}
@@ -283,15 +284,18 @@ def _assemble(state: RunState, n_chunks: int, pipeline: Pipeline, output_dir: Pa
     records: list[dict] = []
     for index in range(n_chunks):
         records.extend(state.read(index))
+    result, files = pipeline.finalize(records)  # may add per-item fields (issues, decisions) to records
     ok = [r for r in records if r.get(STATUS) == OK]
     bad = [r for r in records if r.get(STATUS) == FAILED]
     try:
         _write_atomic(output_dir / FEATURES_FILE, _dump_records(ok))
         _write_atomic(output_dir / FAILURES_FILE, _dump_records(bad))
-        result = pipeline.summarize(records)
+        for name, rows in files.items():
+            _write_atomic(output_dir / name, _dump_records(rows))
         result["failed_items"] = [{ITEM: r[ITEM], ERROR_CODE: r[ERROR_CODE], ERROR_MSG: r[ERROR_MSG]}
                                   for r in bad[:100]]
-        result["outputs"] = {"features": FEATURES_FILE, "failures": FAILURES_FILE, "result": RESULT_FILE}
+        result["outputs"] = {"features": FEATURES_FILE, "failures": FAILURES_FILE, "result": RESULT_FILE,
+                             **{name.rsplit(".", 1)[0]: name for name in files}}
         _write_atomic(output_dir / RESULT_FILE, json.dumps(result, sort_keys=True, indent=2))
     except OSError as exc:
         raise TaskFailure(ErrorType.OUTPUT_ERROR, f"cannot write outputs: {exc}") from exc

@@ -8,7 +8,14 @@ import numpy as np
 from pydantic import Field
 
 from operators import features as F
-from operators.base import ImageBatch, Operator, StrictParams, TaskType
+from operators.base import (
+    Finalized,
+    ImageBatch,
+    Operator,
+    RecordTable,
+    StrictParams,
+    TaskType,
+)
 
 WIDTH = "width"
 HEIGHT = "height"
@@ -57,10 +64,10 @@ class ImageFeatures(Operator):
             BLUR_SCORE: F.laplacian_variance(batch.pixels),
         }
 
-    def summarize(self, columns: dict[str, np.ndarray]) -> dict:
+    def finalize(self, table: RecordTable) -> Finalized:
         bins = self.params.histogram_bins
         out = {}
         for name in self.columns:
-            values = columns.get(name, np.empty(0))
+            values = table.column(name)
             out[name] = {**F.describe(values), "histogram": F.histogram(values, bins, _FIXED_RANGES.get(name))}
-        return {"features": out}
+        return Finalized(summary={"features": out})

@@ -1,15 +1,24 @@
 """The operator contract.
 
-An operator receives an :class:`ImageBatch` (decoded, normalised thumbnails of the
-items that decoded, in order) and returns feature columns: one numpy array per
-column, aligned with the batch. Aggregation over the whole task (summary
-statistics, histograms) is a second, separate step so that partial results from
-many chunks on many nodes can be combined in any order.
+An operator works in up to two stages:
+
+``process_batch`` (map, on any node): receives an :class:`ImageBatch` (the items of
+one chunk that decoded, as normalised thumbnails, with their annotations) and
+returns per-item values, one sequence per column, aligned with the batch.
+
+``finalize`` (reduce, once per task, in the job driver): sees every item's record
+through a :class:`RecordTable` and returns what is only known across the whole
+dataset: summaries and histograms, duplicate groups, the items a rule removes or
+a selection keeps. It may add per-item fields and name JSON Lines files to write.
+
+Splitting the two keeps the per-chunk work combinable in any order, on any node,
+and resumable chunk by chunk.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -37,23 +46,100 @@ class StrictParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+@dataclass(frozen=True)
+class Item:
+    """An image and its optional annotations: a class ``label`` and target ``boxes``
+    (``[{"bbox": [x, y, w, h], "label": "..."}]``, pixels, top-left origin)."""
+
+    key: str
+    label: str | None = None
+    boxes: tuple = ()
+
+    @classmethod
+    def of(cls, raw: str | dict) -> Item:
+        if isinstance(raw, str):
+            return cls(raw)
+        return cls(raw["key"], raw.get("label"), tuple(raw.get("boxes") or ()))
+
+    def to_json(self) -> str | dict:
+        if self.label is None and not self.boxes:
+            return self.key
+        out: dict = {"key": self.key}
+        if self.label is not None:
+            out["label"] = self.label
+        if self.boxes:
+            out["boxes"] = list(self.boxes)
+        return out
+
+
 @dataclass
 class ImageBatch:
     """Items of one chunk that decoded, as normalised thumbnails.
 
     ``pixels`` is ``(n, size, size, 3)`` float32 in [0, 1]; ``width``/``height``
-    are the original dimensions. ``keys`` identify the items (relative paths).
+    are the original dimensions; ``paths`` are absolute, for operators that need
+    the full-resolution image or the file's bytes. ``output_dir`` is where an
+    operator may write per-item files (augmented images), or None.
     """
 
-    keys: list[str]
+    items: list[Item]
+    paths: list[str]
     pixels: np.ndarray
     width: np.ndarray
     height: np.ndarray
     file_size: np.ndarray
     formats: list[str] = field(default_factory=list)
+    modes: list[str] = field(default_factory=list)
+    output_dir: str | None = None
+
+    @property
+    def keys(self) -> list[str]:
+        return [item.key for item in self.items]
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self.items)
+
+
+class RecordTable:
+    """Every item's record of a task, in item order, for :meth:`Operator.finalize`.
+
+    Columns are read over the items that decoded (``ok``); missing values read as NaN.
+    """
+
+    def __init__(self, records: list[dict], status_key: str = "status", ok_value: str = "ok") -> None:
+        self.records = records
+        self.ok_index = [i for i, r in enumerate(records) if r.get(status_key) == ok_value]
+
+    @property
+    def ok(self) -> list[dict]:
+        return [self.records[i] for i in self.ok_index]
+
+    def column(self, name: str) -> np.ndarray:
+        return np.array([_num(self.records[i].get(name)) for i in self.ok_index], dtype=np.float64)
+
+    def values(self, name: str) -> list:
+        return [self.records[i].get(name) for i in self.ok_index]
+
+    def set(self, name: str, values) -> None:
+        """Set a per-item field on the ok items (aligned with :attr:`ok_index`)."""
+        for i, value in zip(self.ok_index, values, strict=True):
+            self.records[i][name] = value
+
+
+def _num(value: object) -> float:
+    if value is None or isinstance(value, (str, list, dict)):
+        return float("nan")
+    return float(value)
+
+
+@dataclass
+class Finalized:
+    """What :meth:`Operator.finalize` adds: ``summary`` goes into the task's ``result``
+    (a ``features`` key is merged with other operators'), ``files`` are JSON Lines
+    files (name -> rows) written to the output path."""
+
+    summary: dict = field(default_factory=dict)
+    files: dict[str, list[dict]] = field(default_factory=dict)
 
 
 class Operator:
@@ -64,15 +150,18 @@ class Operator:
     Params: ClassVar[type[StrictParams]] = StrictParams
     #: Feature columns this operator emits, in order.
     columns: ClassVar[tuple[str, ...]] = ()
+    #: Operators that must run before this one; added with their defaults when the request omits them.
+    requires: ClassVar[tuple[str, ...]] = ()
     #: Resource hints read by jobs/ (CPUs per chunk task).
     num_cpus: ClassVar[float] = 1.0
 
     def __init__(self, params: StrictParams | None = None) -> None:
         self.params = params if params is not None else self.Params()
 
-    def process_batch(self, batch: ImageBatch) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    def summarize(self, columns: dict[str, np.ndarray]) -> dict:
-        """Aggregate this operator's columns over the whole task into ``result``."""
+    def process_batch(self, batch: ImageBatch) -> dict[str, Sequence]:
+        """Per-item values for the decoded items of one chunk (default: none)."""
         return {}
+
+    def finalize(self, table: RecordTable) -> Finalized:
+        """Whole-task results (default: none)."""
+        return Finalized()

@@ -42,6 +42,7 @@ class DecodedImage:
     height: int
     file_size: int
     format: str
+    mode: str
 
 
 def load_thumbnail(path: str, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
@@ -70,6 +71,7 @@ def load_thumbnail(path: str, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -
                         f"declared size {width}x{height} exceeds the limit of {max_pixels} pixels",
                     )
                 fmt = img.format or "UNKNOWN"
+                mode = img.mode
                 ext = os.path.splitext(path)[1].lower()
                 if ext in EXTENSION_FORMATS and fmt not in EXTENSION_FORMATS[ext]:
                     raise ItemError("extension_mismatch", f"the file holds {fmt} data but its name ends in {ext}")
@@ -90,7 +92,7 @@ def load_thumbnail(path: str, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -
         code = "truncated" if "truncated" in msg or "broken data stream" in msg else "decode_error"
         raise ItemError(code, f"image could not be decoded: {msg}") from exc
     pixels = np.asarray(thumb, dtype=np.float32) / 255.0
-    return DecodedImage(pixels=pixels, width=width, height=height, file_size=file_size, format=fmt)
+    return DecodedImage(pixels=pixels, width=width, height=height, file_size=file_size, format=fmt, mode=mode)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

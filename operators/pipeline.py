@@ -1,7 +1,8 @@
-"""Run a list of operators over items: decode, compute, emit one record per item.
+"""Run a list of operators over items: decode, compute, emit one record per item; then finalize.
 
-This is the unit of work ``jobs/`` ships to the cluster (one call per chunk), and
-the same code runs a chunk in-process, so direct and distributed results agree.
+``process_items`` is the unit of work ``jobs/`` ships to the cluster (one call per
+chunk); ``finalize`` runs once over every record. The same code runs a chunk
+in-process, so direct and distributed results agree.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from operators.base import ImageBatch, Operator, OperatorError
+from operators.base import (
+    Finalized,
+    ImageBatch,
+    Item,
+    Operator,
+    OperatorError,
+    RecordTable,
+)
 from operators.image_io import DEFAULT_MAX_PIXELS, ItemError, load_thumbnail
 
 #: Record keys.
@@ -23,6 +31,8 @@ OK = "ok"
 FAILED = "failed"
 ERROR_CODE = "error_code"
 ERROR_MSG = "error_msg"
+LABEL = "label"
+BOXES = "boxes"
 
 THUMBNAIL_SIZE = 256
 
@@ -37,27 +47,32 @@ class Pipeline:
     def __post_init__(self) -> None:
         self._columns = [c for op in self.operators for c in op.columns]
 
-    def process_items(self, root: str, items: Sequence[str]) -> list[dict]:
-        """Process ``items`` (paths relative to ``root``) and return one record each, in order."""
-        records: list[dict] = [{ITEM: key} for key in items]
+    def process_items(self, root: str, items: Sequence[str | dict], output_dir: str | None = None) -> list[dict]:
+        """Process ``items`` (paths relative to ``root``, or ``{"key", "label", "boxes"}``) and
+        return one record each, in order."""
+        parsed = [Item.of(raw) for raw in items]
+        records: list[dict] = [_record(item) for item in parsed]
         decoded, positions = [], []
-        for pos, key in enumerate(items):
+        for pos, item in enumerate(parsed):
             try:
-                decoded.append(load_thumbnail(os.path.join(root, key), self.thumbnail_size, self.max_pixels))
+                decoded.append(load_thumbnail(os.path.join(root, item.key), self.thumbnail_size, self.max_pixels))
                 positions.append(pos)
             except ItemError as exc:
                 records[pos].update({STATUS: FAILED, ERROR_CODE: exc.code, ERROR_MSG: exc.message})
         if not decoded:
             return records
         batch = ImageBatch(
-            keys=[items[p] for p in positions],
+            items=[parsed[p] for p in positions],
+            paths=[os.path.join(root, parsed[p].key) for p in positions],
             pixels=np.stack([d.pixels for d in decoded]),
             width=np.array([d.width for d in decoded]),
             height=np.array([d.height for d in decoded]),
             file_size=np.array([d.file_size for d in decoded]),
             formats=[d.format for d in decoded],
+            modes=[d.mode for d in decoded],
+            output_dir=output_dir,
         )
-        columns: dict[str, np.ndarray] = {}
+        columns: dict[str, Sequence] = {}
         for op in self.operators:
             try:
                 out = op.process_batch(batch)
@@ -68,32 +83,58 @@ class Pipeline:
             rec = records[pos]
             rec[STATUS] = OK
             rec["format"] = batch.formats[i]
-            for name in self._columns:
-                rec[name] = _plain(columns[name][i])
+            rec["mode"] = batch.modes[i]
+            for name, values in columns.items():
+                rec[name] = _plain(values[i])
         return records
 
-    def summarize(self, records: Sequence[dict]) -> dict:
-        """Combine records from every chunk into the task's ``result``."""
-        ok = [r for r in records if r.get(STATUS) == OK]
+    def finalize(self, records: list[dict]) -> tuple[dict, dict[str, list[dict]]]:
+        """Combine every chunk's records into the task's ``result`` and extra output files.
+
+        Operators may add fields to ``records`` (in place)."""
+        table = RecordTable(records, STATUS, OK)
         failed = [r for r in records if r.get(STATUS) == FAILED]
-        columns = {name: np.array([r[name] for r in ok], dtype=np.float64) for name in self._columns}
         result: dict = {
             "item_count": len(records),
-            "processed_count": len(ok),
+            "processed_count": len(table.ok_index),
             "failed_count": len(failed),
             "failures_by_reason": dict(sorted(Counter(r[ERROR_CODE] for r in failed).items())),
         }
         features: dict = {}
+        files: dict[str, list[dict]] = {}
         for op in self.operators:
-            summary = op.summarize(columns)
+            try:
+                done: Finalized = op.finalize(table)
+            except Exception as exc:
+                raise OperatorError(f"operator {op.name!r} failed to finalize: {type(exc).__name__}: {exc}") from exc
+            summary = dict(done.summary)
             features.update(summary.pop("features", {}))
             result.update(summary)
-        result["features"] = features
-        return result
+            files.update(done.files)
+        if features:
+            result["features"] = features
+        return result, files
 
 
-def _plain(value: np.generic) -> int | float:
-    """numpy scalar -> JSON scalar, rounded so output bytes do not depend on the node."""
+def _record(item: Item) -> dict:
+    rec: dict = {ITEM: item.key}
+    if item.label is not None:
+        rec[LABEL] = item.label
+    if item.boxes:
+        rec[BOXES] = list(item.boxes)
+    return rec
+
+
+def _plain(value: object) -> object:
+    """numpy values -> JSON values, floats rounded so output bytes do not depend on the node."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
     if isinstance(value, (np.integer, int)):
         return int(value)
-    return round(float(value), 6)
+    if isinstance(value, (np.floating, float)):
+        return round(float(value), 6)
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

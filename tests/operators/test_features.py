@@ -7,7 +7,7 @@ import pytest
 
 from operators import features as F
 from operators.analyse import ImageFeatures
-from operators.base import ImageBatch
+from operators.base import ImageBatch, Item, RecordTable
 from tests.support import images
 
 
@@ -57,11 +57,12 @@ def test_describe() -> None:
 
 def test_image_features_batch_and_summary() -> None:
     pix = _pixels(images.flat(10), images.flat(245))
-    batch = ImageBatch(keys=["a", "b"], pixels=pix, width=np.array([200, 50]), height=np.array([100, 50]),
-                       file_size=np.array([10, 20]))
+    batch = ImageBatch(items=[Item("a"), Item("b")], paths=["/a", "/b"], pixels=pix, width=np.array([200, 50]),
+                       height=np.array([100, 50]), file_size=np.array([10, 20]))
     op = ImageFeatures(ImageFeatures.Params(histogram_bins=5))
     cols = op.process_batch(batch)
     assert list(cols["aspect_ratio"]) == [2.0, 1.0]
-    summary = op.summarize(cols)["features"]
+    records = [{"status": "ok", **{k: float(v[i]) for k, v in cols.items()}} for i in range(2)]
+    summary = op.finalize(RecordTable(records)).summary["features"]
     assert summary["brightness"]["histogram"]["counts"] == [1, 0, 0, 0, 1]
     assert summary["brightness"]["histogram"]["edges"][0] == 0.0  # fixed range, comparable across tasks

@@ -10,7 +10,6 @@ import os
 import time
 from typing import Annotated
 
-import numpy as np
 from pydantic import Field
 
 from operators.base import ImageBatch, Operator, StrictParams, TaskType
@@ -27,7 +26,7 @@ class WorkProbe(Operator):
         delay_seconds: Annotated[float, Field(ge=0, le=5)] = 0.0
         log_path: str | None = None
 
-    def process_batch(self, batch: ImageBatch) -> dict[str, np.ndarray]:
+    def process_batch(self, batch: ImageBatch) -> dict:
         for key in batch.keys:
             if self.params.delay_seconds:
                 time.sleep(self.params.delay_seconds)
