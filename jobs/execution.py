@@ -21,7 +21,7 @@ from jobs.sources import (
     STATE_DIR,
     PathNotAllowed,
     item_within,
-    list_images,
+    list_items,
     resolve_within,
 )
 from jobs.status import ErrorType, TaskFailure, TaskStatus
@@ -58,13 +58,20 @@ def process_chunk(plugins: Sequence[str], specs: Sequence[dict], root: str, item
     pipeline = build_pipeline(specs, registry)
     root_path = Path(root)
     keys = [Item.of(raw).key for raw in items]
-    inside = [raw for raw, key in zip(items, keys, strict=True) if item_within(root_path, key, allowed_roots)]
+    unlisted = {raw["key"]: raw["error"] for raw in items if isinstance(raw, dict) and "error" in raw}
+    inside = [raw for raw, key in zip(items, keys, strict=True)
+              if key not in unlisted and item_within(root_path, key, allowed_roots)]
     by_item = {r[ITEM]: r for r in pipeline.process_items(root, inside, output_dir)} if inside else {}
-    return [
-        by_item.get(key) or {ITEM: key, STATUS: FAILED, ERROR_CODE: "path_not_allowed",
-                             ERROR_MSG: "the file resolves outside the allowed roots"}
-        for key in keys
-    ]
+    out = []
+    for key in keys:
+        if key in by_item:
+            out.append(by_item[key])
+        elif key in unlisted:
+            out.append({ITEM: key, STATUS: FAILED, ERROR_CODE: "bad_manifest_line", ERROR_MSG: unlisted[key]})
+        else:
+            out.append({ITEM: key, STATUS: FAILED, ERROR_CODE: "path_not_allowed",
+                        ERROR_MSG: "the file resolves outside the allowed roots"})
+    return out
 
 
 def _process_chunk_on_node(*args) -> tuple[str, list[dict]]:
@@ -160,11 +167,11 @@ def execute(ctx: RunContext) -> TaskStatus:
         raise TaskFailure(ErrorType.INPUT_NOT_FOUND, str(exc)) from exc
     try:
         state = RunState(output_dir, int(task.execution.get("chunk_size", 32)))
-        root, items, chunk_size = state.load_or_create_manifest(lambda: list_images(source))
+        root, items, chunk_size = state.load_or_create_manifest(lambda: list_items(source))
     except OSError as exc:
         raise TaskFailure(ErrorType.OUTPUT_ERROR, f"cannot write to the output path: {exc}") from exc
     if not items:
-        raise TaskFailure(ErrorType.NO_ITEMS, f"no image files found under {task.input_root!r}")
+        raise TaskFailure(ErrorType.NO_ITEMS, f"no image files (or manifest lines) found in {task.input_root!r}")
 
     chunks = _chunks(items, chunk_size)
     done = state.committed()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -59,6 +60,46 @@ def list_images(root: Path) -> tuple[Path, list[str]]:
                 continue
             found.append(Path(dirpath, name).relative_to(root).as_posix())
     return root, sorted(found)
+
+
+MANIFEST_SUFFIXES = frozenset({".jsonl", ".manifest"})
+#: Keys of a manifest line: the image path (``image``, or ModelArts' ``source``), and optional annotations.
+MANIFEST_IMAGE_KEYS = ("image", "source")
+
+
+def list_items(source: Path) -> tuple[Path, list[str | dict]]:
+    """Items of a source: a folder or image file (images only), or a JSON Lines manifest whose lines
+    name an image and may carry a ``label`` and ``boxes``. Relative image paths in a manifest are
+    relative to the manifest's folder. A line that names no image becomes an item that fails with
+    its reason, so nothing in the manifest goes unreported."""
+    if source.is_file() and source.suffix.lower() in MANIFEST_SUFFIXES:
+        return source.parent, _read_manifest(source)
+    return list_images(source)
+
+
+def _read_manifest(path: Path) -> list[str | dict]:
+    items: list[str | dict] = []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                items.append({"key": f"{path.name}:{number}", "error": f"line {number} is not JSON: {exc.msg}"})
+                continue
+            image = next((row.get(k) for k in MANIFEST_IMAGE_KEYS if isinstance(row, dict) and row.get(k)), None)
+            if not isinstance(image, str):
+                items.append({"key": f"{path.name}:{number}",
+                              "error": f"line {number} names no image (give 'image' as a path)"})
+                continue
+            item: dict = {"key": image.removeprefix("file://")}
+            if isinstance(row.get("label"), str):
+                item["label"] = row["label"]
+            if row.get("boxes") is not None:
+                item["boxes"] = row["boxes"]
+            items.append(item if len(item) > 1 else item["key"])
+    return items
 
 
 def item_within(root: Path, rel: str, roots: Sequence[str]) -> bool:

@@ -107,3 +107,25 @@ def test_catalog_errors_name_the_field() -> None:
     assert "no operators" in str(info.value)
     specs = resolve_operators(parse_task_type("sys_data_analyse"), [], default_registry())
     assert [s.to_json() for s in specs] == [{"id": "image_features", "params": {"histogram_bins": 20}}]
+
+
+def test_a_manifest_carries_labels_and_boxes_and_reports_bad_lines(tmp_path: Path) -> None:
+    from jobs.sources import list_items
+
+    folder = tmp_path / "in"
+    make_many(folder, 3)
+    manifest = folder / "data.jsonl"
+    manifest.write_text("\n".join([
+        json.dumps({"image": "img_0000.png", "label": "cat", "boxes": [{"bbox": [1, 2, 3, 4], "label": "eye"}]}),
+        json.dumps({"source": f"{folder}/img_0001.png"}),
+        "{not json",
+        json.dumps({"label": "no image"}),
+        json.dumps({"image": "missing.png", "label": "dog"}),
+    ]) + "\n")
+    root, items = list_items(manifest)
+    assert root == folder and len(items) == 5
+    records = execution.process_chunk([], [{"id": "image_features", "params": {}}], str(root), items, [str(tmp_path)])
+    assert [r["status"] for r in records] == ["ok", "ok", "failed", "failed", "failed"]
+    assert records[0]["label"] == "cat" and records[0]["boxes"] == [{"bbox": [1, 2, 3, 4], "label": "eye"}]
+    assert [r.get("error_code") for r in records[2:]] == ["bad_manifest_line", "bad_manifest_line", "unreadable"]
+    assert records[4]["label"] == "dog"
