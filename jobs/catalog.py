@@ -7,6 +7,7 @@ milliseconds) and by the job runner (which trusts nothing it reads from disk).
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,8 +87,42 @@ def resolve_operators(task_type: TaskType, operator_params: Sequence[dict[str, A
             first = exc.errors()[0]
             loc = ".".join(str(p) for p in first["loc"])
             raise CatalogError(f"{where}.params.{loc}" if loc else f"{where}.params", first["msg"]) from None
+        for required in cls.requires:  # e.g. cleaning rules need the features they test
+            if all(s.id != required for s in specs):
+                specs.append(OperatorSpec(required, registry.get(required).Params().model_dump(mode="json")))
         specs.append(OperatorSpec(cls.name, params.model_dump(mode="json")))
     return specs
+
+
+def describe_templates(registry: OperatorRegistry) -> list[dict[str, Any]]:
+    """The five templates with their operators, descriptions and params as JSON Schema."""
+    out = []
+    for task_type in TaskType:
+        operators = []
+        for cls in registry.for_type(task_type):
+            operators.append({
+                "id": cls.name,
+                "description": inspect.cleandoc(cls.__doc__ or ""),
+                "requires": list(cls.requires),
+                "params_schema": cls.Params.model_json_schema(),
+            })
+        out.append({
+            "template_id": task_type.value,
+            "label_en": TEMPLATE_LABELS[task_type][0],
+            "label_zh": TEMPLATE_LABELS[task_type][1],
+            "default_operators": DEFAULT_OPERATORS.get(task_type, []),
+            "operators": operators,
+        })
+    return out
+
+
+TEMPLATE_LABELS = {
+    TaskType.ANALYSE: ("Feature analysis", "特征分析"),
+    TaskType.CLEANING: ("Data cleaning", "数据清洗"),
+    TaskType.AUGMENTATION: ("Data augmentation", "数据增强"),
+    TaskType.VALIDATION: ("Data validation", "数据校验"),
+    TaskType.SELECTION: ("Data selection", "数据选择"),
+}
 
 
 def build_pipeline(specs: Sequence[OperatorSpec | dict], registry: OperatorRegistry, **kwargs: Any) -> Pipeline:

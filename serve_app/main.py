@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from serve_app import errors as E
 from serve_app.accounts import Accounts
 from serve_app.deps import reject_conflicting_repeats
-from serve_app.routes import admin, tasks
+from serve_app.routes import admin, tasks, templates
 from serve_app.service import TaskService
 
 log = logging.getLogger("rayproc.api")
@@ -30,6 +30,7 @@ def create_app(service: TaskService, accounts: Accounts) -> FastAPI:
     app.state.service = service
     app.state.accounts = accounts
     app.state.auth_enabled = service.settings.auth_enabled
+    app.include_router(templates.router)  # before tasks: /processor-tasks/items is not a task id
     app.include_router(tasks.router)
     app.include_router(admin.router)
 

@@ -63,6 +63,8 @@ ENDPOINTS = {
     "stop": ("POST", f"/v2/{P}/processor-tasks/{{task}}/stop", None, {"member": 400, "admin": 400}),
     "resume": ("POST", f"/v2/{P}/processor-tasks/{{task}}/resume", None, {"member": 400, "admin": 400}),
     "delete": ("DELETE", f"/v2/{P}/processor-tasks/{{throwaway}}", None, {"member": 204, "admin": 204}),
+    "templates": ("GET", f"/v2/{P}/processor-templates", None, {"viewer": 200, "member": 200, "admin": 200}),
+    "template_items": ("GET", f"/v2/{P}/processor-tasks/items", None, {"viewer": 200, "member": 200, "admin": 200}),
     "whoami": ("GET", "/v1/whoami", None, {"viewer": 200, "member": 200, "other": 200, "admin": 200}),
     "projects": ("GET", "/v1/projects", None, {"viewer": 200, "member": 200, "other": 200, "admin": 200}),
     "users": ("GET", "/v1/users", None, {"admin": 200}),
@@ -74,7 +76,7 @@ ENDPOINTS = {
     "set_member": ("PUT", "/v1/projects/authz-spare/members/authz-spare", {"role": "viewer"}, {"admin": 200}),
     "cluster": ("GET", "/v1/cluster", None, {"admin": 200}),
 }
-PROJECT_ENDPOINTS = {"list", "get", "create", "stop", "resume", "delete"}
+PROJECT_ENDPOINTS = {"list", "get", "create", "stop", "resume", "delete", "templates", "template_items"}
 
 
 def _expected(endpoint: str, caller: str) -> int:
