@@ -201,7 +201,7 @@ def execute(ctx: RunContext) -> TaskStatus:
                              message=f"stopped with {len(state.committed())} of {len(chunks)} chunks committed")
         return TaskStatus.STOPPED
 
-    result = _assemble(state, len(chunks), pipeline, output_dir)
+    result = _assemble(state, len(chunks), pipeline, output_dir, root)
     ctx.store.finish_run(task.task_id, ctx.run_id, TaskStatus.COMPLETED, result=result)
     return TaskStatus.COMPLETED
 
@@ -287,11 +287,12 @@ def _drain(in_flight: dict, submit_more, state: RunState, tracker: _Progress, pl
         submit_more()
 
 
-def _assemble(state: RunState, n_chunks: int, pipeline: Pipeline, output_dir: Path) -> dict:
+def _assemble(state: RunState, n_chunks: int, pipeline: Pipeline, output_dir: Path, root: str) -> dict:
     records: list[dict] = []
     for index in range(n_chunks):
         records.extend(state.read(index))
-    result, files = pipeline.finalize(records)  # may add per-item fields (issues, decisions) to records
+    # Operators may add per-item fields (issues, decisions) to the records here.
+    result, files = pipeline.finalize(records, root=root, output_dir=str(output_dir))
     ok = [r for r in records if r.get(STATUS) == OK]
     bad = [r for r in records if r.get(STATUS) == FAILED]
     try:

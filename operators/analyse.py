@@ -24,19 +24,33 @@ FILE_SIZE = "file_size"
 BRIGHTNESS = "brightness"
 CONTRAST = "contrast"
 BLUR_SCORE = "blur_score"
+SATURATION = "saturation"
+COLOURFULNESS = "colourfulness"
+ENTROPY = "entropy"
+GRAYSCALE = "grayscale"
+
+#: Numeric per-image features (usable in selection rules and cleaning thresholds).
+FEATURE_COLUMNS = (WIDTH, HEIGHT, ASPECT_RATIO, FILE_SIZE, BRIGHTNESS, CONTRAST, BLUR_SCORE, SATURATION,
+                   COLOURFULNESS, ENTROPY)
 
 #: Features with a fixed natural range get fixed histogram ranges, so charts of
 #: different tasks line up; the others use the observed range.
-_FIXED_RANGES: dict[str, tuple[float, float]] = {BRIGHTNESS: (0.0, 1.0), CONTRAST: (0.0, 0.5)}
+_FIXED_RANGES: dict[str, tuple[float, float]] = {
+    BRIGHTNESS: (0.0, 1.0), CONTRAST: (0.0, 0.5), SATURATION: (0.0, 1.0), ENTROPY: (0.0, 24.0)}
 
 
 class ImageFeatures(Operator):
-    """Per-image features: size, aspect ratio, file size, brightness, contrast and blur.
+    """Per-image features: size, aspect ratio, file size, brightness, contrast, blur, colour and information.
 
+    - ``width``, ``height``, ``aspect_ratio`` (width / height), ``file_size`` (bytes), ``format``, ``mode``.
     - ``brightness``: mean perceived brightness in [0, 1] (0 is black).
     - ``contrast``: standard deviation of luma in [0, 0.5].
     - ``blur_score``: variance of the Laplacian of a normalised 256x256 grayscale
       thumbnail; low values mean blurry.
+    - ``saturation``: mean HSV saturation in [0, 1]; ``colourfulness``: Hasler and
+      Suesstrunk's metric (0 for gray images).
+    - ``entropy``: bits of information in the colour histogram (low: flat, empty images).
+    - ``grayscale``: true when all three channels agree (gray content in any mode).
 
     ``result`` holds summary statistics and a histogram per feature; the
     per-image table is written to ``features.jsonl`` in the task's output path.
@@ -44,9 +58,7 @@ class ImageFeatures(Operator):
 
     name = "image_features"
     task_type = TaskType.ANALYSE
-    columns: ClassVar[tuple[str, ...]] = (
-        WIDTH, HEIGHT, ASPECT_RATIO, FILE_SIZE, BRIGHTNESS, CONTRAST, BLUR_SCORE,
-    )
+    columns: ClassVar[tuple[str, ...]] = (*FEATURE_COLUMNS, GRAYSCALE)
 
     class Params(StrictParams):
         histogram_bins: Annotated[int, Field(ge=2, le=200, description="Bins per feature histogram.")] = 20
@@ -62,12 +74,17 @@ class ImageFeatures(Operator):
             BRIGHTNESS: F.brightness(batch.pixels),
             CONTRAST: F.contrast(batch.pixels),
             BLUR_SCORE: F.laplacian_variance(batch.pixels),
+            SATURATION: F.saturation(batch.pixels),
+            COLOURFULNESS: F.colourfulness(batch.pixels),
+            ENTROPY: F.entropy(batch.pixels),
+            GRAYSCALE: F.is_grayscale(batch.pixels),
         }
 
     def finalize(self, table: RecordTable) -> Finalized:
         bins = self.params.histogram_bins
         out = {}
-        for name in self.columns:
+        for name in FEATURE_COLUMNS:
             values = table.column(name)
             out[name] = {**F.describe(values), "histogram": F.histogram(values, bins, _FIXED_RANGES.get(name))}
-        return Finalized(summary={"features": out})
+        grayscale = table.values(GRAYSCALE)
+        return Finalized(summary={"features": out, "grayscale_count": int(sum(bool(g) for g in grayscale))})

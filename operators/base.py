@@ -90,6 +90,8 @@ class ImageBatch:
     file_size: np.ndarray
     formats: list[str] = field(default_factory=list)
     modes: list[str] = field(default_factory=list)
+    digests: list[str] = field(default_factory=list)
+    previews: list[np.ndarray] = field(default_factory=list)
     output_dir: str | None = None
 
     @property
@@ -106,9 +108,12 @@ class RecordTable:
     Columns are read over the items that decoded (``ok``); missing values read as NaN.
     """
 
-    def __init__(self, records: list[dict], status_key: str = "status", ok_value: str = "ok") -> None:
+    def __init__(self, records: list[dict], status_key: str = "status", ok_value: str = "ok", *,
+                 root: str | None = None, output_dir: str | None = None) -> None:
         self.records = records
         self.ok_index = [i for i, r in enumerate(records) if r.get(status_key) == ok_value]
+        self.root = root  # the folder item keys are relative to
+        self.output_dir = output_dir  # where finalize may write files (kept copies)
 
     @property
     def ok(self) -> list[dict]:

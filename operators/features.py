@@ -26,6 +26,44 @@ def contrast(pixels: np.ndarray) -> np.ndarray:
     return grayscale(pixels).std(axis=(1, 2))
 
 
+def saturation(pixels: np.ndarray) -> np.ndarray:
+    """Mean HSV saturation per image, in [0, 1] (0 for gray pixels)."""
+    hi = pixels.max(axis=3)
+    lo = pixels.min(axis=3)
+    sat = np.where(hi > 0, (hi - lo) / np.maximum(hi, 1e-12), 0.0)
+    return sat.mean(axis=(1, 2))
+
+
+def colourfulness(pixels: np.ndarray) -> np.ndarray:
+    """Hasler and Suesstrunk's colourfulness metric (on a 0-255 scale): ~0 gray, >100 very colourful."""
+    r, g, b = (pixels[..., c] * 255.0 for c in range(3))
+    rg = r - g
+    yb = 0.5 * (r + g) - b
+    std = np.sqrt(rg.var(axis=(1, 2)) + yb.var(axis=(1, 2)))
+    mean = np.sqrt(rg.mean(axis=(1, 2)) ** 2 + yb.mean(axis=(1, 2)) ** 2)
+    return std + 0.3 * mean
+
+
+def entropy(pixels: np.ndarray) -> np.ndarray:
+    """Shannon entropy (bits) of the 768-bin histogram of the three 8-bit channels, as Pillow's
+    ``Image.entropy()`` computes it: low values mean little information (flat or nearly flat images)."""
+    q = np.clip(np.rint(pixels * 255.0), 0, 255).astype(np.int64)
+    n = q.shape[0]
+    offsets = np.arange(3, dtype=np.int64) * 256
+    flat = (q + offsets).reshape(n, -1) + (np.arange(n, dtype=np.int64) * 768)[:, None]
+    counts = np.bincount(flat.ravel(), minlength=n * 768).reshape(n, 768).astype(np.float64)
+    p = counts / counts.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log2(p), 0.0)
+    return -terms.sum(axis=1)
+
+
+def is_grayscale(pixels: np.ndarray, tolerance: float = 2.0 / 255.0) -> np.ndarray:
+    """True where every pixel's channels agree within ``tolerance`` (gray content, whatever the mode)."""
+    spread = pixels.max(axis=3) - pixels.min(axis=3)
+    return spread.reshape(spread.shape[0], -1).max(axis=1) <= tolerance
+
+
 def laplacian_variance(pixels: np.ndarray) -> np.ndarray:
     """Variance of the 4-neighbour Laplacian of luma (on a 0-255 scale) per image.
 

@@ -6,6 +6,7 @@ Every way an item can be unreadable becomes an :class:`ItemError` with a stable
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ EXTENSION_FORMATS = {
     ".jpg": {"JPEG", "MPO"}, ".jpeg": {"JPEG", "MPO"}, ".png": {"PNG"}, ".bmp": {"BMP"}, ".gif": {"GIF"},
     ".tif": {"TIFF"}, ".tiff": {"TIFF"}, ".webp": {"WEBP"},
 }
+
+#: Longest side of the small aspect-preserving grayscale preview (cleanvision's blur resolution).
+PREVIEW_SIDE = 64
 
 #: Default decompression-bomb limit (pixels), well below what 24 GiB could hold per worker.
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -43,6 +47,8 @@ class DecodedImage:
     file_size: int
     format: str
     mode: str
+    digest: str  # of the decoded pixels: equal for byte-different files that hold the same image
+    preview: np.ndarray  # uint8 grayscale, aspect kept, longest side PREVIEW_SIDE (for edge statistics)
 
 
 def load_thumbnail(path: str, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
@@ -81,6 +87,9 @@ def load_thumbnail(path: str, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -
                 img.load()
                 rgb = _to_rgb(img)
                 thumb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+                digest = hashlib.blake2b(rgb.tobytes(), digest_size=16)
+                digest.update(f"{rgb.width}x{rgb.height}".encode())
+                preview = _preview(rgb)
     except ItemError:
         raise
     except UnidentifiedImageError as exc:
@@ -92,7 +101,33 @@ def load_thumbnail(path: str, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -
         code = "truncated" if "truncated" in msg or "broken data stream" in msg else "decode_error"
         raise ItemError(code, f"image could not be decoded: {msg}") from exc
     pixels = np.asarray(thumb, dtype=np.float32) / 255.0
-    return DecodedImage(pixels=pixels, width=width, height=height, file_size=file_size, format=fmt, mode=mode)
+    return DecodedImage(pixels=pixels, width=width, height=height, file_size=file_size, format=fmt, mode=mode,
+                        digest=digest.hexdigest(), preview=preview)
+
+
+def _preview(rgb: Image.Image) -> np.ndarray:
+    ratio = max(rgb.width, rgb.height) / PREVIEW_SIDE
+    small = rgb
+    if ratio > 1:
+        small = rgb.resize((max(int(rgb.width // ratio), 1), max(int(rgb.height // ratio), 1)),
+                           Image.Resampling.BICUBIC, reducing_gap=3.0)
+    return np.asarray(small.convert("L"), dtype=np.uint8)
+
+
+def load_rgb(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode ``path`` at full resolution as RGB, with the same limits as :func:`load_thumbnail`."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > max_pixels:
+                    raise ItemError("too_many_pixels", f"declared size {img.width}x{img.height} exceeds the limit")
+                img.load()
+                return _to_rgb(img).copy()
+    except ItemError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ItemError("decode_error", f"image could not be decoded: {exc}") from exc
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -70,6 +70,8 @@ class Pipeline:
             file_size=np.array([d.file_size for d in decoded]),
             formats=[d.format for d in decoded],
             modes=[d.mode for d in decoded],
+            digests=[d.digest for d in decoded],
+            previews=[d.preview for d in decoded],
             output_dir=output_dir,
         )
         columns: dict[str, Sequence] = {}
@@ -88,11 +90,12 @@ class Pipeline:
                 rec[name] = _plain(values[i])
         return records
 
-    def finalize(self, records: list[dict]) -> tuple[dict, dict[str, list[dict]]]:
+    def finalize(self, records: list[dict], *, root: str | None = None,
+                 output_dir: str | None = None) -> tuple[dict, dict[str, list[dict]]]:
         """Combine every chunk's records into the task's ``result`` and extra output files.
 
         Operators may add fields to ``records`` (in place)."""
-        table = RecordTable(records, STATUS, OK)
+        table = RecordTable(records, STATUS, OK, root=root, output_dir=output_dir)
         failed = [r for r in records if r.get(STATUS) == FAILED]
         result: dict = {
             "item_count": len(records),

@@ -54,9 +54,13 @@ class OperatorRegistry:
 
 def _build_default() -> OperatorRegistry:
     from operators.analyse import ImageFeatures
+    from operators.data_augmentation import DataAugmentation
+    from operators.data_selection import DataSelection
+    from operators.data_validation import DataValidation
 
     reg = OperatorRegistry()
-    reg.register(ImageFeatures)
+    for cls in (ImageFeatures, DataValidation, DataSelection, DataAugmentation):
+        reg.register(cls)
     return reg
 
 
@@ -74,4 +78,7 @@ def default_registry() -> OperatorRegistry:
 #: The operators a template runs when the request names none.
 DEFAULT_OPERATORS: dict[TaskType, list[str]] = {
     TaskType.ANALYSE: ["image_features"],
+    TaskType.VALIDATION: ["data_validation"],
+    TaskType.SELECTION: ["data_selection"],
+    TaskType.AUGMENTATION: ["data_augmentation"],
 }

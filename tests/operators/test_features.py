@@ -66,3 +66,22 @@ def test_image_features_batch_and_summary() -> None:
     summary = op.finalize(RecordTable(records)).summary["features"]
     assert summary["brightness"]["histogram"]["counts"] == [1, 0, 0, 0, 1]
     assert summary["brightness"]["histogram"]["edges"][0] == 0.0  # fixed range, comparable across tasks
+
+
+def test_entropy_matches_pillow_on_the_same_pixels() -> None:
+    img = images.noise(3, size=(64, 64))
+    pix = np.asarray(img, dtype=np.float32)[None] / 255.0
+    assert F.entropy(pix)[0] == pytest.approx(img.entropy(), rel=1e-6)
+    assert F.entropy(_pixels(images.flat(128)))[0] == pytest.approx(np.log2(3))  # 3 bins of 768 in use
+
+
+def test_colour_features_tell_gray_from_colour() -> None:
+    from PIL import Image
+
+    red = Image.new("RGB", (8, 8), (220, 20, 20))
+    gray = images.checkerboard()
+    sat, col, g = F.saturation(_pixels(red, gray)), F.colourfulness(_pixels(red, gray)), F.is_grayscale(
+        _pixels(red, gray))
+    assert sat[0] == pytest.approx(200 / 220, abs=1e-3) and sat[1] == pytest.approx(0.0, abs=1e-6)
+    assert col[0] == pytest.approx(0.3 * np.hypot(200, 100), rel=1e-3) and col[1] == pytest.approx(0.0, abs=1e-3)
+    assert list(g) == [False, True]

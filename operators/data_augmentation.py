@@ -1,0 +1,115 @@
+"""Data augmentation (``sys_data_augmentation``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import PurePosixPath
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from operators import transforms as T
+from operators.base import (
+    Finalized,
+    ImageBatch,
+    Operator,
+    OperatorError,
+    RecordTable,
+    StrictParams,
+    TaskType,
+)
+from operators.image_io import load_rgb
+
+AUGMENTED = "augmented"
+AUGMENTED_DIR = "augmented"
+AUGMENTED_FILE = "augmented.jsonl"
+
+TransformName = Literal[tuple(T.TRANSFORMS)]  # type: ignore[valid-type]
+
+
+class StepParam(StrictParams):
+    name: TransformName
+    probability: Annotated[float, Field(ge=0, le=1)] = 1.0
+    params: dict[str, Any] = {}
+
+
+class DataAugmentation(Operator):
+    """Writes ``copies`` augmented versions of every image, with its boxes transformed alike.
+
+    ``steps`` is a composition applied in order, each with a probability:
+    ``hflip``, ``vflip``, ``rotate`` (``degrees`` range), ``random_resized_crop``
+    (``scale``, ``ratio``, ``size``), ``resize`` (``size``), ``color_jitter``
+    (``brightness``, ``contrast``, ``saturation``), ``gaussian_noise`` (``sigma``)
+    and ``gaussian_blur`` (``radius`` range). Boxes move with the pixels, are
+    clipped to the image, and are dropped when less than ``min_visible`` of them
+    stays inside. Reproducible: the same seed gives the same bytes on any node.
+    Output: images under ``augmented/`` and ``augmented.jsonl``, a manifest of the
+    new items (with labels and boxes) that a next task can take as its source.
+    """
+
+    name = "data_augmentation"
+    task_type = TaskType.AUGMENTATION
+    columns: ClassVar[tuple[str, ...]] = (AUGMENTED,)
+
+    class Params(StrictParams):
+        steps: Annotated[list[StepParam], Field(min_length=1, max_length=16)] = [
+            StepParam(name="hflip", probability=0.5),
+            StepParam(name="rotate", probability=0.5, params={"degrees": [-10, 10]}),
+            StepParam(name="color_jitter", probability=0.5),
+        ]
+        copies: Annotated[int, Field(ge=1, le=32)] = 2
+        seed: int = 0
+        output_format: Literal["png", "jpeg"] = "png"
+        min_visible: Annotated[float, Field(gt=0, le=1)] = T.DEFAULT_MIN_VISIBLE
+
+        @model_validator(mode="after")
+        def _steps_work(self) -> DataAugmentation.Params:
+            for step in self.steps:
+                size = step.params.get("size")
+                if isinstance(size, (list, tuple)) and any(isinstance(v, (int, float)) and v > 8192 for v in size):
+                    raise ValueError(f"step {step.name!r}: size is at most 8192 pixels per side")
+            T.validate_steps(self._as_steps())
+            return self
+
+        def _as_steps(self) -> list[T.Step]:
+            return [T.Step(s.name, s.probability, dict(s.params)) for s in self.steps]
+
+    def process_batch(self, batch: ImageBatch) -> dict[str, list]:
+        if batch.output_dir is None:
+            raise OperatorError("data_augmentation needs an output directory")
+        p = self.params
+        steps = p._as_steps()
+        ext = "png" if p.output_format == "png" else "jpg"
+        outputs = []
+        for item, path in zip(batch.items, batch.paths, strict=True):
+            image = load_rgb(path)
+            boxes, labels = T.split_annotations(list(item.boxes))
+            results = T.augment_n(image, boxes, steps, T.seed_for_key(p.seed, item.key), p.copies,
+                                  min_visible=p.min_visible)
+            stem = PurePosixPath(item.key).with_suffix("").as_posix().lstrip("/")
+            made = []
+            for i, out in enumerate(results):
+                rel = f"{AUGMENTED_DIR}/{stem}__aug{i}.{ext}"
+                target = os.path.join(batch.output_dir, rel)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                out.image.save(target, format="PNG" if ext == "png" else "JPEG", quality=95)
+                made.append({"image": rel, "boxes": T.join_annotations(out.boxes, T.select_labels(labels, out.kept)),
+                             "boxes_dropped": int((~out.kept).sum())})
+            outputs.append(made)
+        return {AUGMENTED: outputs}
+
+    def finalize(self, table: RecordTable) -> Finalized:
+        rows = []
+        dropped = 0
+        for record in table.ok:
+            for made in record.get(AUGMENTED, []):
+                row = {"image": made["image"], "source_item": record["item"]}
+                if record.get("label") is not None:
+                    row["label"] = record["label"]
+                if made["boxes"] or record.get("boxes"):
+                    row["boxes"] = made["boxes"]
+                dropped += made["boxes_dropped"]
+                rows.append(row)
+        summary = {"inputs": len(table.ok_index), "outputs": len(rows), "boxes_dropped": dropped,
+                   "manifest": AUGMENTED_FILE}
+        return Finalized(summary={"augmentation": summary}, files={AUGMENTED_FILE: rows})

@@ -1,0 +1,196 @@
+"""Grouping exact and near duplicates without comparing every pair.
+
+Near duplicates are found by LSH banding on 64-bit perceptual hashes. Split the
+bits into ``max_distance + 1`` bands: two hashes at most ``max_distance`` bits
+apart differ in at most that many bands, so by pigeonhole they agree exactly on
+at least one. Bucketing by each band therefore finds every true pair; a
+candidate pair is kept only if its exact Hamming distance is within the limit,
+so the result equals an all-pairs comparison, at a fraction of the cost.
+
+Identical hashes are collapsed before banding, so thousands of copies of one
+image (all-black frames, a placeholder) cost one comparison, not millions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from operators.hashing import HASH_BITS, hamming
+
+#: Default Hamming radius for near duplicates on a 64-bit pHash.
+DEFAULT_MAX_DISTANCE = 6
+#: Buckets larger than this are verified as dense blocks instead of offset by offset.
+_DENSE_BUCKET = 256
+#: Upper bound on the cells of one dense block of pairwise distances (bounds memory).
+_DENSE_BLOCK_CELLS = 1 << 22
+
+
+def exact_duplicate_groups(digests: Sequence[str]) -> list[list[int]]:
+    """Indices sharing a digest, groups of two or more, each sorted, ordered by first index."""
+    by_digest: dict[str, list[int]] = {}
+    for index, digest in enumerate(digests):
+        by_digest.setdefault(digest, []).append(index)
+    return sorted((group for group in by_digest.values() if len(group) > 1), key=lambda g: g[0])
+
+
+def _as_hashes(hashes: np.ndarray | Sequence[int]) -> np.ndarray:
+    if not isinstance(hashes, np.ndarray):
+        # A list mixing ints above and below 2**63 would otherwise become float64 and lose bits.
+        if not all(isinstance(v, (int, np.integer)) and 0 <= v < 1 << HASH_BITS for v in hashes):
+            raise ValueError("hashes must be unsigned 64-bit integers")
+        hashes = np.array(hashes, dtype=np.uint64)
+    if hashes.ndim != 1:
+        raise ValueError(f"hashes must be one-dimensional, got shape {hashes.shape}")
+    if hashes.size and hashes.dtype != np.uint64:
+        if not np.issubdtype(hashes.dtype, np.integer) or hashes.min() < 0:
+            raise ValueError(f"hashes must be unsigned 64-bit integers, got dtype {hashes.dtype}")
+        hashes = hashes.astype(np.uint64)
+    return hashes.astype(np.uint64, copy=False)
+
+
+def _band_count(max_distance: int, bands: int | None) -> int:
+    if not 0 <= max_distance < HASH_BITS:
+        raise ValueError(f"max_distance must be in [0, {HASH_BITS - 1}], got {max_distance}")
+    bands = max_distance + 1 if bands is None else bands
+    if not max_distance + 1 <= bands <= HASH_BITS:
+        # Fewer bands would break the pigeonhole guarantee and silently miss pairs.
+        raise ValueError(f"bands must be in [{max_distance + 1}, {HASH_BITS}] for max_distance "
+                         f"{max_distance}, got {bands}")
+    return bands
+
+
+def _band_keys(values: np.ndarray, bands: int) -> list[np.ndarray]:
+    """Contiguous bands of near-equal width covering all 64 bits."""
+    widths = [HASH_BITS // bands + (1 if b < HASH_BITS % bands else 0) for b in range(bands)]
+    keys, shift = [], HASH_BITS
+    for width in widths:
+        shift -= width
+        keys.append((values >> np.uint64(shift)) & np.uint64((1 << width) - 1))
+    return keys
+
+
+def _bucket_pairs(values: np.ndarray, key: np.ndarray, max_distance: int) -> tuple[np.ndarray, ...]:
+    """Verified pairs ``(i, j, distance)``, ``i != j``, among values sharing ``key``."""
+    order = np.argsort(key, kind="stable")
+    sorted_key, sorted_values = key[order], values[order]
+    n = order.size
+    starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
+    sizes = np.diff(np.r_[starts, n])
+    found_i, found_j, found_d = [], [], []
+
+    # Small buckets: compare each position with the one `offset` places on, for a growing
+    # offset, keeping only positions whose bucket still has that many later members.
+    small = sizes <= _DENSE_BUCKET
+    later = np.repeat(np.where(small, starts + sizes, 0), sizes) - np.arange(n) - 1
+    active = np.flatnonzero(later > 0)
+    offset = 1
+    while active.size:
+        dist = hamming(sorted_values[active], sorted_values[active + offset])
+        hit = dist <= max_distance
+        found_i.append(order[active[hit]])
+        found_j.append(order[active[hit] + offset])
+        found_d.append(dist[hit])
+        offset += 1
+        active = active[later[active] >= offset]
+
+    # Large buckets: all pairs as row blocks of a distance matrix, upper triangle only.
+    for start, size in zip(starts[~small], sizes[~small], strict=True):
+        members = order[start:start + size]
+        block = sorted_values[start:start + size]
+        rows = max(1, _DENSE_BLOCK_CELLS // size)
+        for lo in range(0, size, rows):
+            dist = hamming(block[lo:lo + rows, None], block[None, :])
+            above_diagonal = np.arange(size)[None, :] > np.arange(lo, lo + dist.shape[0])[:, None]
+            r, c = np.nonzero((dist <= max_distance) & above_diagonal)
+            found_i.append(members[lo + r])
+            found_j.append(members[c])
+            found_d.append(dist[r, c])
+
+    if not found_i:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, empty
+    return np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_d)
+
+
+def _near_pairs(unique: np.ndarray, max_distance: int, bands: int) -> tuple[np.ndarray, ...]:
+    """Every pair of distinct values within ``max_distance``, once each, as ``(lo, hi, distance)``."""
+    parts = [_bucket_pairs(unique, key, max_distance) for key in _band_keys(unique, bands)]
+    i = np.concatenate([p[0] for p in parts]).astype(np.int64)
+    j = np.concatenate([p[1] for p in parts]).astype(np.int64)
+    d = np.concatenate([p[2] for p in parts]).astype(np.int64)
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    # A pair agreeing on several bands is found once per band.
+    _, first = np.unique(lo * unique.size + hi, return_index=True)
+    return lo[first], hi[first], d[first]
+
+
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Union-find over edges ``(a, b)``: the smallest index of each node's component.
+
+    Vectorised hook-and-compress: every round links each edge's larger root to the
+    smaller one, then halves paths until every node points at its root.
+    """
+    parent = np.arange(n)
+    while True:
+        ra, rb = parent[a], parent[b]
+        linked = ra != rb
+        if not linked.any():
+            return parent
+        np.minimum.at(parent, np.maximum(ra, rb)[linked], np.minimum(ra, rb)[linked])
+        while True:
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                break
+            parent = grand
+
+
+def _groups(labels: np.ndarray) -> list[list[int]]:
+    """Indices sharing a label, groups of two or more, each sorted, ordered by first index."""
+    order = np.argsort(labels, kind="stable")
+    cuts = np.flatnonzero(np.diff(labels[order])) + 1
+    groups = [g.tolist() for g in np.split(order, cuts) if g.size > 1]
+    return sorted(groups, key=lambda g: g[0])
+
+
+def near_duplicate_groups(hashes: np.ndarray | Sequence[int], max_distance: int = DEFAULT_MAX_DISTANCE,
+                          bands: int | None = None) -> list[list[int]]:
+    """Groups of indices whose 64-bit hashes are linked by steps of at most ``max_distance`` bits.
+
+    Groups are connected components: if a~b and b~c, all three form one group even
+    when a and c are further apart. Each group has two or more items and is sorted;
+    groups are ordered by their first index. ``bands`` defaults to
+    ``max_distance + 1``; more bands give more candidates, never fewer results.
+    """
+    hashes = _as_hashes(hashes)
+    bands = _band_count(max_distance, bands)
+    if hashes.size < 2:
+        return []
+    unique, inverse = np.unique(hashes, return_inverse=True)
+    lo, hi, _ = _near_pairs(unique, max_distance, bands)
+    roots = _components(unique.size, lo, hi)
+    return _groups(roots[inverse.ravel()])
+
+
+def duplicate_scores(hashes: np.ndarray | Sequence[int], max_distance: int = DEFAULT_MAX_DISTANCE,
+                     bands: int | None = None) -> np.ndarray:
+    """Per item, ``1 - d / 64`` for the nearest other item at ``d <= max_distance`` bits, else 0.
+
+    1.0 means another item has the same hash; 0.0 means no near duplicate was found,
+    not that the nearest item is 64 bits away (items beyond the radius are never compared).
+    """
+    hashes = _as_hashes(hashes)
+    bands = _band_count(max_distance, bands)
+    scores = np.zeros(hashes.size, dtype=np.float64)
+    if hashes.size < 2:
+        return scores
+    unique, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)
+    lo, hi, dist = _near_pairs(unique, max_distance, bands)
+    nearest = np.full(unique.size, HASH_BITS, dtype=np.int64)
+    np.minimum.at(nearest, lo, dist)
+    np.minimum.at(nearest, hi, dist)
+    nearest[counts > 1] = 0
+    found = nearest <= max_distance
+    scores_unique = np.where(found, 1.0 - nearest / HASH_BITS, 0.0)
+    return scores_unique[inverse.ravel()]

@@ -1,0 +1,162 @@
+"""Content digests and 64-bit perceptual hashes, vectorised over a batch of thumbnails.
+
+A file digest finds byte-identical files. A perceptual hash finds images that
+look the same after re-encoding, resizing or a small change of brightness: two
+such images have hashes a few bits apart (Hamming distance), unrelated images
+about 32 bits apart.
+
+Hashes are ``np.uint64`` with the first bit of the row-major 8x8 bit grid as the
+most significant bit, so ``hash_to_hex`` gives the same 16-digit layout as the
+``imagehash`` library's ``str(hash)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+
+import numpy as np
+
+from operators.features import grayscale
+
+#: Bytes read at a time when digesting a file.
+DEFAULT_CHUNK = 1 << 20
+#: Bits in every perceptual hash.
+HASH_BITS = 64
+#: Side of the bit grid (HASH_SIDE ** 2 == HASH_BITS).
+HASH_SIDE = 8
+#: pHash takes its DCT over a downsample this many times wider than the bit grid (32x32).
+PHASH_HIGHFREQ_FACTOR = 4
+#: Hex digits of a hash.
+HASH_HEX_DIGITS = HASH_BITS // 4
+
+# Coefficients this close to zero (relative to the largest of the image) are float
+# rounding, not content: flattening them to zero keeps a flat image's hash stable
+# instead of letting rounding noise pick its bits.
+_PHASH_TIE_RTOL = 1e-5
+# Gray levels are in [0, 1]; float32 rounding is far below this.
+_DHASH_TIE_ATOL = 1e-6
+
+_POPCOUNT_U8 = np.array([bin(v).count("1") for v in range(256)], dtype=np.uint8)
+
+
+def file_digest(path: str, chunk: int = DEFAULT_CHUNK) -> str:
+    """SHA-256 hex digest of the file's bytes, read in ``chunk``-sized pieces so memory stays flat."""
+    if chunk <= 0:
+        raise ValueError(f"chunk must be positive, got {chunk}")
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=16)
+def _area_matrix(out_size: int, in_size: int) -> np.ndarray:
+    """``(out_size, in_size)`` weights that average each output cell's share of input pixels.
+
+    Equal to a block mean when ``in_size`` is a multiple of ``out_size``; as a matrix
+    the downsample fuses with the DCT into one small product per axis.
+    """
+    edges = np.arange(out_size + 1, dtype=np.float64) * (in_size / out_size)
+    lo = np.maximum(edges[:-1, None], np.arange(in_size)[None, :])
+    hi = np.minimum(edges[1:, None], np.arange(1, in_size + 1)[None, :])
+    weights = np.clip(hi - lo, 0.0, None) / (in_size / out_size)
+    weights.setflags(write=False)
+    return weights
+
+
+@functools.lru_cache(maxsize=4)
+def _dct_matrix(size: int) -> np.ndarray:
+    """Unnormalised DCT-II matrix, ``X_k = 2 sum_n x_n cos(pi k (2n + 1) / 2N)``.
+
+    Same scaling as ``scipy.fftpack.dct`` (what ``imagehash.phash`` uses): the DC
+    term's weight relative to the others decides where the median falls.
+    """
+    k = np.arange(size, dtype=np.float64)[:, None]
+    n = np.arange(size, dtype=np.float64)[None, :]
+    matrix = 2.0 * np.cos(np.pi * k * (2.0 * n + 1.0) / (2.0 * size))
+    matrix.setflags(write=False)
+    return matrix
+
+
+@functools.lru_cache(maxsize=16)
+def _phash_basis(in_size: int) -> np.ndarray:
+    """``(HASH_SIDE, in_size)``: downsample to 32 then keep the 8 lowest DCT frequencies."""
+    dct_size = HASH_SIDE * PHASH_HIGHFREQ_FACTOR
+    basis = (_dct_matrix(dct_size)[:HASH_SIDE] @ _area_matrix(dct_size, in_size)).astype(np.float32)
+    basis.setflags(write=False)
+    return basis
+
+
+def _check_pixels(pixels: np.ndarray) -> np.ndarray:
+    pixels = np.asarray(pixels)
+    if pixels.ndim != 4 or pixels.shape[-1] != 3:
+        raise ValueError(f"pixels must be (n, h, w, 3), got shape {pixels.shape}")
+    return pixels
+
+
+def _pack_bits(bits: np.ndarray) -> np.ndarray:
+    """``(n, 8, 8)`` booleans -> ``(n,)`` uint64, first bit most significant."""
+    packed = np.packbits(bits.reshape(bits.shape[0], HASH_BITS), axis=1)
+    return packed.view(">u8").ravel().astype(np.uint64)
+
+
+def perceptual_hash(pixels: np.ndarray) -> np.ndarray:
+    """64-bit pHash per image: ``(n, h, w, 3)`` in [0, 1] -> ``(n,)`` uint64.
+
+    The standard pHash: a 32x32 block-mean grayscale downsample, its 2D DCT-II,
+    the top-left 8x8 low frequencies (DC included), one bit per coefficient set
+    when it is above their median. Low frequencies carry the layout of the image
+    and survive resizing, recompression and brightness changes.
+    """
+    pixels = _check_pixels(pixels)
+    gray = grayscale(pixels).astype(np.float32, copy=False)
+    rows, cols = _phash_basis(gray.shape[1]), _phash_basis(gray.shape[2])
+    low = (rows @ gray).astype(np.float64) @ cols.T.astype(np.float64)
+    scale = np.abs(low).max(axis=(1, 2), keepdims=True)
+    low = np.where(np.abs(low) <= _PHASH_TIE_RTOL * scale, 0.0, low)
+    median = np.median(low.reshape(low.shape[0], -1), axis=1)[:, None, None]
+    return _pack_bits(low > median)
+
+
+def difference_hash(pixels: np.ndarray) -> np.ndarray:
+    """64-bit dHash per image: ``(n, h, w, 3)`` in [0, 1] -> ``(n,)`` uint64.
+
+    A 9-wide, 8-tall block-mean grayscale downsample; a bit is set where a cell
+    is darker than its right neighbour. Cheaper than pHash and as robust to
+    rescaling, a little less to local edits.
+    """
+    pixels = _check_pixels(pixels)
+    gray = grayscale(pixels).astype(np.float32, copy=False)
+    rows = _area_matrix(HASH_SIDE, gray.shape[1]).astype(np.float32)
+    cols = _area_matrix(HASH_SIDE + 1, gray.shape[2]).astype(np.float32)
+    small = (rows @ gray).astype(np.float64) @ cols.T.astype(np.float64)
+    return _pack_bits(small[:, :, 1:] - small[:, :, :-1] > _DHASH_TIE_ATOL)
+
+
+def hash_to_hex(h: np.uint64 | int) -> str:
+    """16 lowercase hex digits, zero-padded (the ``imagehash`` string layout)."""
+    value = int(h)
+    if not 0 <= value < 1 << HASH_BITS:
+        raise ValueError(f"hash {value} does not fit in {HASH_BITS} bits")
+    return f"{value:0{HASH_HEX_DIGITS}x}"
+
+
+def hex_to_hash(s: str) -> int:
+    """Inverse of :func:`hash_to_hex`."""
+    if not 0 < len(s) <= HASH_HEX_DIGITS:
+        raise ValueError(f"a hash is 1 to {HASH_HEX_DIGITS} hex digits, got {s!r}")
+    value = int(s, 16)
+    if value < 0:
+        raise ValueError(f"a hash is not negative, got {s!r}")
+    return value
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bits that differ between uint64 hashes (broadcast), as int64."""
+    x = np.bitwise_xor(np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64))
+    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
+        return np.bitwise_count(x).astype(np.int64)
+    as_bytes = np.ascontiguousarray(x).reshape(-1).view(np.uint8)
+    return _POPCOUNT_U8[as_bytes].reshape(*x.shape, 8).sum(axis=-1, dtype=np.int64)
