@@ -54,12 +54,16 @@ class OperatorRegistry:
 
 def _build_default() -> OperatorRegistry:
     from operators.analyse import ImageFeatures
+    from operators.box_features import BoxFeatures
     from operators.data_augmentation import DataAugmentation
+    from operators.data_cleaning import DataCleaning
     from operators.data_selection import DataSelection
     from operators.data_validation import DataValidation
+    from operators.image_issues import ImageIssues
 
     reg = OperatorRegistry()
-    for cls in (ImageFeatures, DataValidation, DataSelection, DataAugmentation):
+    for cls in (ImageFeatures, ImageIssues, BoxFeatures, DataCleaning, DataValidation, DataSelection,
+                DataAugmentation):
         reg.register(cls)
     return reg
 
@@ -77,7 +81,8 @@ def default_registry() -> OperatorRegistry:
 
 #: The operators a template runs when the request names none.
 DEFAULT_OPERATORS: dict[TaskType, list[str]] = {
-    TaskType.ANALYSE: ["image_features"],
+    TaskType.ANALYSE: ["image_features", "image_issues", "box_features"],
+    TaskType.CLEANING: ["data_cleaning"],
     TaskType.VALIDATION: ["data_validation"],
     TaskType.SELECTION: ["data_selection"],
     TaskType.AUGMENTATION: ["data_augmentation"],
