@@ -102,11 +102,12 @@ def test_catalog_errors_name_the_field() -> None:
     with pytest.raises(CatalogError) as info:
         parse_task_type("sys_nope")
     assert info.value.field == "template.id"
-    with pytest.raises(CatalogError) as info:
-        resolve_operators(parse_task_type("sys_data_cleaning"), [], default_registry())
-    assert "no operators" in str(info.value)
     specs = resolve_operators(parse_task_type("sys_data_analyse"), [], default_registry())
-    assert [s.to_json() for s in specs] == [{"id": "image_features", "params": {"histogram_bins": 20}}]
+    assert [s.id for s in specs] == ["image_features", "image_issues", "box_features"]
+    assert specs[0].params == {"histogram_bins": 20}
+    # a cleaning rule brings the analysis operators it needs, before it
+    specs = resolve_operators(parse_task_type("sys_data_cleaning"), [], default_registry())
+    assert [s.id for s in specs] == ["image_features", "image_issues", "data_cleaning"]
 
 
 def test_a_manifest_carries_labels_and_boxes_and_reports_bad_lines(tmp_path: Path) -> None:

@@ -25,7 +25,8 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
     make_dataset(folder)
     (folder / "broken.png").unlink()  # cleanvision cannot skip a truncated file; rayproc reports it (tested elsewhere)
     lab = cleanvision.Imagelab(data_path=str(folder))
-    lab.find_issues({issue: {} for issue in COMPARED})
+    # n_jobs=1: forking a pool inside a test process that already runs threads (gRPC, Ray) can deadlock.
+    lab.find_issues({issue: {} for issue in COMPARED}, n_jobs=1)
     theirs = {issue: {Path(p).name for p in lab.issues.index[lab.issues[f"is_{issue}_issue"]]} for issue in COMPARED}
     out = tmp_path_factory.mktemp("ours")
     _, _, records = run_direct(folder, "sys_data_analyse", [], out)

@@ -1,0 +1,106 @@
+"""Near-duplicate grouping: LSH banding against comparing all pairs, in one run.
+
+    python -m benchmarks.bench_near_duplicates [--sizes 2000,10000,100000] [--distance 4]
+
+For each size, random 64-bit perceptual hashes with 1% planted near copies (1-``distance`` bits
+apart) and 5% identical hashes (as all-black images give) are grouped by
+``operators.duplicates.near_duplicate_groups``. The baseline compares all pairs with vectorised
+XOR + popcount in blocks; it runs only up to ``--brute-max`` items (its cost grows as n^2) and is
+extrapolated beyond that. Both must find the same groups where both run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from operators.duplicates import near_duplicate_groups
+from operators.hashing import hamming
+
+OUT = Path(__file__).parent / "out" / "near_duplicates.json"
+
+
+def make_hashes(n: int, distance: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    hashes = rng.integers(0, 2**63, n, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, n, dtype=np.uint64)
+    copies = rng.choice(n, n // 100, replace=False)
+    sources = rng.choice(n, n // 100, replace=False)
+    for c, s in zip(copies, sources, strict=True):
+        h = int(hashes[s])
+        for bit in rng.choice(64, int(rng.integers(1, distance + 1)), replace=False):
+            h ^= 1 << int(bit)
+        hashes[c] = np.uint64(h)
+    black = rng.choice(n, n // 20, replace=False)
+    hashes[black] = np.uint64(0x8000000000000000)
+    return hashes
+
+
+def brute_force_groups(hashes: np.ndarray, distance: int, block: int = 2048) -> list[list[int]]:
+    n = len(hashes)
+    parent = np.arange(n)
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for start in range(0, n, block):
+        rows = hashes[start:start + block]
+        d = hamming(rows[:, None], hashes[None, :])
+        ii, jj = np.nonzero(d <= distance)
+        for i, j in zip(ii + start, jj, strict=True):
+            if i < j:
+                a, b = find(int(i)), find(int(j))
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(find(i), []).append(i)
+    return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
+
+
+def timed(fn, *args):
+    start = time.perf_counter()
+    out = fn(*args)
+    return time.perf_counter() - start, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="2000,10000,100000")
+    parser.add_argument("--distance", type=int, default=4)
+    parser.add_argument("--brute-max", type=int, default=10000)
+    args = parser.parse_args()
+    rows = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        hashes = make_hashes(n, args.distance)
+        lsh_s, groups = timed(near_duplicate_groups, hashes, args.distance)
+        lsh_s = min(lsh_s, timed(near_duplicate_groups, hashes, args.distance)[0])
+        row = {"items": n, "lsh_seconds": round(lsh_s, 4), "groups": len(groups)}
+        if n <= args.brute_max:
+            brute_s, brute = timed(brute_force_groups, hashes, args.distance)
+            if brute != groups:
+                raise SystemExit(f"LSH and all-pairs disagree at n={n}")
+            row.update(brute_seconds=round(brute_s, 4), measured=True)
+        rows.append(row)
+    measured = [r for r in rows if r.get("measured")]
+    per_pair = max(r["brute_seconds"] / (r["items"] ** 2) for r in measured) if measured else None
+    print("| items | LSH (s) | all pairs (s) | all pairs / LSH | groups |")
+    print("|---:|---:|---:|---:|---:|")
+    for r in rows:
+        if "brute_seconds" not in r and per_pair is not None:
+            r["brute_seconds"], r["measured"] = round(per_pair * r["items"] ** 2, 2), False
+        mark = "" if r.get("measured") else " (extrapolated)"
+        print(f"| {r['items']:,} | {r['lsh_seconds']:.3f} | {r['brute_seconds']:.2f}{mark} | "
+              f"{r['brute_seconds'] / r['lsh_seconds']:.0f}x | {r['groups']} |")
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps({"distance": args.distance, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
