@@ -59,6 +59,13 @@ def runner_entrypoint(*, db_path: str, task_id: str, run_id: str, allowed_roots:
     return "exec " + shlex.join(args)
 
 
+def importer_entrypoint(*, db_path: str, import_id: int, allowed_roots: Sequence[str]) -> str:
+    args = [sys.executable, "-m", "jobs.importer", "--db", db_path, "--import-id", str(import_id)]
+    for root in allowed_roots:
+        args += ["--allowed-root", root]
+    return "exec " + shlex.join(args)
+
+
 def _classify(exc: Exception) -> Exception:
     import requests  # a dependency of ray[default]
 

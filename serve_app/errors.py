@@ -17,6 +17,7 @@ The hierarchy (status code, ``error_code``)::
     ├── MethodNotAllowed            405 method_not_allowed
     ├── Conflict                    409 conflict
     ├── PayloadTooLarge             413 payload_too_large
+    ├── UnsupportedMediaType        415 unsupported_media_type
     ├── RayUnavailable              503 ray_unavailable
     └── InternalError               500 internal_error
 """
@@ -96,6 +97,11 @@ class Conflict(ServiceError):
 class PayloadTooLarge(ServiceError):
     status_code = 413
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(ServiceError):
+    status_code = 415
+    code = "unsupported_media_type"
 
 
 class RayUnavailable(ServiceError):

@@ -11,16 +11,19 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from jobs.datasets import Datasets
 from serve_app import errors as E
 from serve_app.accounts import Accounts
 from serve_app.deps import reject_conflicting_repeats
+from serve_app.imports import ImportService
 from serve_app.routes import admin, tasks, templates
+from serve_app.routes import imports as imports_routes
 from serve_app.service import TaskService
 
 log = logging.getLogger("rayproc.api")
 
 
-def create_app(service: TaskService, accounts: Accounts) -> FastAPI:
+def create_app(service: TaskService, accounts: Accounts, imports: ImportService | None = None) -> FastAPI:
     app = FastAPI(
         title="rayproc",
         summary="Image-dataset processing on a Ray cluster, with a ModelArts-compatible processor-task API.",
@@ -29,10 +32,14 @@ def create_app(service: TaskService, accounts: Accounts) -> FastAPI:
     )
     app.state.service = service
     app.state.accounts = accounts
+    app.state.imports = imports or ImportService(service.settings, Datasets(service.settings.db_path),
+                                                 service.launcher)
+    service.imports = app.state.imports
     app.state.auth_enabled = service.settings.auth_enabled
     app.include_router(templates.router)  # before tasks: /processor-tasks/items is not a task id
     app.include_router(tasks.router)
     app.include_router(admin.router)
+    app.include_router(imports_routes.router)
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict:
@@ -45,7 +52,8 @@ def create_app(service: TaskService, accounts: Accounts) -> FastAPI:
         return {"status": "ok", "ray": ray}
 
     _install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=service.settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=service.settings.max_body_bytes,
+                       import_max_bytes=service.settings.max_import_bytes)
     return app
 
 
@@ -89,22 +97,25 @@ def _install_error_handlers(app: FastAPI) -> None:
 class BodySizeLimit:
     """Refuse request bodies over ``max_bytes`` with 413, whether or not Content-Length is sent."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, import_max_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.import_max_bytes = import_max_bytes or max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = E.PayloadTooLarge(f"request body exceeds the limit of {self.max_bytes} bytes")
+        # Imports carry data; every other call carries a small JSON body.
+        limit = self.import_max_bytes if scope.get("path", "").endswith("/import") else self.max_bytes
+        too_large = E.PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = -1
-                if declared > self.max_bytes:
+                if declared > limit:
                     await _error(too_large)(scope, receive, send)
                     return
         # Read the whole body first (it is small by definition) so an oversize one is refused before
@@ -116,7 +127,7 @@ class BodySizeLimit:
                 return  # client went away
             body = message.get("body", b"")
             received += len(body)
-            if received > self.max_bytes:
+            if received > limit:
                 await _error(too_large)(scope, receive, send)
                 return
             chunks.append(body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import string
@@ -40,6 +41,8 @@ class TaskService:
         load_plugins(settings.operator_plugins, self.registry)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Set by the app: builds DATASET sources (serve_app.imports.ImportService).
+        self.imports = None
 
     # ----- create ------------------------------------------------------------------------
 
@@ -52,7 +55,14 @@ class TaskService:
             raise E.InvalidParameter(str(exc)) from None
 
         src = body.source
-        input_root = self._input_root(project_id, src.type, src.source)
+        version_id = body.version_id or src.version_id
+        version_name = src.version_name
+        if src.type == "DATASET":
+            input_root, version = self._dataset_source(project_id, src.source, version_id)
+            if version is not None:
+                version_name = version["name"]
+        else:
+            input_root = self._input_root(project_id, src.type, src.source)
         task_id = new_task_id()
         output_dir = self._output_dir(body, task_id)
         template = {**body.template.model_dump(exclude_none=True), "operator_params": [s.to_json() for s in specs]}
@@ -67,7 +77,7 @@ class TaskService:
             "task_id": task_id, "project_id": project_id, "workspace_id": body.workspace_id,
             "name": body.name, "description": body.description, "task_type": task_type.value,
             "source_type": src.type, "source": src.source,
-            "version_id": body.version_id or src.version_id, "version_name": src.version_name,
+            "version_id": version_id, "version_name": version_name,
             "data_source": data_source if body.data_source is not None else None,
             "inputs": [data_source], "template": template, "work_path": work_path,
             "input_root": str(input_root), "output_dir": str(output_dir), "execution": {"chunk_size": chunk},
@@ -93,9 +103,17 @@ class TaskService:
             upstream = self.store.get_task(source, project_id)
             if upstream is None:
                 raise E.InvalidParameter(f"data_source.source: no task {source!r} in this project")
-            return Path(upstream.input_root)
+            if upstream.status != TaskStatus.COMPLETED:
+                raise E.InvalidParameter(f"data_source.source: task {source} is {upstream.status.label}; "
+                                         "only a completed task's output can be a source")
+            return chain_source(upstream, self.settings.data_dir / "sources")
         raise E.InvalidParameter(
-            f"data_source.type: {source_type!r} sources are not supported by this release; use OBS or TASK")
+            f"data_source.type: {source_type!r} sources are not supported by this release; use OBS, DATASET or TASK")
+
+    def _dataset_source(self, project_id: str, dataset_id: str, version_id: str | None) -> tuple[Path, dict | None]:
+        if self.imports is None:
+            raise E.InvalidParameter("data_source.type: DATASET sources are not available in this deployment")
+        return self.imports.source_manifest(project_id, dataset_id, version_id)
 
     def _output_dir(self, body: ProcessorTaskCreate, task_id: str) -> Path:
         wp = body.work_path
@@ -258,6 +276,33 @@ class TaskService:
 
     def close(self) -> None:
         self._stop.set()
+
+
+#: Output files whose rows are the items a task passes on, and how to find each row's image.
+_CHAIN_OUTPUTS = (("kept.jsonl", "input"), ("selected.jsonl", "input"), ("augmented.jsonl", "output"))
+
+
+def chain_source(upstream: TaskRecord, folder: Path) -> Path:
+    """A completed task as a source: its kept, selected or augmented items (with their annotations),
+    else the items it read. Written as a manifest with absolute image paths."""
+    out_dir = Path(upstream.output_dir)
+    manifest = out_dir / ".rayproc" / "manifest.json"
+    for name, base in _CHAIN_OUTPUTS:
+        rows_file = out_dir / name
+        if not rows_file.exists():
+            continue
+        root = json.loads(manifest.read_text())["root"] if base == "input" else str(out_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"task-{upstream.task_id}-{secrets.token_hex(4)}.jsonl"
+        with open(rows_file, encoding="utf-8") as src, open(target, "w", encoding="utf-8") as dst:
+            for line in src:
+                row = json.loads(line)
+                image = row.get("image") or row.get("item")
+                out = {"image": str(Path(root, image))}
+                out.update({k: row[k] for k in ("label", "boxes") if k in row})
+                dst.write(json.dumps(out, ensure_ascii=False) + "\n")
+        return target
+    return Path(upstream.input_root)
 
 
 class _ray_errors:

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     auth_enabled: bool = Field(True, description="Require API tokens. False is a development mode, "
                                                  "allowed only on a loopback address.")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body.")
+    max_import_bytes: int = Field(64 * 1_048_576, ge=1024, description="Largest accepted import body or file.")
+    max_import_items: int = Field(1_000_000, ge=1, description="Most items in one import request.")
     default_chunk_size: int = Field(32, ge=1, le=10_000, description="Items per Ray task.")
     stop_grace_seconds: float = Field(10.0, ge=1.0, le=600.0,
                                       description="How long a stopped run may take to commit chunks in flight.")
@@ -62,4 +64,6 @@ class Settings(BaseSettings):
         data_dir = self.data_dir.expanduser().resolve()
         roots = self.allowed_roots or [str(data_dir), os.getcwd()]
         roots = [str(Path(r).expanduser().resolve()) for r in roots]
+        if not any(data_dir == Path(r) or Path(r) in data_dir.parents for r in roots):
+            roots.append(str(data_dir))  # the service writes work paths and source manifests there
         return self.model_copy(update={"data_dir": data_dir, "allowed_roots": roots})

@@ -14,7 +14,7 @@ from tests.support.cluster import free_port, start_cluster
 
 PLUGINS = ["tests.support.probe_operators"]
 #: Projects the tests use; they exist before the first request.
-PROJECTS = ("p1", "meta-project", "owner", "intruder", "listing")
+PROJECTS = ("p1", "meta-project", "owner", "intruder", "listing", "imports")
 
 
 @dataclass
@@ -75,7 +75,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         data_dir=data_dir, host="127.0.0.1", port=free_port(), ray_address=cluster.address,
         dashboard_url=dashboard_url,
         allowed_roots=[str(root)], operator_plugins=PLUGINS, default_chunk_size=8,
-        stop_grace_seconds=30, reconcile_interval_seconds=0.5,
+        stop_grace_seconds=30, reconcile_interval_seconds=0.5, max_import_bytes=2_000_000,
     )
     from serve_app.accounts import Accounts
 

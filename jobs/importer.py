@@ -1,0 +1,161 @@
+"""The import runner: the entrypoint of every import's Ray job.
+
+    python -m jobs.importer --db DB --import-id N [--allowed-root R]...
+
+Reads the import's payload (JSON Lines of items, or a folder spec), validates,
+hashes and records every item in batches, and always leaves a final status.
+A bad item is recorded as a failure with its reason; it never fails the import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from jobs.datasets import Datasets
+from jobs.sources import PathNotAllowed, list_images, resolve_within
+
+log = logging.getLogger("rayproc.importer")
+
+BATCH = 500
+#: Keys of a Label Studio task that are not its data.
+_NOT_DATA = ("annotations", "predictions", "id", "meta")
+
+
+def _digest(data: dict) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def normalize(raw: dict) -> tuple[dict, list, list]:
+    """Label Studio accepts ``{"data": {...}, "annotations": [...]}`` or the data fields alone."""
+    if isinstance(raw.get("data"), dict):
+        data = raw["data"]
+    else:
+        data = {k: v for k, v in raw.items() if k not in _NOT_DATA}
+    annotations = raw.get("annotations") if isinstance(raw.get("annotations"), list) else []
+    predictions = raw.get("predictions") if isinstance(raw.get("predictions"), list) else []
+    return data, annotations, predictions
+
+
+def check_item(raw: dict, roots: Sequence[str]) -> tuple[dict, str | None, str, int, int]:
+    """Validate and hash one item. Raises ValueError with the reason for a failed item."""
+    data, annotations, predictions = normalize(raw)
+    if not data:
+        raise ValueError("the item has no data")
+    image = data.get("image")
+    image_path = None
+    digest = _digest(data)
+    if image is not None:
+        if not isinstance(image, str) or not image:
+            raise ValueError("'image' must be a path")
+        try:
+            resolved = resolve_within(image, roots)
+        except PathNotAllowed as exc:
+            raise ValueError(f"image: {exc}") from None
+        except FileNotFoundError:
+            raise ValueError(f"image: file not found: {image!r}") from None
+        if not resolved.is_file():
+            raise ValueError(f"image: not a file: {image!r}")
+        image_path = str(resolved)
+        digest = _file_digest(resolved)
+    return data, image_path, digest, len(annotations), len(predictions)
+
+
+def _payload(path: Path, roots: Sequence[str]) -> Iterator[dict]:
+    """Items of a payload: JSON Lines of objects, or a folder spec that expands to image items."""
+    with open(path, encoding="utf-8") as fh:
+        first = fh.readline()
+        spec = json.loads(first) if first.strip() else {}
+        if isinstance(spec, dict) and spec.get("__folder__"):
+            yield from _folder_items(spec, roots)
+            return
+        if first.strip():
+            yield spec
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def _folder_items(spec: dict, roots: Sequence[str]) -> Iterator[dict]:
+    folder = resolve_within(spec["__folder__"], roots)
+    if spec.get("recursive", True):
+        root, names = list_images(folder)
+    else:
+        root, names = folder, sorted(n for n in os.listdir(folder) if (folder / n).is_file()
+                                     and list_images(folder / n)[1])
+    sheet = _read_sheet(spec.get("metadata_sheet"), roots)
+    for name in names:
+        item = {"image": str(Path(root, name))}
+        extra = sheet.get(Path(name).name) or sheet.get(name)
+        if extra:
+            item.update({k: v for k, v in extra.items() if k != "file_name" and v not in (None, "")})
+        yield item
+
+
+def _read_sheet(path: str | None, roots: Sequence[str]) -> dict[str, dict]:
+    """A CSV with a ``file_name`` column: per-file metadata joined by file name."""
+    if not path:
+        return {}
+    with open(resolve_within(path, roots), newline="", encoding="utf-8-sig") as fh:
+        return {row["file_name"]: row for row in csv.DictReader(fh) if row.get("file_name")}
+
+
+def run(db: str, import_id: int, roots: Sequence[str]) -> str:
+    datasets = Datasets(db)
+    if not datasets.start_import(import_id):
+        log.warning("import %s is not waiting to run: nothing to do", import_id)
+        return "skipped"
+    record = datasets.get_import(import_id)
+    batch: list = []
+    failures: list[dict] = []
+    position = 0
+    try:
+        for position, raw in enumerate(_payload(Path(record["payload_path"]), roots)):
+            try:
+                if not isinstance(raw, dict):
+                    raise ValueError("the item is not a JSON object")
+                batch.append(check_item(raw, roots))
+            except ValueError as exc:
+                failures.append({"index": position, "reason": str(exc)})
+            if len(batch) + len(failures) >= BATCH:
+                datasets.record_items(import_id, record["dataset_id"], batch, failures)
+                batch, failures = [], []
+        datasets.record_items(import_id, record["dataset_id"], batch, failures)
+    except Exception as exc:  # the payload itself is unreadable: the import fails, with the reason kept
+        traceback.print_exc()
+        datasets.finish_import(import_id, "failed", f"{type(exc).__name__}: {exc} (at item {position})")
+        return "failed"
+    datasets.finish_import(import_id, "completed")
+    return "completed"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    p = argparse.ArgumentParser(prog="python -m jobs.importer")
+    p.add_argument("--db", required=True)
+    p.add_argument("--import-id", type=int, required=True)
+    p.add_argument("--allowed-root", action="append", default=[])
+    args = p.parse_args(argv)
+    outcome = run(args.db, args.import_id, args.allowed_root)
+    log.info("import %s: %s", args.import_id, outcome)
+    return 0 if outcome != "failed" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

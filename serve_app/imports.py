@@ -1,0 +1,225 @@
+"""Imports (Label Studio's asynchronous import) and datasets with versions."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+
+from jobs import launcher as L
+from jobs.datasets import ACTIVE_IMPORT, DEFAULT_DATASET, Datasets
+from jobs.sources import PathNotAllowed as _PathNotAllowed
+from jobs.sources import resolve_within
+from serve_app import errors as E
+from serve_app.service import _ray_errors
+from serve_app.settings import Settings
+
+FILE_FORMATS = (".json", ".jsonl", ".csv")
+MAX_FAILURES_SHOWN = 1000
+
+
+def _iso(ms: int | None) -> str | None:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat() if ms else None
+
+
+def parse_items_json(raw: bytes) -> list | dict:
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise E.InvalidRequest(f"malformed JSON: {exc}") from None
+
+
+def parse_items_file(name: str, raw: bytes) -> list:
+    """An uploaded JSON, JSON Lines or CSV file -> list of items."""
+    suffix = Path(name or "").suffix.lower()
+    if suffix not in FILE_FORMATS:
+        raise E.UnsupportedMediaType(f"unknown file format {suffix or '(none)'!r}; upload one of "
+                                     f"{', '.join(FILE_FORMATS)}")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise E.InvalidRequest(f"{name}: not UTF-8 text") from None
+    if suffix == ".json":
+        return parse_items_json(raw)  # type: ignore[return-value]
+    if suffix == ".csv":
+        return [dict(row) for row in csv.DictReader(io.StringIO(text))]
+    items = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                items.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise E.InvalidRequest(f"{name}: line {number} is not JSON: {exc.msg}") from None
+    return items
+
+
+class ImportService:
+    def __init__(self, settings: Settings, datasets: Datasets, launcher: L.JobLauncher) -> None:
+        self.settings = settings
+        self.datasets = datasets
+        self.launcher = launcher
+
+    # ----- import ------------------------------------------------------------------------
+
+    def check_items(self, items: object) -> list[dict]:
+        if not isinstance(items, list):
+            raise E.InvalidRequest("the body must be a JSON list of items (objects), or {\"folder\": ...}")
+        if not items:
+            raise E.InvalidRequest("the list of items is empty")
+        if len(items) > self.settings.max_import_items:
+            raise E.PayloadTooLarge(f"{len(items)} items in one import; the limit is {self.settings.max_import_items}")
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise E.InvalidRequest(f"item {i} is not a JSON object; nothing was imported")
+        return items
+
+    def folder_spec(self, body: dict) -> dict:
+        unknown = set(body) - {"folder", "recursive", "metadata_sheet"}
+        if unknown:
+            raise E.InvalidRequest(f"unknown fields {sorted(unknown)}; a folder import takes folder, recursive, "
+                                   "metadata_sheet")
+        folder = body.get("folder")
+        if not isinstance(folder, str):
+            raise E.InvalidRequest("folder: give a server-side folder path")
+        try:
+            path = resolve_within(folder, self.settings.allowed_roots)
+        except _PathNotAllowed as exc:
+            raise E.PathNotAllowed(f"folder: {exc}") from None
+        except FileNotFoundError:
+            raise E.InvalidParameter(f"folder: does not exist: {folder!r}") from None
+        if not path.is_dir():
+            raise E.InvalidParameter(f"folder: not a folder: {folder!r}")
+        spec = {"__folder__": str(path), "recursive": bool(body.get("recursive", True))}
+        sheet = body.get("metadata_sheet")
+        if sheet is not None:
+            if not isinstance(sheet, str) or Path(sheet).suffix.lower() != ".csv":
+                raise E.UnsupportedMediaType("metadata_sheet: give a .csv file with a file_name column")
+            try:
+                spec["metadata_sheet"] = str(resolve_within(sheet, self.settings.allowed_roots))
+            except _PathNotAllowed as exc:
+                raise E.PathNotAllowed(f"metadata_sheet: {exc}") from None
+            except FileNotFoundError:
+                raise E.InvalidParameter(f"metadata_sheet: does not exist: {sheet!r}") from None
+        return spec
+
+    def create(self, project_id: str, *, items: list[dict] | None = None, folder: dict | None = None,
+               dataset: str = DEFAULT_DATASET, return_task_ids: bool = False) -> int:
+        ds = self.datasets.ensure_dataset(project_id, dataset)
+        payload_dir = self.settings.data_dir / "imports"
+        payload_dir.mkdir(parents=True, exist_ok=True)
+        payload = payload_dir / f"{secrets.token_hex(8)}.jsonl"
+        rows = [folder] if folder is not None else items or []
+        with open(payload, "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        import_id = self.datasets.create_import(project_id, ds["dataset_id"], str(payload),
+                                                len(items) if items is not None else -1, return_task_ids)
+        run_id = f"rayproc-import-{import_id}-{secrets.token_hex(3)}"
+        entrypoint = L.importer_entrypoint(db_path=str(self.settings.db_path), import_id=import_id,
+                                           allowed_roots=self.settings.allowed_roots)
+        try:
+            with _ray_errors():
+                self.launcher.submit(run_id=run_id, entrypoint=entrypoint, metadata={
+                    "rayproc_import_id": str(import_id), "rayproc_project_id": project_id,
+                    "rayproc_dataset_id": ds["dataset_id"]})
+        except BaseException:
+            self.datasets.delete_import(import_id)  # nothing half-imported
+            payload.unlink(missing_ok=True)
+            raise
+        self.datasets.set_import_job(import_id, run_id)
+        return import_id
+
+    def get(self, project_id: str, import_id: str) -> dict:
+        if not import_id.isdigit() or len(import_id) > 18:
+            raise E.InvalidResourceId(f"import ID must be a number, got {import_id!r}")
+        record = self.datasets.get_import(int(import_id), project_id)
+        if record is None:
+            raise E.NotFound(f"import {import_id} not found")
+        if record["status"] in ACTIVE_IMPORT and record["ray_job_id"]:
+            self._reconcile(record)
+            record = self.datasets.get_import(int(import_id), project_id) or record
+        return _import_view(record)
+
+    def _reconcile(self, record: dict) -> None:
+        try:
+            state = self.launcher.state(record["ray_job_id"])
+        except L.RayJobNotFound:
+            state = L.RayJobState("FAILED", "Ray has no record of the import job")
+        except (L.RayUnavailable, L.RayJobError):
+            return
+        if state.is_terminal:
+            self.datasets.finish_import(record["import_id"], "failed",
+                                        f"the import job ended ({state.status}) without finishing: {state.message}")
+
+    # ----- datasets ----------------------------------------------------------------------
+
+    def dataset(self, project_id: str, dataset_id: str) -> dict:
+        E.validate_resource_id(dataset_id, "dataset")
+        ds = self.datasets.dataset(project_id, dataset_id)
+        if ds is None:
+            raise E.NotFound(f"dataset {dataset_id!r} not found")
+        return ds
+
+    def version(self, project_id: str, dataset_id: str, version_id: str) -> dict:
+        self.dataset(project_id, dataset_id)
+        E.validate_resource_id(version_id, "version")
+        version = self.datasets.version(dataset_id, version_id)
+        if version is None:
+            raise E.NotFound(f"version {version_id!r} not found in dataset {dataset_id!r}")
+        return version
+
+    def source_manifest(self, project_id: str, dataset_id: str, version_id: str | None) -> tuple[Path, dict | None]:
+        """Write a dataset (or one of its versions) as a JSON Lines manifest a task can read."""
+        self.dataset(project_id, dataset_id)
+        version = self.version(project_id, dataset_id, version_id) if version_id else None
+        out = self.settings.data_dir / "sources" / f"{dataset_id}-{version_id or 'head'}-{secrets.token_hex(4)}.jsonl"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "w", encoding="utf-8") as fh:
+            for line in manifest_lines(self.datasets.iter_items(dataset_id, version_id)):
+                fh.write(line)
+        return out, version
+
+
+def manifest_lines(items) -> object:
+    """Items as manifest lines: ``{"image", "label", "boxes", "item_id"}``; text-only items keep their id."""
+    for item in items:
+        row: dict = {"item_id": item["id"]}
+        if item["image"]:
+            row["image"] = item["image"]
+        for key in ("label", "boxes"):
+            if key in item["data"]:
+                row[key] = item["data"][key]
+        yield json.dumps(row, ensure_ascii=False) + "\n"
+
+
+def _import_view(r: dict) -> dict:
+    finished = r["finished_at"]
+    started = r["started_at"] or r["created_at"]
+    view = {
+        "id": r["import_id"],
+        "project": r["project_id"],
+        "dataset_id": r["dataset_id"],
+        "status": r["status"],
+        "total": r["total"] if r["total"] >= 0 else None,
+        "task_count": r["task_count"],
+        "annotation_count": r["annotation_count"],
+        "prediction_count": r["prediction_count"],
+        "failed_count": r["failed_count"],
+        "failures": r["failures"][:MAX_FAILURES_SHOWN],
+        "duration": round(((finished or started) - started) / 1000, 3) if finished else None,
+        "created_at": _iso(r["created_at"]),
+        "started_at": _iso(r["started_at"]),
+        "finished_at": _iso(finished),
+        "error": r["error"],
+        "ray_job_id": r["ray_job_id"],
+    }
+    if r["task_ids"] is not None:
+        view["task_ids"] = r["task_ids"]
+    return view
+
+
+def export_name(dataset_id: str, version: dict) -> str:
+    return f"{dataset_id}-{version['name']}.jsonl"

@@ -1,0 +1,125 @@
+"""Label Studio-compatible asynchronous import, and datasets with versions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+
+from jobs.datasets import DEFAULT_DATASET
+from serve_app import errors as E
+from serve_app.auth import Reader, Writer
+from serve_app.imports import (
+    ImportService,
+    export_name,
+    manifest_lines,
+    parse_items_file,
+    parse_items_json,
+)
+
+router = APIRouter(tags=["imports and datasets"])
+
+
+def get_imports(request: Request) -> ImportService:
+    return request.app.state.imports
+
+
+Imports = Annotated[ImportService, Depends(get_imports)]
+
+
+@router.post("/api/projects/{project_id}/import", status_code=201)
+async def import_items(
+    *,
+    access: Writer,
+    imports: Imports,
+    request: Request,
+    return_task_ids: bool = False,
+    dataset: Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9\-_.]+$")] = DEFAULT_DATASET,
+) -> dict:
+    """Import items; answers at once with ``{"import": <id>}`` and runs the import as a Ray job.
+
+    The body is a JSON list of items (``{"image": "/path"}``, ``{"text": "..."}``, optionally with
+    ``annotations`` / ``predictions``), or a multipart upload of a JSON, JSON Lines or CSV file (field
+    ``file``), or ``{"folder": "/path", "recursive": true, "metadata_sheet": "/path/sheet.csv"}``.
+    """
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise E.InvalidRequest("multipart import: send the file in a field named 'file'")
+        items = imports.check_items(parse_items_file(upload.filename or "", await upload.read()))
+        import_id = imports.create(access.project_id, items=items, dataset=dataset, return_task_ids=return_task_ids)
+        return {"import": import_id}
+    body = parse_items_json(await request.body())
+    if isinstance(body, dict) and "folder" in body:
+        spec = imports.folder_spec(body)
+        import_id = imports.create(access.project_id, folder=spec, dataset=dataset, return_task_ids=return_task_ids)
+    else:
+        import_id = imports.create(access.project_id, items=imports.check_items(body), dataset=dataset,
+                                   return_task_ids=return_task_ids)
+    return {"import": import_id}
+
+
+@router.get("/api/projects/{project_id}/imports/{import_id}/")
+@router.get("/api/projects/{project_id}/imports/{import_id}", include_in_schema=False)
+def get_import(*, access: Reader, imports: Imports, import_id: str) -> dict:
+    """An import's status, counts, per-item failures and (when asked for) the created item ids."""
+    return imports.get(access.project_id, import_id)
+
+
+@router.get("/v2/{project_id}/datasets")
+def list_datasets(*, access: Reader, imports: Imports) -> dict:
+    """The project's datasets with their item counts."""
+    datasets = imports.datasets.datasets(access.project_id)
+    return {"total": len(datasets), "datasets": datasets}
+
+
+@router.get("/v2/{project_id}/datasets/{dataset_id}")
+def get_dataset(*, access: Reader, imports: Imports, dataset_id: str) -> dict:
+    """One dataset and its versions."""
+    ds = imports.dataset(access.project_id, dataset_id)
+    return {**ds, "versions": imports.datasets.versions(dataset_id)}
+
+
+@router.get("/v2/{project_id}/datasets/{dataset_id}/items")
+def list_items(*, access: Reader, imports: Imports, dataset_id: str,
+               limit: Annotated[int, Query(ge=1, le=100)] = 10,
+               offset: Annotated[int, Query(ge=0, le=1_000_000, description="Page index.")] = 0,
+               version_id: Annotated[str | None, Query(max_length=100)] = None) -> dict:
+    """Items, oldest first, one page at a time; ``version_id`` reads a published version."""
+    imports.dataset(access.project_id, dataset_id)
+    if version_id:
+        imports.version(access.project_id, dataset_id, version_id)
+    total, items = imports.datasets.items(dataset_id, limit=limit, page=offset, version_id=version_id)
+    return {"total": total, "items": items}
+
+
+@router.post("/v2/{project_id}/datasets/{dataset_id}/versions", status_code=201)
+def publish_version(*, access: Writer, imports: Imports, dataset_id: str,
+                    version_name: Annotated[str | None, Query(max_length=32, pattern=r"^[a-zA-Z0-9\-_]+$")] = None,
+                    ) -> dict:
+    """Freeze the dataset's current items as a version (``V001``, ``V002``, ... unless named)."""
+    imports.dataset(access.project_id, dataset_id)
+    try:
+        return imports.datasets.publish(dataset_id, version_name)
+    except ValueError as exc:
+        raise E.Conflict(str(exc)) from None
+
+
+@router.get("/v2/{project_id}/datasets/{dataset_id}/versions")
+def list_versions(*, access: Reader, imports: Imports, dataset_id: str) -> dict:
+    """The dataset's published versions."""
+    imports.dataset(access.project_id, dataset_id)
+    versions = imports.datasets.versions(dataset_id)
+    return {"total": len(versions), "versions": versions}
+
+
+@router.get("/v2/{project_id}/datasets/{dataset_id}/versions/{version_id}/export")
+def export_version(*, access: Reader, imports: Imports, dataset_id: str, version_id: str) -> StreamingResponse:
+    """The version as a JSON Lines manifest (image paths, labels, boxes): a task source, or a download."""
+    version = imports.version(access.project_id, dataset_id, version_id)
+    return StreamingResponse(
+        manifest_lines(imports.datasets.iter_items(dataset_id, version_id)), media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="{export_name(dataset_id, version)}"'})
