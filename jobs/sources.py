@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -33,11 +34,17 @@ def resolve_within(path: str, roots: Sequence[str], *, must_exist: bool = True) 
     if ".." in Path(path).parts:
         raise PathNotAllowed(f"path must not contain '..': {path!r}")
     resolved = Path(os.path.realpath(path))
-    if not any(_is_under(resolved, Path(os.path.realpath(r))) for r in roots):
+    if not any(_is_under(resolved, _real_root(r)) for r in roots):
         raise PathNotAllowed(f"path {path!r} is outside the allowed roots")
     if must_exist and not resolved.exists():
         raise FileNotFoundError(f"path does not exist: {path!r}")
     return resolved
+
+
+@functools.lru_cache(maxsize=64)
+def _real_root(root: str) -> Path:
+    """Roots are resolved once per process: they are configuration, checked for every item."""
+    return Path(os.path.realpath(root))
 
 
 def _is_under(path: Path, root: Path) -> bool:
@@ -105,4 +112,4 @@ def _read_manifest(path: Path) -> list[str | dict]:
 def item_within(root: Path, rel: str, roots: Sequence[str]) -> bool:
     """True if the item (after resolving symlinks) stays inside the allowed roots."""
     real = Path(os.path.realpath(root / rel))
-    return any(_is_under(real, Path(os.path.realpath(r))) for r in roots)
+    return any(_is_under(real, _real_root(r)) for r in roots)
