@@ -140,6 +140,9 @@ class JobLauncher:
         info = self._call(lambda c: c.get_job_info(run_id))
         return RayJobState(str(getattr(info.status, "value", info.status)), info.message)
 
+    def logs(self, run_id: str) -> str:
+        return str(self._call(lambda c: c.get_job_logs(run_id)))
+
     def states(self) -> dict[str, RayJobState]:
         """Every rayproc job Ray knows about, by submission id (one request)."""
         jobs = self._call(lambda c: c.list_jobs())

@@ -160,6 +160,32 @@ class TaskService:
             r.runs = runs.get(r.task_id, [])
         return count, records
 
+    def report(self, project_id: str, task_id: str) -> str:
+        from serve_app import report
+
+        rec = self.get(project_id, task_id)
+        if rec.status != TaskStatus.COMPLETED:
+            raise E.InvalidState(f"task {task_id} is {rec.status.label}; a report needs a completed task")
+        if rec.task_type != "sys_data_analyse":
+            raise E.InvalidState(f"task {task_id} is {rec.task_type}; reports are for sys_data_analyse tasks")
+        from serve_app.views import task_view
+
+        manifest = Path(rec.output_dir) / ".rayproc" / "manifest.json"
+        root = Path(json.loads(manifest.read_text())["root"]) if manifest.exists() else Path(rec.input_root)
+        return report.render(task_view(rec), root)
+
+    def logs(self, project_id: str, task_id: str, run: int | None) -> str:
+        rec = self.get(project_id, task_id)
+        runs = [r["run_id"] for r in rec.runs]
+        if run is not None and run > len(runs):
+            raise E.NotFound(f"task {task_id} has {len(runs)} run(s)")
+        run_id = runs[run - 1] if run is not None else rec.current_run
+        with _ray_errors():
+            try:
+                return self.launcher.logs(run_id)
+            except L.RayJobNotFound:
+                raise E.NotFound(f"Ray no longer has the logs of run {run_id}") from None
+
     # ----- stop / resume / delete ----------------------------------------------------------
 
     def stop(self, project_id: str, task_id: str) -> TaskRecord:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse
 
 from jobs.store import ListQuery
 from serve_app import errors as E
@@ -68,6 +69,21 @@ def list_tasks(
 
 
 # `{task_id:path}` so that an empty id or one holding '/' reaches the id rules and gets their 400.
+# The report and logs routes come first: the plain GET would otherwise take "<id>/report" as an id.
+
+
+@router.get("/{task_id:path}/report", response_class=HTMLResponse, responses=_ERRORS)
+def task_report(*, access: Reader, task_id: str, service: ServiceDep) -> HTMLResponse:
+    """A completed analysis task's report: a chart per feature, issue counts, the worst examples."""
+    return HTMLResponse(service.report(access.project_id, task_id))
+
+
+@router.get("/{task_id:path}/logs", response_class=PlainTextResponse, responses=_ERRORS)
+def task_logs(*, access: Reader, task_id: str, service: ServiceDep,
+              run: Annotated[int | None, Query(ge=1, description="Run number (default: the current run).")] = None,
+              ) -> PlainTextResponse:
+    """The job runner's log of a run, from Ray."""
+    return PlainTextResponse(service.logs(access.project_id, task_id, run))
 
 
 @router.get("/{task_id:path}", response_model=ProcessorTaskPublic, response_model_exclude_unset=True,
