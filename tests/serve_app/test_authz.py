@@ -23,6 +23,7 @@ class World:
     task_id: str  # a completed task in P
     throwaway: dict[str, str]  # caller -> a completed task in P it may delete
     folder: str
+    import_id: int
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,8 @@ def world(service: Service) -> World:
     ids = [service.create(folder, project=P) for _ in range(3)]
     for task_id in ids:
         service.wait_status(task_id, 2, allowed={0, 1}, project=P)
-    return World(clients, ids[0], {"member": ids[1], "admin": ids[2]}, str(folder))
+    import_id = service.client.post(f"/api/projects/{P}/import", json=[{"text": "x"}]).json()["import"]
+    return World(clients, ids[0], {"member": ids[1], "admin": ids[2]}, str(folder), import_id)
 
 
 def _create_body(world: World) -> dict:
@@ -65,6 +67,12 @@ ENDPOINTS = {
     "delete": ("DELETE", f"/v2/{P}/processor-tasks/{{throwaway}}", None, {"member": 204, "admin": 204}),
     "templates": ("GET", f"/v2/{P}/processor-templates", None, {"viewer": 200, "member": 200, "admin": 200}),
     "template_items": ("GET", f"/v2/{P}/processor-tasks/items", None, {"viewer": 200, "member": 200, "admin": 200}),
+    "report": ("GET", f"/v2/{P}/processor-tasks/{{task}}/report", None, {"viewer": 200, "member": 200, "admin": 200}),
+    "logs": ("GET", f"/v2/{P}/processor-tasks/{{task}}/logs", None, {"viewer": 200, "member": 200, "admin": 200}),
+    "import": ("POST", f"/api/projects/{P}/import", [{"text": "authz"}], {"member": 201, "admin": 201}),
+    "get_import": ("GET", f"/api/projects/{P}/imports/{{import_id}}/", None,
+                   {"viewer": 200, "member": 200, "admin": 200}),
+    "datasets": ("GET", f"/v2/{P}/datasets", None, {"viewer": 200, "member": 200, "admin": 200}),
     "whoami": ("GET", "/v1/whoami", None, {"viewer": 200, "member": 200, "other": 200, "admin": 200}),
     "projects": ("GET", "/v1/projects", None, {"viewer": 200, "member": 200, "other": 200, "admin": 200}),
     "users": ("GET", "/v1/users", None, {"admin": 200}),
@@ -76,7 +84,8 @@ ENDPOINTS = {
     "set_member": ("PUT", "/v1/projects/authz-spare/members/authz-spare", {"role": "viewer"}, {"admin": 200}),
     "cluster": ("GET", "/v1/cluster", None, {"admin": 200}),
 }
-PROJECT_ENDPOINTS = {"list", "get", "create", "stop", "resume", "delete", "templates", "template_items"}
+PROJECT_ENDPOINTS = {"list", "get", "create", "stop", "resume", "delete", "templates", "template_items", "report",
+                     "logs", "import", "get_import", "datasets"}
 
 
 def _expected(endpoint: str, caller: str) -> int:
@@ -94,7 +103,8 @@ def _expected(endpoint: str, caller: str) -> int:
 @pytest.mark.parametrize("endpoint", list(ENDPOINTS))
 def test_authorization_matrix(world: World, endpoint: str, caller: str) -> None:
     method, path, body, _ = ENDPOINTS[endpoint]
-    path = path.format(task=world.task_id, throwaway=world.throwaway.get(caller, world.task_id))
+    path = path.format(task=world.task_id, throwaway=world.throwaway.get(caller, world.task_id),
+                       import_id=world.import_id)
     if body == "create":
         body = _create_body(world)
     elif isinstance(body, dict):
