@@ -64,6 +64,7 @@ class ImageFeatures(Operator):
         histogram_bins: Annotated[int, Field(ge=2, le=200, description="Bins per feature histogram.")] = 20
 
     def process_batch(self, batch: ImageBatch) -> dict[str, np.ndarray]:
+        extremes = F.channel_extremes(batch.pixels)
         width = batch.width.astype(np.int64)
         height = batch.height.astype(np.int64)
         return {
@@ -74,10 +75,10 @@ class ImageFeatures(Operator):
             BRIGHTNESS: F.brightness(batch.pixels),
             CONTRAST: F.contrast(batch.pixels),
             BLUR_SCORE: F.laplacian_variance(batch.pixels),
-            SATURATION: F.saturation(batch.pixels),
+            SATURATION: F.saturation(batch.pixels, extremes),
             COLOURFULNESS: F.colourfulness(batch.pixels),
             ENTROPY: F.entropy(batch.pixels),
-            GRAYSCALE: F.is_grayscale(batch.pixels),
+            GRAYSCALE: F.is_grayscale(batch.pixels, extremes=extremes),
         }
 
     def finalize(self, table: RecordTable) -> Finalized:
