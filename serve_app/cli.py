@@ -228,5 +228,15 @@ def sample_images(folder: Path, count: int, seed: int) -> None:
     click.echo(f"wrote {count} images to {folder.resolve()}")
 
 
+def _add_user_commands() -> None:
+    from rayproc_client.cli import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_add_user_commands()
+
+
 if __name__ == "__main__":
     main()

@@ -121,7 +121,9 @@ def test_missing_source_and_unsupported_types(service: Service, folder: Path) ->
                   400, "invalid_parameter", "does not exist")
     body = _body("X6c3N3eztX7cr3Arvqu")
     body["data_source"]["type"] = "DATASET"
-    _assert_error(service.client.post(service.tasks(), json=body), 400, "invalid_parameter", "DATASET")
+    _assert_error(service.client.post(service.tasks(), json=body), 404, "not_found", "X6c3N3eztX7cr3Arvqu")
+    body["data_source"]["type"] = "CUSTOM"
+    _assert_error(service.client.post(service.tasks(), json=body), 400, "invalid_parameter", "CUSTOM")
 
 
 @pytest.mark.parametrize(("content", "fragment"), [
