@@ -49,3 +49,19 @@ def test_decoding_the_hostile_set_keeps_memory_bounded(tmp_path: Path) -> None:
     assert m["n"] == len(expected)
     # The bomb alone would need 10.8 GB decoded; the whole set must cost well under 100 MB more than imports.
     assert m["after_kb"] - m["before_kb"] < 100 * 1024, m
+
+
+def test_validation_reports_every_hostile_file(tmp_path: Path) -> None:
+    from tests.support.dataset import run_direct
+
+    folder = tmp_path / "hostile"
+    expected = write_hostile_set(folder)
+    result, files, _ = run_direct(folder, "sys_data_validation", [], tmp_path / "out")
+    findings = {row["item"]: {f["code"] for f in row["findings"]} for row in files["findings.jsonl"]}
+    assert set(findings) == set(expected)
+    for item, outcomes in expected.items():
+        if outcomes == {"ok"}:
+            assert findings[item] == set(), item
+        elif "ok" not in outcomes:
+            assert findings[item] <= outcomes and findings[item], (item, findings[item])
+    assert result["validation"]["invalid_count"] >= 5
