@@ -14,7 +14,7 @@ from jobs.datasets import ACTIVE_IMPORT, DEFAULT_DATASET, Datasets
 from jobs.sources import PathNotAllowed as _PathNotAllowed
 from jobs.sources import resolve_within
 from serve_app import errors as E
-from serve_app.service import _ray_errors
+from serve_app.ray_errors import ray_errors
 from serve_app.settings import Settings
 
 FILE_FORMATS = (".json", ".jsonl", ".csv")
@@ -121,7 +121,7 @@ class ImportService:
         entrypoint = L.importer_entrypoint(db_path=str(self.settings.db_path), import_id=import_id,
                                            allowed_roots=self.settings.allowed_roots)
         try:
-            with _ray_errors():
+            with ray_errors():
                 self.launcher.submit(run_id=run_id, entrypoint=entrypoint, metadata={
                     "rayproc_import_id": str(import_id), "rayproc_project_id": project_id,
                     "rayproc_dataset_id": ds["dataset_id"]})

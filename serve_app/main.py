@@ -11,11 +11,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from jobs.datasets import Datasets
 from serve_app import errors as E
 from serve_app.accounts import Accounts
 from serve_app.deps import reject_conflicting_repeats
-from serve_app.imports import ImportService
 from serve_app.routes import admin, tasks, templates
 from serve_app.routes import imports as imports_routes
 from serve_app.service import TaskService
@@ -23,7 +21,7 @@ from serve_app.service import TaskService
 log = logging.getLogger("rayproc.api")
 
 
-def create_app(service: TaskService, accounts: Accounts, imports: ImportService | None = None) -> FastAPI:
+def create_app(service: TaskService, accounts: Accounts) -> FastAPI:
     app = FastAPI(
         title="rayproc",
         summary="Image-dataset processing on a Ray cluster, with a ModelArts-compatible processor-task API.",
@@ -32,9 +30,7 @@ def create_app(service: TaskService, accounts: Accounts, imports: ImportService 
     )
     app.state.service = service
     app.state.accounts = accounts
-    app.state.imports = imports or ImportService(service.settings, Datasets(service.settings.db_path),
-                                                 service.launcher)
-    service.imports = app.state.imports
+    app.state.imports = service.imports
     app.state.auth_enabled = service.settings.auth_enabled
     app.include_router(templates.router)  # before tasks: /processor-tasks/items is not a task id
     app.include_router(tasks.router)

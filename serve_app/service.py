@@ -11,14 +11,19 @@ from pathlib import Path
 
 from jobs import launcher as L
 from jobs.catalog import CatalogError, load_plugins, parse_task_type, resolve_operators
+from jobs.datasets import Datasets
 from jobs.sources import PathNotAllowed as _PathNotAllowed
 from jobs.sources import resolve_within
 from jobs.status import ErrorType, TaskStatus
 from jobs.store import ListQuery, Store, TaskRecord, now_ms
 from operators.registry import OperatorRegistry, default_registry
 from serve_app import errors as E
+from serve_app import report
+from serve_app.imports import ImportService
+from serve_app.ray_errors import ray_errors
 from serve_app.schemas import ProcessorTaskCreate
 from serve_app.settings import Settings
+from serve_app.views import task_view
 
 log = logging.getLogger("rayproc.service")
 
@@ -41,8 +46,8 @@ class TaskService:
         load_plugins(settings.operator_plugins, self.registry)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        #: Set by the app: builds DATASET sources (serve_app.imports.ImportService).
-        self.imports = None
+        #: Imports and datasets; tasks read DATASET sources through it.
+        self.imports = ImportService(settings, Datasets(settings.db_path), launcher)
 
     # ----- create ------------------------------------------------------------------------
 
@@ -111,8 +116,6 @@ class TaskService:
             f"data_source.type: {source_type!r} sources are not supported by this release; use OBS, DATASET or TASK")
 
     def _dataset_source(self, project_id: str, dataset_id: str, version_id: str | None) -> tuple[Path, dict | None]:
-        if self.imports is None:
-            raise E.InvalidParameter("data_source.type: DATASET sources are not available in this deployment")
         return self.imports.source_manifest(project_id, dataset_id, version_id)
 
     def _output_dir(self, body: ProcessorTaskCreate, task_id: str) -> Path:
@@ -132,7 +135,7 @@ class TaskService:
             allowed_roots=self.settings.allowed_roots, plugins=self.settings.operator_plugins)
         metadata = {L.METADATA_KEY: task_id, "rayproc_project_id": project_id, "rayproc_task_type": task_type,
                     "rayproc_run_id": run_id}
-        with _ray_errors():
+        with ray_errors():
             self.launcher.submit(run_id=run_id, entrypoint=entrypoint, metadata=metadata)
         self.store.mark_submitted(run_id)
 
@@ -161,15 +164,11 @@ class TaskService:
         return count, records
 
     def report(self, project_id: str, task_id: str) -> str:
-        from serve_app import report
-
         rec = self.get(project_id, task_id)
         if rec.status != TaskStatus.COMPLETED:
             raise E.InvalidState(f"task {task_id} is {rec.status.label}; a report needs a completed task")
         if rec.task_type != "sys_data_analyse":
             raise E.InvalidState(f"task {task_id} is {rec.task_type}; reports are for sys_data_analyse tasks")
-        from serve_app.views import task_view
-
         manifest = Path(rec.output_dir) / ".rayproc" / "manifest.json"
         root = Path(json.loads(manifest.read_text())["root"]) if manifest.exists() else Path(rec.input_root)
         return report.render(task_view(rec), root)
@@ -180,7 +179,7 @@ class TaskService:
         if run is not None and run > len(runs):
             raise E.NotFound(f"task {task_id} has {len(runs)} run(s)")
         run_id = runs[run - 1] if run is not None else rec.current_run
-        with _ray_errors():
+        with ray_errors():
             try:
                 return self.launcher.logs(run_id)
             except L.RayJobNotFound:
@@ -195,7 +194,7 @@ class TaskService:
             raise E.InvalidState(f"task {task_id} is already {rec.status.label} (status {int(rec.status)}); "
                                  "only an initialized or running task can be stopped")
         # Ask Ray first: if the cluster is unreachable nothing changes and the caller gets a 503.
-        with _ray_errors():
+        with ray_errors():
             try:
                 self.launcher.stop(rec.current_run)
             except L.RayJobNotFound:
@@ -329,19 +328,3 @@ def chain_source(upstream: TaskRecord, folder: Path) -> Path:
                 dst.write(json.dumps(out, ensure_ascii=False) + "\n")
         return target
     return Path(upstream.input_root)
-
-
-class _ray_errors:
-    """Translate the launcher's errors into API errors."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc is None:
-            return False
-        if isinstance(exc, L.RayUnavailable):
-            raise E.RayUnavailable(f"the Ray cluster is unreachable: {exc}") from exc
-        if isinstance(exc, L.RayJobError):
-            raise E.InternalError(f"the Ray Jobs API failed: {exc}") from exc
-        return False
