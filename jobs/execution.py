@@ -11,9 +11,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from jobs.catalog import OperatorSpec, build_pipeline, load_plugins
 from jobs.signals import install_stop_handler
@@ -26,7 +27,7 @@ from jobs.sources import (
 )
 from jobs.status import ErrorType, TaskFailure, TaskStatus
 from jobs.store import Store, TaskRecord
-from operators.base import Item, OperatorError
+from operators.base import Item, OperatorError, RecordTable
 from operators.pipeline import ERROR_CODE, ERROR_MSG, FAILED, ITEM, OK, STATUS, Pipeline
 from operators.registry import default_registry
 
@@ -35,6 +36,8 @@ log = logging.getLogger("rayproc.runner")
 FEATURES_FILE = "features.jsonl"
 FAILURES_FILE = "failures.jsonl"
 RESULT_FILE = "result.json"
+#: Failed items listed in ``result`` itself; every one is in the failures file.
+MAX_FAILED_ITEMS_IN_RESULT = 100
 
 
 @dataclass(frozen=True)
@@ -84,17 +87,46 @@ def _process_chunk_on_node(*args) -> tuple[str, list[dict]]:
 # ----- state on disk ------------------------------------------------------------------------
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+class _AtomicFile:
+    """A file that appears whole at ``path`` or not at all: written to a temporary name,
+    fsynced, then renamed over ``path``; on an error the temporary file is removed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self._fh: TextIO | None = None
+
+    def __enter__(self) -> TextIO:
+        self._fh = open(self._tmp, "w", encoding="utf-8")
+        return self._fh
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        fh, self._fh = self._fh, None
+        try:
+            if exc_type is None:
+                fh.flush()
+                os.fsync(fh.fileno())
+        finally:
+            fh.close()
+            if exc_type is not None:
+                self._tmp.unlink(missing_ok=True)
+        if exc_type is None:
+            os.replace(self._tmp, self.path)
 
 
-def _dump_records(records: Sequence[dict]) -> str:
-    return "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in records)
+def _write_atomic(path: Path, text: str | Iterable[str]) -> None:
+    """Write ``text`` (or its lines, consumed as they come) atomically to ``path``."""
+    with _AtomicFile(path) as fh:
+        if isinstance(text, str):
+            fh.write(text)
+        else:
+            fh.writelines(text)
+
+
+def _dump_records(records: Iterable[dict]) -> Iterator[str]:
+    """One JSON line per record, as every output file holds them."""
+    for record in records:
+        yield json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 class RunState:
@@ -132,8 +164,18 @@ class RunState:
         _write_atomic(runs / f"{run_id}.json", json.dumps({str(k): v for k, v in sorted(placement.items())}))
 
     def read(self, index: int) -> list[dict]:
+        return list(self.iter_read(index))
+
+    def iter_read(self, index: int) -> Iterator[dict]:
+        """A committed part's records, one line at a time."""
         with open(self.part_path(index), encoding="utf-8") as fh:
-            return [json.loads(line) for line in fh]
+            for line in fh:
+                yield json.loads(line)
+
+    def stream(self, n_chunks: int) -> Iterator[dict]:
+        """Every record of chunks ``0 .. n_chunks - 1``, in item order."""
+        for index in range(n_chunks):
+            yield from self.iter_read(index)
 
 
 def _chunks(items: Sequence[str], size: int) -> list[list[str]]:
@@ -233,6 +275,10 @@ class _Progress:
             self.ctx.stop_event.set()
 
 
+#: How long the driver may process chunks itself while the cluster's workers start.
+WARMUP_SECONDS = 10.0
+
+
 def _run_on_cluster(ctx: RunContext, state: RunState, chunks: list[list], todo: list[int],
                     specs: Sequence[OperatorSpec], root: str, tracker: _Progress, output_dir: str) -> None:
     import ray
@@ -256,20 +302,37 @@ def _run_on_cluster(ctx: RunContext, state: RunState, chunks: list[list], todo: 
             ref = remote.remote(ctx.plugins, spec_json, root, chunks[index], ctx.allowed_roots, output_dir)
             in_flight[ref] = index
 
+    def run_locally() -> bool:
+        """One chunk in the driver: a new job's workers take a second or more to start and import
+        their libraries, time the driver (already warm) would otherwise spend waiting."""
+        index = next(pending, None) if not ctx.stop_event.is_set() else None
+        if index is None:
+            return False
+        records = process_chunk(ctx.plugins, spec_json, root, chunks[index], ctx.allowed_roots, output_dir)
+        state.commit(index, records)
+        placement[index] = driver_node
+        tracker.add(records)
+        return True
+
     placement: dict[int, str] = {}
+    driver_node = ray.get_runtime_context().get_node_id()
     submit_more()
     try:
-        _drain(in_flight, submit_more, state, tracker, placement)
+        _drain(in_flight, submit_more, run_locally, state, tracker, placement)
     finally:
         state.record_placement(ctx.run_id, placement)
 
 
-def _drain(in_flight: dict, submit_more, state: RunState, tracker: _Progress, placement: dict) -> None:
+def _drain(in_flight: dict, submit_more, run_locally, state: RunState, tracker: _Progress,
+           placement: dict) -> None:
     import ray
 
+    warm_until = time.monotonic() + WARMUP_SECONDS
+    warming = True  # until the first chunk comes back from the cluster
     while in_flight:
-        ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
+        ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0 if warming else 0.5)
         for ref in ready:
+            warming = False
             index = in_flight.pop(ref)
             try:
                 node_id, records = ray.get(ref)
@@ -283,25 +346,40 @@ def _drain(in_flight: dict, submit_more, state: RunState, tracker: _Progress, pl
             placement[index] = node_id
             tracker.add(records)
         if not ready:
+            if warming and time.monotonic() < warm_until:
+                try:
+                    warming = run_locally()
+                except OperatorError as exc:
+                    raise TaskFailure(ErrorType.OPERATOR_ERROR, str(exc)) from exc
             tracker.flush()
         submit_more()
 
 
 def _assemble(state: RunState, n_chunks: int, pipeline: Pipeline, output_dir: Path, root: str) -> dict:
-    records: list[dict] = []
-    for index in range(n_chunks):
-        records.extend(state.read(index))
-    # Operators may add per-item fields (issues, decisions) to the records here.
-    result, files = pipeline.finalize(records, root=root, output_dir=str(output_dir))
-    ok = [r for r in records if r.get(STATUS) == OK]
-    bad = [r for r in records if r.get(STATUS) == FAILED]
+    # Two passes over the part files keep the driver's memory flat: the first feeds the
+    # columns finalize reads, the second writes each record merged with the fields
+    # finalize set on it, so no list of every record is ever held.
+    table = RecordTable(state.stream(n_chunks), STATUS, OK, root=root, output_dir=str(output_dir))
+    result, files = pipeline.finalize(table)
+    failed_items: list[dict] = []
     try:
-        _write_atomic(output_dir / FEATURES_FILE, _dump_records(ok))
-        _write_atomic(output_dir / FAILURES_FILE, _dump_records(bad))
+        with _AtomicFile(output_dir / FEATURES_FILE) as features, _AtomicFile(output_dir / FAILURES_FILE) as failures:
+            for record, added in zip(state.stream(n_chunks), table.iter_added(), strict=True):
+                status = record.get(STATUS)
+                if status == OK:
+                    out = features
+                elif status == FAILED:
+                    out = failures
+                    if len(failed_items) < MAX_FAILED_ITEMS_IN_RESULT:
+                        failed_items.append({ITEM: record[ITEM], ERROR_CODE: record[ERROR_CODE],
+                                             ERROR_MSG: record[ERROR_MSG]})
+                else:
+                    continue
+                record.update(added)
+                out.write(json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n")
         for name, rows in files.items():
             _write_atomic(output_dir / name, _dump_records(rows))
-        result["failed_items"] = [{ITEM: r[ITEM], ERROR_CODE: r[ERROR_CODE], ERROR_MSG: r[ERROR_MSG]}
-                                  for r in bad[:100]]
+        result["failed_items"] = failed_items
         result["outputs"] = {"features": FEATURES_FILE, "failures": FAILURES_FILE, "result": RESULT_FILE,
                              **{name.rsplit(".", 1)[0]: name for name in files}}
         _write_atomic(output_dir / RESULT_FILE, json.dumps(result, sort_keys=True, indent=2))

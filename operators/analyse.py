@@ -45,7 +45,7 @@ class ImageFeatures(Operator):
     - ``width``, ``height``, ``aspect_ratio`` (width / height), ``file_size`` (bytes), ``format``, ``mode``.
     - ``brightness``: mean perceived brightness in [0, 1] (0 is black).
     - ``contrast``: standard deviation of luma in [0, 0.5].
-    - ``blur_score``: variance of the Laplacian of a normalised 256x256 grayscale
+    - ``blur_score``: variance of the Laplacian of a normalised 128x128 grayscale
       thumbnail; low values mean blurry.
     - ``saturation``: mean HSV saturation in [0, 1]; ``colourfulness``: Hasler and
       Suesstrunk's metric (0 for gray images).
@@ -64,7 +64,7 @@ class ImageFeatures(Operator):
         histogram_bins: Annotated[int, Field(ge=2, le=200, description="Bins per feature histogram.")] = 20
 
     def process_batch(self, batch: ImageBatch) -> dict[str, np.ndarray]:
-        extremes = F.channel_extremes(batch.pixels)
+        planes = batch.planes
         width = batch.width.astype(np.int64)
         height = batch.height.astype(np.int64)
         return {
@@ -72,13 +72,13 @@ class ImageFeatures(Operator):
             HEIGHT: height,
             ASPECT_RATIO: width / np.maximum(height, 1),
             FILE_SIZE: batch.file_size.astype(np.int64),
-            BRIGHTNESS: F.brightness(batch.pixels),
-            CONTRAST: F.contrast(batch.pixels),
-            BLUR_SCORE: F.laplacian_variance(batch.pixels),
-            SATURATION: F.saturation(batch.pixels, extremes),
-            COLOURFULNESS: F.colourfulness(batch.pixels),
-            ENTROPY: F.entropy(batch.pixels),
-            GRAYSCALE: F.is_grayscale(batch.pixels, extremes=extremes),
+            BRIGHTNESS: F.brightness(planes),
+            CONTRAST: F.contrast(planes),
+            BLUR_SCORE: F.laplacian_variance(planes),
+            SATURATION: F.saturation(planes),
+            COLOURFULNESS: F.colourfulness(planes),
+            ENTROPY: F.entropy(planes),
+            GRAYSCALE: F.is_grayscale(planes),
         }
 
     def finalize(self, table: RecordTable) -> Finalized:

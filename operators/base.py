@@ -18,12 +18,16 @@ and resumable chunk by chunk.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+
+from operators.features import Planes
+from operators.records import PerItem, RecordTable  # noqa: F401 (the reduce stage's part of the contract)
 
 
 class TaskType(str, enum.Enum):
@@ -76,15 +80,19 @@ class Item:
 class ImageBatch:
     """Items of one chunk that decoded, as normalised thumbnails.
 
-    ``pixels`` is ``(n, size, size, 3)`` float32 in [0, 1]; ``width``/``height``
+    ``rgb`` is ``(n, size, size, 3)`` uint8; :attr:`pixels` is the same as float32
+    in [0, 1], and :attr:`planes` holds the arrays several features share, each
+    computed once per batch whichever operator asks first. ``width``/``height``
     are the original dimensions; ``paths`` are absolute, for operators that need
-    the full-resolution image or the file's bytes. ``output_dir`` is where an
-    operator may write per-item files (augmented images), or None.
+    the full-resolution image or the file's bytes. ``histograms`` are the
+    thumbnails' 768-bin channel histograms when the decoder counted them.
+    ``output_dir`` is where an operator may write per-item files (augmented
+    images), or None.
     """
 
     items: list[Item]
     paths: list[str]
-    pixels: np.ndarray
+    rgb: np.ndarray
     width: np.ndarray
     height: np.ndarray
     file_size: np.ndarray
@@ -92,6 +100,7 @@ class ImageBatch:
     modes: list[str] = field(default_factory=list)
     digests: list[str] = field(default_factory=list)
     previews: list[np.ndarray] = field(default_factory=list)
+    histograms: np.ndarray | None = None
     output_dir: str | None = None
 
     @property
@@ -101,50 +110,27 @@ class ImageBatch:
     def __len__(self) -> int:
         return len(self.items)
 
+    @cached_property
+    def pixels(self) -> np.ndarray:
+        return self.rgb.astype(np.float32) / np.float32(255.0)
 
-class RecordTable:
-    """Every item's record of a task, in item order, for :meth:`Operator.finalize`.
-
-    Columns are read over the items that decoded (``ok``); missing values read as NaN.
-    """
-
-    def __init__(self, records: list[dict], status_key: str = "status", ok_value: str = "ok", *,
-                 root: str | None = None, output_dir: str | None = None) -> None:
-        self.records = records
-        self.ok_index = [i for i, r in enumerate(records) if r.get(status_key) == ok_value]
-        self.root = root  # the folder item keys are relative to
-        self.output_dir = output_dir  # where finalize may write files (kept copies)
-
-    @property
-    def ok(self) -> list[dict]:
-        return [self.records[i] for i in self.ok_index]
-
-    def column(self, name: str) -> np.ndarray:
-        return np.array([_num(self.records[i].get(name)) for i in self.ok_index], dtype=np.float64)
-
-    def values(self, name: str) -> list:
-        return [self.records[i].get(name) for i in self.ok_index]
-
-    def set(self, name: str, values) -> None:
-        """Set a per-item field on the ok items (aligned with :attr:`ok_index`)."""
-        for i, value in zip(self.ok_index, values, strict=True):
-            self.records[i][name] = value
-
-
-def _num(value: object) -> float:
-    if value is None or isinstance(value, (str, list, dict)):
-        return float("nan")
-    return float(value)
+    @cached_property
+    def planes(self) -> Planes:
+        return Planes(self.rgb, self.histograms)
 
 
 @dataclass
 class Finalized:
     """What :meth:`Operator.finalize` adds: ``summary`` goes into the task's ``result``
     (a ``features`` key is merged with other operators'), ``files`` are JSON Lines
-    files (name -> rows) written to the output path."""
+    files (name -> rows) written to the output path.
+
+    Rows may be any iterable, read once when the file is written, after every
+    operator has finalized: a generator or :class:`PerItem` over compact arrays
+    keeps a file of one row per item from existing all at once in memory."""
 
     summary: dict = field(default_factory=dict)
-    files: dict[str, list[dict]] = field(default_factory=dict)
+    files: dict[str, Iterable[dict]] = field(default_factory=dict)
 
 
 class Operator:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -19,6 +20,7 @@ from operators.base import (
     TaskType,
 )
 from operators.image_io import load_rgb
+from operators.pipeline import BOXES, ITEM, LABEL
 
 AUGMENTED = "augmented"
 AUGMENTED_DIR = "augmented"
@@ -99,17 +101,24 @@ class DataAugmentation(Operator):
         return {AUGMENTED: outputs}
 
     def finalize(self, table: RecordTable) -> Finalized:
-        rows = []
-        dropped = 0
-        for record in table.ok:
-            for made in record.get(AUGMENTED, []):
-                row = {"image": made["image"], "source_item": record["item"]}
-                if record.get("label") is not None:
-                    row["label"] = record["label"]
-                if made["boxes"] or record.get("boxes"):
-                    row["boxes"] = made["boxes"]
-                dropped += made["boxes_dropped"]
-                rows.append(row)
-        summary = {"inputs": len(table.ok_index), "outputs": len(rows), "boxes_dropped": dropped,
+        outputs = dropped = 0
+        for made in table.iter_values(AUGMENTED, []):
+            outputs += len(made)
+            dropped += sum(m["boxes_dropped"] for m in made)
+        summary = {"inputs": table.ok_count, "outputs": outputs, "boxes_dropped": dropped,
                    "manifest": AUGMENTED_FILE}
-        return Finalized(summary={"augmentation": summary}, files={AUGMENTED_FILE: rows})
+        return Finalized(summary={"augmentation": summary}, files={AUGMENTED_FILE: _manifest_rows(table)})
+
+
+def _manifest_rows(table: RecordTable) -> Iterator[dict]:
+    """One row per augmented image, in input order: a manifest a next task can read."""
+    columns = (table.iter_values(ITEM), table.iter_values(LABEL), table.iter_values(BOXES),
+               table.iter_values(AUGMENTED, []))
+    for key, label, boxes, made in zip(*columns, strict=True):
+        for out in made:
+            row = {"image": out["image"], "source_item": key}
+            if label is not None:
+                row["label"] = label
+            if out["boxes"] or boxes:
+                row["boxes"] = out["boxes"]
+            yield row

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections import Counter
+from collections.abc import Iterator
 from typing import Annotated, Literal
 
 import numpy as np
@@ -18,10 +20,12 @@ from operators.base import (
     Finalized,
     Operator,
     OperatorError,
+    PerItem,
     RecordTable,
     StrictParams,
     TaskType,
 )
+from operators.pipeline import BOXES, ERROR_CODE, ITEM, LABEL
 
 REMOVED = "removed_reason"
 KEPT_FILE = "kept.jsonl"
@@ -67,81 +71,118 @@ class DataCleaning(Operator):
 
     def finalize(self, table: RecordTable) -> Finalized:
         p = self.params
-        reasons: dict[int, str] = {}  # record index -> reason
-        if p.drop_corrupt:
-            for i, record in enumerate(table.records):
-                if record.get("status") != "ok":
-                    reasons[i] = f"corrupt: {record.get('error_code', 'unreadable')}"
         ok = table.ok_index
-        keys = [table.records[i]["item"] for i in ok]
-        issues_of = table.values(I.ISSUES)
-        for j, record_index in enumerate(ok):
-            if record_index in reasons:
-                continue
-            reason = self._rule(table.records[record_index], issues_of[j] or [])
-            if reason:
-                reasons[record_index] = reason
-        self._duplicates(table, keys, reasons)
+        # Why each record is removed, as a rule and its argument (0: not removed); the text
+        # is only built for the removed ones, when their lines are written.
+        rule = np.zeros(len(table), dtype=np.int8)
+        argument = np.zeros(len(table), dtype=np.int64)
 
-        kept = [r for i, r in enumerate(table.records) if i not in reasons and r.get("status") == "ok"]
-        removed = [{"item": table.records[i]["item"], "reason": reasons[i]} for i in sorted(reasons)]
-        for i, reason in reasons.items():
-            table.records[i][REMOVED] = reason
-        if p.output == "copy":
-            self._copy(table, kept)
-        kept_rows = [{k: r[k] for k in ("item", "label", "boxes") if k in r} for r in kept]
-        by_reason = Counter(r["reason"].split(":")[0] for r in removed)
-        summary = {"kept_count": len(kept), "removed_count": len(removed),
-                   "removed_by_reason": dict(sorted(by_reason.items())), "output": p.output}
-        return Finalized(summary={"cleaning": summary}, files={KEPT_FILE: kept_rows, REMOVED_FILE: removed})
+        def remove(where: np.ndarray, kind: int, arg: int) -> None:
+            """Apply a rule to the ok items in ``where`` that no earlier rule removed."""
+            hit = ok[where & (rule[ok] == 0)]
+            rule[hit], argument[hit] = kind, arg
 
-    def _rule(self, record: dict, issues: list[str]) -> str | None:
-        p = self.params
-        for issue in p.drop_issues:
-            if issue in issues:
-                return f"issue: {issue}"
-        checks = (
-            (p.min_blur_score, BLUR_SCORE, lambda v, t: v < t, "blur_score below"),
-            (p.min_brightness, BRIGHTNESS, lambda v, t: v < t, "brightness below"),
-            (p.max_brightness, BRIGHTNESS, lambda v, t: v > t, "brightness above"),
-            (p.min_entropy, ENTROPY, lambda v, t: v < t, "entropy below"),
-            (p.min_width, WIDTH, lambda v, t: v < t, "width below"),
-            (p.min_height, HEIGHT, lambda v, t: v < t, "height below"),
-        )
-        for threshold, feature, fails, text in checks:
-            if threshold is not None and fails(record[feature], threshold):
-                return f"threshold: {text} {threshold} ({record[feature]})"
+        if p.drop_corrupt:
+            unreadable = np.ones(len(table), dtype=bool)
+            unreadable[ok] = False
+            rule[unreadable] = _CORRUPT
+        if p.drop_issues:
+            has = np.zeros((len(ok), len(p.drop_issues)), dtype=bool)
+            for j, issues in enumerate(table.iter_values(I.ISSUES)):
+                has[j] = [issue in (issues or ()) for issue in p.drop_issues]
+            for k in range(len(p.drop_issues)):
+                remove(has[:, k], _ISSUE, k)
+        for k, (threshold, feature, fails, _) in enumerate(self._checks()):
+            if threshold is not None:
+                remove(fails(table.column(feature), threshold), _THRESHOLD, k)
         if p.max_aspect_ratio is not None:
-            w, h = record[WIDTH], record[HEIGHT]
-            ratio = max(w, h) / max(min(w, h), 1)
-            if ratio > p.max_aspect_ratio:
-                return f"threshold: aspect ratio {ratio:.3f} above {p.max_aspect_ratio}"
-        return None
+            w, h = table.column(WIDTH), table.column(HEIGHT)
+            remove(np.maximum(w, h) / np.maximum(np.minimum(w, h), 1) > p.max_aspect_ratio, _ASPECT, 0)
+        self._duplicates(table, rule, argument)
 
-    def _duplicates(self, table: RecordTable, keys: list[str], reasons: dict[int, str]) -> None:
+        removed = np.flatnonzero(rule)
+        keep = rule[ok] == 0
+        reason = functools.partial(self._reason, table, rule, argument)
+        table.set(REMOVED, PerItem(len(removed), lambda k: reason(int(removed[k]))), index=removed)
+        if p.output == "copy":
+            self._copy(table, ok[keep])
+        removed_rows = PerItem(len(removed), lambda k: {ITEM: table.value(ITEM, int(removed[k])),
+                                                        "reason": reason(int(removed[k]))})
+        by_reason: Counter[str] = Counter()
+        for kind, count in enumerate(np.bincount(rule[removed], minlength=len(_CATEGORY)).tolist()):
+            if count:
+                by_reason[_CATEGORY[kind]] += count
+        summary = {"kept_count": int(keep.sum()), "removed_count": len(removed),
+                   "removed_by_reason": dict(sorted(by_reason.items())), "output": p.output}
+        return Finalized(summary={"cleaning": summary},
+                         files={KEPT_FILE: _kept_rows(table, keep), REMOVED_FILE: removed_rows})
+
+    def _checks(self) -> tuple:
+        """The feature thresholds, in the order they are tried: (threshold, feature, fails, text)."""
+        p = self.params
+        return (
+            (p.min_blur_score, BLUR_SCORE, np.less, "blur_score below"),
+            (p.min_brightness, BRIGHTNESS, np.less, "brightness below"),
+            (p.max_brightness, BRIGHTNESS, np.greater, "brightness above"),
+            (p.min_entropy, ENTROPY, np.less, "entropy below"),
+            (p.min_width, WIDTH, np.less, "width below"),
+            (p.min_height, HEIGHT, np.less, "height below"),
+        )
+
+    def _reason(self, table: RecordTable, rule: np.ndarray, argument: np.ndarray, index: int) -> str:
+        kind, arg = int(rule[index]), int(argument[index])
+        if kind == _CORRUPT:
+            return f"corrupt: {table.value(ERROR_CODE, index, 'unreadable')}"
+        if kind == _ISSUE:
+            return f"issue: {self.params.drop_issues[arg]}"
+        if kind == _THRESHOLD:
+            threshold, feature, _, text = self._checks()[arg]
+            return f"threshold: {text} {threshold} ({table.value(feature, index)})"
+        if kind == _ASPECT:
+            w, h = table.value(WIDTH, index), table.value(HEIGHT, index)
+            ratio = max(w, h) / max(min(w, h), 1)
+            return f"threshold: aspect ratio {ratio:.3f} above {self.params.max_aspect_ratio}"
+        return f"{_CATEGORY[kind]}: {table.value(ITEM, arg)}"
+
+    def _duplicates(self, table: RecordTable, rule: np.ndarray, argument: np.ndarray) -> None:
         """Keep the first item of each duplicate group (item order is sorted paths: deterministic)."""
         p = self.params
         ok = table.ok_index
         groups = []
         if p.drop_exact_duplicates:
-            groups += [("exact_duplicate_of", g) for g in D.exact_duplicate_groups(table.values(I.PIXEL_DIGEST))]
+            groups += [(_EXACT, g) for g in I.exact_duplicate_groups(table)]
         if p.drop_near_duplicates:
-            hashes = np.array([H.hex_to_hash(h) for h in table.values(I.PHASH)], dtype=np.uint64)
-            groups += [("near_duplicate_of", g) for g in D.near_duplicate_groups(hashes, p.near_duplicate_distance)]
+            hashes = np.fromiter((H.hex_to_hash(h) for h in table.iter_values(I.PHASH)), dtype=np.uint64,
+                                 count=len(ok))
+            groups += [(_NEAR, g) for g in D.near_duplicate_groups(hashes, p.near_duplicate_distance)]
         for kind, group in groups:
-            survivors = [j for j in group if ok[j] not in reasons]
+            survivors = [j for j in group if rule[ok[j]] == 0]
             if not survivors:
                 continue
-            first = survivors[0]
+            first = ok[survivors[0]]
             for j in survivors[1:]:
-                reasons[ok[j]] = f"{kind}: {keys[first]}"
+                rule[ok[j]], argument[ok[j]] = kind, first
 
-    def _copy(self, table: RecordTable, kept: list[dict]) -> None:
+    def _copy(self, table: RecordTable, kept: np.ndarray) -> None:
         if table.root is None or table.output_dir is None:
             raise OperatorError("copying kept items needs the input and output folders")
-        for record in kept:
-            source = os.path.join(table.root, record["item"])
-            rel = record["item"].lstrip("/")
-            target = os.path.join(table.output_dir, KEPT_DIR, rel)
+        for item in (table.value(ITEM, i) for i in kept.tolist()):
+            source = os.path.join(table.root, item)
+            target = os.path.join(table.output_dir, KEPT_DIR, item.lstrip("/"))
             os.makedirs(os.path.dirname(target), exist_ok=True)
             shutil.copy2(source, target)
+
+
+# Removal rules, in the order they are tried, and the word each reason starts with.
+_CORRUPT, _ISSUE, _THRESHOLD, _ASPECT, _EXACT, _NEAR = range(1, 7)
+_CATEGORY = ("", "corrupt", "issue", "threshold", "threshold", "exact_duplicate_of", "near_duplicate_of")
+_NO_FIELD = object()
+
+
+def _kept_rows(table: RecordTable, kept: np.ndarray) -> Iterator[dict]:
+    """The kept items (``kept`` is a mask over the ok items) with their annotations, as a manifest."""
+    columns = [table.iter_values(name, _NO_FIELD) for name in (ITEM, LABEL, BOXES)]
+    for keep, *fields in zip(kept, *columns, strict=True):
+        if keep:
+            yield {name: value for name, value in zip((ITEM, LABEL, BOXES), fields, strict=True)
+                   if value is not _NO_FIELD}

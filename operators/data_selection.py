@@ -9,7 +9,8 @@ from pydantic import Field, model_validator
 
 from operators import selection as S
 from operators.analyse import FEATURE_COLUMNS
-from operators.base import Finalized, Operator, RecordTable, StrictParams, TaskType
+from operators.base import Finalized, Operator, PerItem, RecordTable, StrictParams, TaskType
+from operators.pipeline import ITEM, LABEL
 
 SELECTED = "selected"
 REASON = "selection_reason"
@@ -66,18 +67,16 @@ class DataSelection(Operator):
 
     def finalize(self, table: RecordTable) -> Finalized:
         p = self.params
-        n = len(table.ok_index)
+        n = table.ok_count
         picked, reasons = self._pick(table, n)
         chosen = dict(zip(picked.tolist(), reasons, strict=True))
-        table.set(SELECTED, [i in chosen for i in range(n)])
-        table.set(REASON, [chosen.get(i) for i in range(n)])
-        order = picked if p.method == "diversity" else np.sort(picked)
-        rows = [{"item": table.records[table.ok_index[i]]["item"], REASON: chosen[int(i)]} for i in order]
-        for row, i in zip(rows, order, strict=True):
-            label = table.records[table.ok_index[i]].get("label")
-            if label is not None:
-                row["label"] = label
-        summary = {"method": p.method, "candidates": n, "selected_count": len(rows)}
+        table.set(SELECTED, PerItem(n, lambda i: i in chosen))
+        table.set(REASON, PerItem(n, chosen.get))
+        order = (picked if p.method == "diversity" else np.sort(picked)).tolist()
+        records = table.ok_index[order].tolist() if order else []
+        rows = PerItem(len(order), lambda k: _row(table.value(ITEM, records[k]), chosen[order[k]],
+                                                  table.value(LABEL, records[k])))
+        summary = {"method": p.method, "candidates": n, "selected_count": len(order)}
         return Finalized(summary={"selection": summary}, files={SELECTED_FILE: rows})
 
     def _pick(self, table: RecordTable, n: int) -> tuple[np.ndarray, list[str]]:
@@ -87,7 +86,7 @@ class DataSelection(Operator):
             idx = S.random_sample(n, count=count, ratio=ratio, seed=p.seed)
             return idx, [S.REASON_RANDOM] * len(idx)
         if p.method == "stratified":
-            labels = table.values("label")
+            labels = table.values(LABEL)
             idx = S.stratified_sample(labels, count=count, ratio=ratio, seed=p.seed)
             return idx, S.stratified_reasons(labels, idx)
         if p.method == "threshold":
@@ -103,3 +102,10 @@ class DataSelection(Operator):
         matrix = np.column_stack([np.nan_to_num(table.column(f)) for f in p.features]) if n else np.zeros((0, 1))
         order, distance = S.k_center_greedy(matrix, min(k, n), seed=p.seed)
         return order, S.k_center_reasons(order, distance)
+
+
+def _row(key: str, reason: str, label: str | None) -> dict:
+    row = {ITEM: key, REASON: reason}
+    if label is not None:
+        row[LABEL] = label
+    return row

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Annotated, ClassVar
 
+import numpy as np
 from pydantic import Field
 
 from operators import annotations as A
@@ -12,10 +13,12 @@ from operators.base import (
     Finalized,
     ImageBatch,
     Operator,
+    PerItem,
     RecordTable,
     StrictParams,
     TaskType,
 )
+from operators.pipeline import ERROR_CODE, ERROR_MSG, ITEM
 
 FINDINGS = "findings"
 VALID = "valid"
@@ -91,17 +94,24 @@ class DataValidation(Operator):
         return out
 
     def finalize(self, table: RecordTable) -> Finalized:
-        rows = []
-        for record in table.records:
-            if record.get("status") == "ok":
-                findings = record.get(FINDINGS, [])
-            else:  # unreadable: the decode failure is the finding
-                findings = [_f(record.get("error_code", "unreadable"), record.get("error_msg", ""))]
-                record[VALID], record[FINDINGS] = False, findings
-            rows.append({"item": record["item"], VALID: not findings, FINDINGS: findings})
-        by_code = Counter(f["code"] for row in rows for f in row[FINDINGS])
-        invalid = sum(1 for row in rows if not row[VALID])
-        summary = {"valid_count": len(rows) - invalid, "invalid_count": invalid,
+        ok = np.zeros(len(table), dtype=bool)
+        ok[table.ok_index] = True
+        unreadable = np.flatnonzero(~ok)
+        codes = table.iter_values(ERROR_CODE, "unreadable", every=True)
+        messages = table.iter_values(ERROR_MSG, "", every=True)
+        # An item that could not be read has one finding: why.
+        reasons = [(code, message) for readable, code, message in zip(ok, codes, messages, strict=True)
+                   if not readable]
+        by_code = Counter(code for code, _ in reasons)
+        invalid = len(reasons)
+        for findings in table.iter_values(FINDINGS, []):
+            by_code.update(f["code"] for f in findings)
+            invalid += bool(findings)
+        table.set(VALID, PerItem(len(reasons), lambda k: False), index=unreadable)
+        table.set(FINDINGS, PerItem(len(reasons), lambda k: [_f(*reasons[k])]), index=unreadable)
+        rows = ({ITEM: item, VALID: not findings, FINDINGS: findings} for item, findings in zip(
+            table.iter_values(ITEM, every=True), table.iter_values(FINDINGS, [], every=True), strict=True))
+        summary = {"valid_count": len(table) - invalid, "invalid_count": invalid,
                    "findings_by_code": dict(sorted(by_code.items()))}
         return Finalized(summary={"validation": summary}, files={FINDINGS_FILE: rows})
 

@@ -13,7 +13,7 @@ image (all-black frames, a placeholder) cost one comparison, not millions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -194,3 +194,37 @@ def duplicate_scores(hashes: np.ndarray | Sequence[int], max_distance: int = DEF
     found = nearest <= max_distance
     scores_unique = np.where(found, 1.0 - nearest / HASH_BITS, 0.0)
     return scores_unique[inverse.ravel()]
+
+
+def confirm_exact_groups(groups: Sequence[Sequence[int]], paths: Sequence[str] | Mapping[int, str],
+                         file_digest: Callable[[str], str | None],
+                         pixel_digest: Callable[[str], str | None]) -> list[list[int]]:
+    """Split candidate groups down to images whose decoded pixels are truly identical.
+
+    Candidates share a digest of pixels decoded at reduced scale (cheap, for every image);
+    two different images can in principle agree there. Members whose files have identical
+    bytes are identical without decoding; otherwise one file per distinct content is decoded
+    in full and compared. The digest functions return None for a file that cannot be read
+    any more, and such a member leaves its group: nothing is reported as a duplicate unless
+    it was checked. Only candidates pay for this, so the cost follows the number of
+    duplicates, not the size of the dataset.
+    """
+    confirmed: list[list[int]] = []
+    for group in groups:
+        by_bytes: dict[str, list[int]] = {}
+        for index in group:
+            digest = file_digest(paths[index])
+            if digest is not None:
+                by_bytes.setdefault(digest, []).append(index)
+        if len(by_bytes) == 1:
+            members = next(iter(by_bytes.values()))
+            if len(members) > 1:
+                confirmed.append(sorted(members))
+            continue
+        by_pixels: dict[str, list[int]] = {}
+        for members in by_bytes.values():
+            key = pixel_digest(paths[members[0]])
+            if key is not None:
+                by_pixels.setdefault(key, []).extend(members)
+        confirmed.extend(sorted(m) for m in by_pixels.values() if len(m) > 1)
+    return sorted(confirmed, key=lambda g: g[0])

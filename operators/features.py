@@ -1,90 +1,162 @@
-"""Vectorised per-image numerics over a batch of thumbnails ``(n, h, w, 3)`` in [0, 1]."""
+"""Vectorised per-image numerics over a batch of 8-bit RGB thumbnails ``(n, h, w, 3)``.
+
+The arrays several features share (luma, per-pixel perceived brightness, channel
+extremes, histograms and channel means) are computed once per batch by
+:class:`Planes` and reused, so adding a feature costs only its own arithmetic.
+Every function accepts either a ``uint8`` array or a :class:`Planes` of one.
+"""
 
 from __future__ import annotations
 
+from functools import cached_property
+
+import cv2
 import numpy as np
 
 # ITU-R BT.601 luma weights for grayscale conversion.
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float64)
 # Perceived-brightness weights (the HSP model, as cleanvision uses).
-_HSP = np.array([0.241, 0.691, 0.068], dtype=np.float32)
+HSP_WEIGHTS = np.array([0.241, 0.691, 0.068], dtype=np.float64)
+#: Bins of the concatenated three-channel histogram (Pillow's ``Image.histogram()`` layout for RGB).
+HISTOGRAM_BINS = 768
+
+_LEVELS = np.arange(256, dtype=np.float64)
+_LUMA32 = LUMA_WEIGHTS.astype(np.float32)
+_HSP32 = (HSP_WEIGHTS / 255.0**2).astype(np.float32)  # levels are 0-255, brightness is in [0, 1]
 
 
-def grayscale(pixels: np.ndarray) -> np.ndarray:
-    """``(n, h, w, 3)`` -> ``(n, h, w)`` luma in [0, 1]."""
-    return pixels @ _LUMA
+class Planes:
+    """Derived arrays of one batch, each computed on first use.
+
+    ``histograms`` may be given when the decoder already counted them (Pillow does
+    it in C while the thumbnail is in hand); otherwise they are counted here.
+    """
+
+    def __init__(self, rgb: np.ndarray, histograms: np.ndarray | None = None) -> None:
+        rgb = np.asarray(rgb)
+        if rgb.ndim != 4 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected uint8 RGB images (n, h, w, 3), got {rgb.dtype} {rgb.shape}")
+        self.rgb = rgb
+        if histograms is not None:
+            histograms = np.asarray(histograms, dtype=np.int64).reshape(len(rgb), HISTOGRAM_BINS)
+            self.__dict__["histograms"] = histograms
+
+    def __len__(self) -> int:
+        return self.rgb.shape[0]
+
+    @property
+    def pixel_count(self) -> int:
+        return self.rgb.shape[1] * self.rgb.shape[2]
+
+    @cached_property
+    def histograms(self) -> np.ndarray:
+        """``(n, 768)`` counts: red levels, then green, then blue."""
+        offsets = np.arange(3, dtype=np.uint16) * 256
+        out = np.empty((len(self), HISTOGRAM_BINS), dtype=np.int64)
+        for i in range(len(self)):  # one image at a time keeps the uint16 temporary small
+            out[i] = np.bincount((self.rgb[i] + offsets).ravel(), minlength=HISTOGRAM_BINS)
+        return out
+
+    @cached_property
+    def means(self) -> np.ndarray:
+        """``(n, 3)`` channel means on the 0-255 scale, exact (from the histograms)."""
+        counts = self.histograms.reshape(len(self), 3, 256)
+        return (counts @ _LEVELS) / self.pixel_count
+
+    @cached_property
+    def values(self) -> np.ndarray:
+        """``(n, h, w, 3)`` float32 copy of the levels (0-255), shared by the float planes."""
+        return self.rgb.astype(np.float32)
+
+    @cached_property
+    def luma(self) -> np.ndarray:
+        """``(n, h, w)`` float32 luma on the 0-255 scale."""
+        return self.values @ _LUMA32
+
+    @cached_property
+    def hsp(self) -> np.ndarray:
+        """``(n, h * w)`` float32 perceived brightness per pixel, in [0, 1]."""
+        v = self.values
+        return np.sqrt((v * v) @ _HSP32).reshape(len(self), -1)
+
+    @cached_property
+    def extremes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-pixel max and min over the channels (uint8). Pairwise maxima of the channel planes are several
+        times faster than reducing over the short last axis."""
+        r, g, b = self.rgb[..., 0], self.rgb[..., 1], self.rgb[..., 2]
+        return np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
 
 
-def brightness(pixels: np.ndarray) -> np.ndarray:
+def as_planes(x: np.ndarray | Planes) -> Planes:
+    return x if isinstance(x, Planes) else Planes(x)
+
+
+def brightness(x: np.ndarray | Planes) -> np.ndarray:
     """Mean perceived brightness per image, in [0, 1] (0 black, 1 white)."""
-    per_pixel = np.sqrt(np.clip((pixels * pixels) @ _HSP, 0.0, None))
-    return per_pixel.mean(axis=(1, 2))
+    return as_planes(x).hsp.mean(axis=1, dtype=np.float64)
 
 
-def contrast(pixels: np.ndarray) -> np.ndarray:
+def contrast(x: np.ndarray | Planes) -> np.ndarray:
     """Standard deviation of luma per image, in [0, 0.5]."""
-    return grayscale(pixels).std(axis=(1, 2))
+    p = as_planes(x)
+    return p.luma.reshape(len(p), -1).std(axis=1, dtype=np.float64) / 255.0
 
 
-def channel_extremes(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel max and min over the three channels. Pairwise maximum of the channel planes is several
-    times faster than reducing over the last (contiguous, length-3) axis."""
-    r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
-    return np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
-
-
-def saturation(pixels: np.ndarray, extremes: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+def saturation(x: np.ndarray | Planes) -> np.ndarray:
     """Mean HSV saturation per image, in [0, 1] (0 for gray pixels)."""
-    hi, lo = extremes if extremes is not None else channel_extremes(pixels)
-    sat = (hi - lo) / np.maximum(hi, 1e-12)
-    return sat.mean(axis=(1, 2))
+    p = as_planes(x)
+    hi, lo = p.extremes
+    sat = (hi - lo).astype(np.float32) / np.maximum(hi, 1).astype(np.float32)
+    return sat.reshape(len(p), -1).mean(axis=1, dtype=np.float64)
 
 
-def colourfulness(pixels: np.ndarray) -> np.ndarray:
-    """Hasler and Suesstrunk's colourfulness metric (on a 0-255 scale): ~0 gray, >100 very colourful."""
-    r, g, b = (pixels[..., c] * 255.0 for c in range(3))
-    rg = r - g
-    yb = 0.5 * (r + g) - b
-    std = np.sqrt(rg.var(axis=(1, 2)) + yb.var(axis=(1, 2)))
-    mean = np.sqrt(rg.mean(axis=(1, 2)) ** 2 + yb.mean(axis=(1, 2)) ** 2)
-    return std + 0.3 * mean
+def colourfulness(x: np.ndarray | Planes) -> np.ndarray:
+    """Hasler and Suesstrunk's colourfulness metric (on a 0-255 scale): ~0 gray, >100 very colourful.
+
+    ``std(rg, yb) + 0.3 mean(rg, yb)`` with ``rg = R - G`` and ``yb = (R + G) / 2 - B``."""
+    p = as_planes(x)
+    r, g, b = (p.rgb[..., c].astype(np.int16) for c in range(3))
+    rg = (r - g).reshape(len(p), -1)
+    yb2 = (r + g - 2 * b).reshape(len(p), -1)  # 2 * yb, exact in int16
+    var = rg.var(axis=1) + yb2.var(axis=1) / 4.0
+    means = p.means
+    mean = np.hypot(means[:, 0] - means[:, 1], 0.5 * (means[:, 0] + means[:, 1]) - means[:, 2])
+    return np.sqrt(var) + 0.3 * mean
 
 
-def entropy(pixels: np.ndarray) -> np.ndarray:
+def entropy(x: np.ndarray | Planes) -> np.ndarray:
     """Shannon entropy (bits) of the 768-bin histogram of the three 8-bit channels, as Pillow's
     ``Image.entropy()`` computes it: low values mean little information (flat or nearly flat images)."""
-    n = pixels.shape[0]
-    offsets = np.arange(3, dtype=np.uint16) * 256
-    counts = np.empty((n, 768), dtype=np.float64)
-    for i in range(n):  # one image at a time: small uint16 temporaries instead of batch-sized int64 ones
-        q = np.rint(pixels[i] * 255.0).astype(np.uint16) + offsets
-        counts[i] = np.bincount(q.ravel(), minlength=768)
+    counts = as_planes(x).histograms.astype(np.float64)
     p = counts / counts.sum(axis=1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p > 0, p * np.log2(p), 0.0)
     return -terms.sum(axis=1)
 
 
-def is_grayscale(pixels: np.ndarray, tolerance: float = 2.0 / 255.0,
-                 extremes: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-    """True where every pixel's channels agree within ``tolerance`` (gray content, whatever the mode)."""
-    hi, lo = extremes if extremes is not None else channel_extremes(pixels)
-    spread = hi - lo
-    return spread.reshape(spread.shape[0], -1).max(axis=1) <= tolerance
+def is_grayscale(x: np.ndarray | Planes, tolerance: int = 2) -> np.ndarray:
+    """True where every pixel's channels agree within ``tolerance`` levels (gray content, whatever the mode)."""
+    p = as_planes(x)
+    hi, lo = p.extremes
+    return (hi - lo).reshape(len(p), -1).max(axis=1) <= tolerance
 
 
-def laplacian_variance(pixels: np.ndarray) -> np.ndarray:
-    """Variance of the 4-neighbour Laplacian of luma (on a 0-255 scale) per image.
+def laplacian_variance(x: np.ndarray | Planes) -> np.ndarray:
+    """Variance of the 4-neighbour Laplacian of luma (on a 0-255 scale) per image, over the interior pixels.
 
     A sharp image has strong second derivatives; a blurred one does not, so a
     low value means blurry. Computed on the fixed-size thumbnail so that scores
     are comparable across image sizes.
     """
-    g = grayscale(pixels) * 255.0
-    lap = (
-        g[:, :-2, 1:-1] + g[:, 2:, 1:-1] + g[:, 1:-1, :-2] + g[:, 1:-1, 2:] - 4.0 * g[:, 1:-1, 1:-1]
-    )
-    return lap.reshape(lap.shape[0], -1).var(axis=1)
+    luma = as_planes(x).luma
+    out = np.zeros(len(luma), dtype=np.float64)
+    if min(luma.shape[1:]) < 3:  # no interior pixel
+        return out
+    for i, g in enumerate(luma):
+        lap = cv2.Laplacian(g, cv2.CV_32F, ksize=1)[1:-1, 1:-1]  # ksize=1: the 4-neighbour kernel
+        _, std = cv2.meanStdDev(lap)
+        out[i] = float(std[0, 0]) ** 2
+    return out
 
 
 def histogram(values: np.ndarray, bins: int, value_range: tuple[float, float] | None = None) -> dict:

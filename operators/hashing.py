@@ -17,7 +17,7 @@ import hashlib
 
 import numpy as np
 
-from operators.features import grayscale
+from operators.features import LUMA_WEIGHTS
 
 #: Bytes read at a time when digesting a file.
 DEFAULT_CHUNK = 1 << 20
@@ -96,6 +96,10 @@ def _check_pixels(pixels: np.ndarray) -> np.ndarray:
     return pixels
 
 
+def _grayscale(pixels: np.ndarray) -> np.ndarray:
+    return pixels.astype(np.float32, copy=False) @ LUMA_WEIGHTS.astype(np.float32)
+
+
 def _pack_bits(bits: np.ndarray) -> np.ndarray:
     """``(n, 8, 8)`` booleans -> ``(n,)`` uint64, first bit most significant."""
     packed = np.packbits(bits.reshape(bits.shape[0], HASH_BITS), axis=1)
@@ -110,8 +114,15 @@ def perceptual_hash(pixels: np.ndarray) -> np.ndarray:
     when it is above their median. Low frequencies carry the layout of the image
     and survive resizing, recompression and brightness changes.
     """
-    pixels = _check_pixels(pixels)
-    gray = grayscale(pixels).astype(np.float32, copy=False)
+    return perceptual_hash_of_luma(_grayscale(_check_pixels(pixels)))
+
+
+def perceptual_hash_of_luma(gray: np.ndarray) -> np.ndarray:
+    """:func:`perceptual_hash` of grayscale images ``(n, h, w)`` on any scale (the bits compare
+    coefficients with their median, so scaling the levels changes nothing)."""
+    gray = np.asarray(gray, dtype=np.float32)
+    if gray.ndim != 3:
+        raise ValueError(f"gray images must be (n, h, w), got shape {gray.shape}")
     rows, cols = _phash_basis(gray.shape[1]), _phash_basis(gray.shape[2])
     low = (rows @ gray).astype(np.float64) @ cols.T.astype(np.float64)
     scale = np.abs(low).max(axis=(1, 2), keepdims=True)
@@ -127,8 +138,7 @@ def difference_hash(pixels: np.ndarray) -> np.ndarray:
     is darker than its right neighbour. Cheaper than pHash and as robust to
     rescaling, a little less to local edits.
     """
-    pixels = _check_pixels(pixels)
-    gray = grayscale(pixels).astype(np.float32, copy=False)
+    gray = _grayscale(_check_pixels(pixels))
     rows = _area_matrix(HASH_SIDE, gray.shape[1]).astype(np.float32)
     cols = _area_matrix(HASH_SIDE + 1, gray.shape[2]).astype(np.float32)
     small = (rows @ gray).astype(np.float64) @ cols.T.astype(np.float64)

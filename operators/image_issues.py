@@ -7,11 +7,13 @@ issue when its score is under the threshold, as in cleanvision 0.3.7 (see
 
 from __future__ import annotations
 
-from collections import Counter
+import functools
+import os
+import weakref
 from typing import Annotated, ClassVar
 
+import cv2
 import numpy as np
-from PIL import Image, ImageFilter
 from pydantic import Field
 
 from operators import duplicates as D
@@ -21,10 +23,13 @@ from operators.base import (
     Finalized,
     ImageBatch,
     Operator,
+    PerItem,
     RecordTable,
     StrictParams,
     TaskType,
 )
+from operators.image_io import full_pixel_digest
+from operators.pipeline import ITEM
 
 DARK = "dark"
 LIGHT = "light"
@@ -49,9 +54,6 @@ ISSUES = "issues"
 SCORES = "issue_scores"
 ISSUES_FILE = "issues.jsonl"
 MAX_GROUPS_IN_RESULT = 100
-
-_HSP = np.array([0.241, 0.691, 0.068], dtype=np.float32)
-
 
 class ImageIssues(Operator):
     """Flags image issues, each with a score per image (lower is worse) and a threshold.
@@ -87,10 +89,9 @@ class ImageIssues(Operator):
             False, description="Also flag colour-mode images whose three channels are equal.")
 
     def process_batch(self, batch: ImageBatch) -> dict[str, list]:
-        per_pixel = np.sqrt((batch.pixels * batch.pixels) @ _HSP).reshape(len(batch), -1)
-        p99, p05 = np.percentile(per_pixel, [99, 5], axis=1)
+        p99, p05 = np.percentile(batch.planes.hsp, [99, 5], axis=1)
         edge, hist = zip(*(_edge_stats(p) for p in batch.previews), strict=True)
-        hashes = H.perceptual_hash(batch.pixels)
+        hashes = H.perceptual_hash_of_luma(batch.planes.luma)
         return {
             BRIGHTNESS_P99: p99, BRIGHTNESS_P05: p05, EDGE_STD: list(edge), GRAY_HIST_STD: list(hist),
             PHASH: [H.hash_to_hex(h) for h in hashes], PIXEL_DIGEST: list(batch.digests),
@@ -98,7 +99,12 @@ class ImageIssues(Operator):
 
     def finalize(self, table: RecordTable) -> Finalized:
         p = self.params
-        n = len(table.ok_index)
+        n = table.ok_count
+        # Duplicates first, while no per-item scores exist yet: the search is the largest step.
+        exact = exact_duplicate_groups(table)
+        hashes = np.fromiter((H.hex_to_hash(h) for h in table.iter_values(PHASH)), dtype=np.uint64, count=n)
+        near = [g for g in D.near_duplicate_groups(hashes, p.near_duplicate_distance) if g not in exact]
+        del hashes
         scores = {
             DARK: table.column(BRIGHTNESS_P99),
             LIGHT: 1.0 - table.column(BRIGHTNESS_P05),
@@ -119,10 +125,6 @@ class ImageIssues(Operator):
         flags[GRAYSCALE_ISSUE] = gray_mode
         scores[GRAYSCALE_ISSUE] = (~gray_mode).astype(np.float64)
 
-        keys = [r["item"] for r in table.ok]
-        exact = D.exact_duplicate_groups(table.values(PIXEL_DIGEST))
-        hashes = np.array([H.hex_to_hash(h) for h in table.values(PHASH)], dtype=np.uint64)
-        near = [g for g in D.near_duplicate_groups(hashes, p.near_duplicate_distance) if g not in exact]
         for name, groups in ((EXACT_DUPLICATES, exact), (NEAR_DUPLICATES, near)):
             score = np.ones(n)
             for group in groups:
@@ -130,34 +132,99 @@ class ImageIssues(Operator):
             scores[name] = score
             flags[name] = score < 1.0
 
-        rows, per_item_issues, per_item_scores = [], [], []
-        for i in range(n):
-            issues = [name for name in ISSUE_TYPES if flags[name][i]]
-            item_scores = {name: round(float(scores[name][i]), 6) for name in ISSUE_TYPES}
-            per_item_issues.append(issues)
-            per_item_scores.append(item_scores)
-            rows.append({"item": keys[i], ISSUES: issues, "scores": item_scores})
-        table.set(ISSUES, per_item_issues)
-        table.set(SCORES, per_item_scores)
+        # Per item, only bits and scores are held; each item's issue list and score dict
+        # are built when its line is written.
+        bits = np.zeros(n, dtype=np.int64)
+        for k, name in enumerate(ISSUE_TYPES):
+            bits |= flags[name].astype(np.int64) << k
+        graded = np.empty((n, len(ISSUE_TYPES)))
+        for k, name in enumerate(ISSUE_TYPES):
+            graded[:, k] = scores.pop(name)  # one copy at a time, not all nine twice over
+        issues_of = PerItem(n, lambda i: list(_issue_names(int(bits[i]))))
+        scores_of = PerItem(n, lambda i: dict(zip(ISSUE_TYPES, [round(v, 6) for v in graded[i].tolist()],
+                                                  strict=True)))
+        table.set(ISSUES, issues_of)
+        table.set(SCORES, scores_of)
+        rows = ({ITEM: key, ISSUES: issues_of[i], "scores": scores_of[i]}
+                for i, key in enumerate(table.iter_values(ITEM)))
+        with_issues = bits[bits != 0]
+        combinations, first, sizes = np.unique(with_issues, return_index=True, return_counts=True)
+        # Most frequent first, ties in order of first appearance (as Counter.most_common orders them).
+        top = np.lexsort((first, -sizes))[:20]
         counts = {name: int(flags[name].sum()) for name in ISSUE_TYPES}
         summary = {
             "counts": counts,
             "thresholds": {**thresholds, "near_duplicate_distance": p.near_duplicate_distance},
-            "exact_duplicate_groups": [[keys[i] for i in g] for g in exact[:MAX_GROUPS_IN_RESULT]],
-            "near_duplicate_groups": [[keys[i] for i in g] for g in near[:MAX_GROUPS_IN_RESULT]],
+            "exact_duplicate_groups": [_keys(table, g) for g in exact[:MAX_GROUPS_IN_RESULT]],
+            "near_duplicate_groups": [_keys(table, g) for g in near[:MAX_GROUPS_IN_RESULT]],
             "exact_duplicate_group_count": len(exact),
             "near_duplicate_group_count": len(near),
-            "images_with_issues": sum(1 for issues in per_item_issues if issues),
-            "by_combination": dict(Counter(",".join(x) for x in per_item_issues if x).most_common(20)),
+            "images_with_issues": int(with_issues.size),
+            "by_combination": {",".join(_issue_names(int(combinations[k]))): int(sizes[k]) for k in top},
         }
         return Finalized(summary={"issues": summary}, files={ISSUES_FILE: rows})
 
 
+def _keys(table: RecordTable, group: list[int]) -> list[str]:
+    """The item keys of a group of ok-item positions."""
+    return [table.value(ITEM, int(table.ok_index[i])) for i in group]
+
+
+@functools.lru_cache(maxsize=1 << len(ISSUE_TYPES))
+def _issue_names(bits: int) -> tuple[str, ...]:
+    return tuple(name for k, name in enumerate(ISSUE_TYPES) if bits >> k & 1)
+
+
+_CONFIRMED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def exact_duplicate_groups(table: RecordTable) -> list[list[int]]:
+    """Groups of ok items (positions, as in ``table.values``) whose decoded pixels are identical.
+
+    Candidates share the digest taken at decode time (JPEGs at draft scale); each candidate
+    group is confirmed against the files (``operators.duplicates.confirm_exact_groups``) once
+    per table, however many operators ask. Without a ``root`` to find the files the
+    candidates are returned as they are."""
+    if table in _CONFIRMED:
+        return _CONFIRMED[table]
+    candidates = table.groups(PIXEL_DIGEST)
+    if table.root is not None and candidates:
+        root = table.root
+        members = sorted({i for group in candidates for i in group})
+        paths: dict[int, str] = {i: os.path.join(root, table.value(ITEM, table.ok_index[i])) for i in members}
+        confirmed = D.confirm_exact_groups(candidates, paths, _file_digest, full_pixel_digest)
+    else:
+        confirmed = candidates
+    _CONFIRMED[table] = confirmed
+    return confirmed
+
+
+def _file_digest(path: str) -> str | None:
+    try:
+        return H.file_digest(path)
+    except OSError:
+        return None
+
+
+# Pillow's ImageFilter.FIND_EDGES kernel (scale 1, offset 0).
+_FIND_EDGES = np.array([[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]], dtype=np.float32)
+
+
+def find_edges(gray: np.ndarray) -> np.ndarray:
+    """Pillow's ``FIND_EDGES`` filter, bit for bit: the 3x3 kernel, results rounded and clipped to 0-255,
+    and the one-pixel border left as it was (Pillow does not filter it). OpenCV does the convolution."""
+    if min(gray.shape) < 3:
+        return gray.copy()
+    edges = cv2.filter2D(gray, cv2.CV_8U, _FIND_EDGES, borderType=cv2.BORDER_REPLICATE)
+    edges[0, :], edges[-1, :], edges[:, 0], edges[:, -1] = gray[0, :], gray[-1, :], gray[:, 0], gray[:, -1]
+    return edges
+
+
 def _edge_stats(preview: np.ndarray) -> tuple[float, float]:
-    """cleanvision's blur inputs: std of Pillow's FIND_EDGES image and std of the 256-bin histogram counts."""
-    gray = Image.fromarray(preview, mode="L")
-    edges = np.asarray(gray.filter(ImageFilter.FIND_EDGES), dtype=np.float64)
-    return float(edges.std()), float(np.std(gray.histogram()))
+    """cleanvision's blur inputs: std of the FIND_EDGES image and std of the 256-bin histogram counts."""
+    _, std = cv2.meanStdDev(find_edges(preview))
+    hist = np.bincount(preview.ravel(), minlength=256)
+    return float(std[0, 0]), float(hist.std())
 
 
 def blurry_score(edge_std: np.ndarray, hist_std: np.ndarray, normalizing_factor: float = 0.01,

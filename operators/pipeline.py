@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,7 +34,8 @@ ERROR_MSG = "error_msg"
 LABEL = "label"
 BOXES = "boxes"
 
-THUMBNAIL_SIZE = 256
+#: Side of the square thumbnail features are computed on.
+THUMBNAIL_SIZE = 128
 
 
 @dataclass
@@ -64,7 +65,7 @@ class Pipeline:
         batch = ImageBatch(
             items=[parsed[p] for p in positions],
             paths=[os.path.join(root, parsed[p].key) for p in positions],
-            pixels=np.stack([d.pixels for d in decoded]),
+            rgb=np.stack([d.thumbnail for d in decoded]),
             width=np.array([d.width for d in decoded]),
             height=np.array([d.height for d in decoded]),
             file_size=np.array([d.file_size for d in decoded]),
@@ -72,6 +73,7 @@ class Pipeline:
             modes=[d.mode for d in decoded],
             digests=[d.digest for d in decoded],
             previews=[d.preview for d in decoded],
+            histograms=np.stack([d.histogram for d in decoded]),
             output_dir=output_dir,
         )
         columns: dict[str, Sequence] = {}
@@ -81,30 +83,40 @@ class Pipeline:
             except Exception as exc:  # an operator bug must fail the task with its name, not vanish
                 raise OperatorError(f"operator {op.name!r} failed: {type(exc).__name__}: {exc}") from exc
             columns.update(out)
+        plain = {name: _plain_column(values) for name, values in columns.items()}
         for i, pos in enumerate(positions):
             rec = records[pos]
             rec[STATUS] = OK
             rec["format"] = batch.formats[i]
             rec["mode"] = batch.modes[i]
-            for name, values in columns.items():
-                rec[name] = _plain(values[i])
+            for name, values in plain.items():
+                rec[name] = values[i]
         return records
 
-    def finalize(self, records: list[dict], *, root: str | None = None,
-                 output_dir: str | None = None) -> tuple[dict, dict[str, list[dict]]]:
+    def finalize(self, records: RecordTable | Iterable[dict], *, root: str | None = None,
+                 output_dir: str | None = None) -> tuple[dict, dict[str, Iterable[dict]]]:
         """Combine every chunk's records into the task's ``result`` and extra output files.
 
-        Operators may add fields to ``records`` (in place)."""
-        table = RecordTable(records, STATUS, OK, root=root, output_dir=output_dir)
-        failed = [r for r in records if r.get(STATUS) == FAILED]
+        ``records`` is a :class:`RecordTable` (the job streams its part files into one;
+        it carries its own ``root`` and ``output_dir``) or the records themselves.
+        Operators add per-item fields to the table, not to the records: see
+        :meth:`RecordTable.iter_added`. Each file's rows are an iterable to read once,
+        after this returns."""
+        if isinstance(records, RecordTable):
+            table = records
+        else:
+            table = RecordTable(records, STATUS, OK, root=root, output_dir=output_dir)
+        statuses = table.iter_values(STATUS, every=True)
+        codes = table.iter_values(ERROR_CODE, every=True)
+        by_reason = Counter(code for status, code in zip(statuses, codes, strict=True) if status == FAILED)
         result: dict = {
-            "item_count": len(records),
-            "processed_count": len(table.ok_index),
-            "failed_count": len(failed),
-            "failures_by_reason": dict(sorted(Counter(r[ERROR_CODE] for r in failed).items())),
+            "item_count": len(table),
+            "processed_count": table.ok_count,
+            "failed_count": sum(by_reason.values()),
+            "failures_by_reason": dict(sorted(by_reason.items())),
         }
         features: dict = {}
-        files: dict[str, list[dict]] = {}
+        files: dict[str, Iterable[dict]] = {}
         for op in self.operators:
             try:
                 done: Finalized = op.finalize(table)
@@ -113,10 +125,18 @@ class Pipeline:
             summary = dict(done.summary)
             features.update(summary.pop("features", {}))
             result.update(summary)
-            files.update(done.files)
+            files.update({name: _rows_of(op, rows) for name, rows in done.files.items()})
         if features:
             result["features"] = features
         return result, files
+
+
+def _rows_of(op: Operator, rows: Iterable[dict]) -> Iterator[dict]:
+    """``rows``, read as the file is written; a failure there is still the operator's to own."""
+    try:
+        yield from rows
+    except Exception as exc:
+        raise OperatorError(f"operator {op.name!r} failed to finalize: {type(exc).__name__}: {exc}") from exc
 
 
 def _record(item: Item) -> dict:
@@ -126,6 +146,16 @@ def _record(item: Item) -> dict:
     if item.boxes:
         rec[BOXES] = list(item.boxes)
     return rec
+
+
+def _plain_column(values: Sequence) -> list:
+    """A whole column as JSON values: numeric arrays convert in one call, anything else value by value."""
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        if values.dtype.kind == "f":
+            return [round(v, 6) for v in values.astype(np.float64).tolist()]
+        if values.dtype.kind in "iub":
+            return values.tolist()
+    return [_plain(v) for v in values]
 
 
 def _plain(value: object) -> object:

@@ -12,7 +12,7 @@ from tests.support import images
 
 
 def _pixels(*imgs) -> np.ndarray:
-    return np.stack([np.asarray(i.resize((64, 64)), dtype=np.float32) / 255.0 for i in imgs])
+    return np.stack([np.asarray(i.convert("RGB").resize((64, 64)), dtype=np.uint8) for i in imgs])
 
 
 @pytest.mark.parametrize(("value", "expected"), [(0, 0.0), (10, 10 / 255), (128, 128 / 255), (255, 1.0)],
@@ -57,7 +57,7 @@ def test_describe() -> None:
 
 def test_image_features_batch_and_summary() -> None:
     pix = _pixels(images.flat(10), images.flat(245))
-    batch = ImageBatch(items=[Item("a"), Item("b")], paths=["/a", "/b"], pixels=pix, width=np.array([200, 50]),
+    batch = ImageBatch(items=[Item("a"), Item("b")], paths=["/a", "/b"], rgb=pix, width=np.array([200, 50]),
                        height=np.array([100, 50]), file_size=np.array([10, 20]))
     op = ImageFeatures(ImageFeatures.Params(histogram_bins=5))
     cols = op.process_batch(batch)
@@ -70,7 +70,7 @@ def test_image_features_batch_and_summary() -> None:
 
 def test_entropy_matches_pillow_on_the_same_pixels() -> None:
     img = images.noise(3, size=(64, 64))
-    pix = np.asarray(img, dtype=np.float32)[None] / 255.0
+    pix = np.asarray(img, dtype=np.uint8)[None]
     assert F.entropy(pix)[0] == pytest.approx(img.entropy(), rel=1e-6)
     assert F.entropy(_pixels(images.flat(128)))[0] == pytest.approx(np.log2(3))  # 3 bins of 768 in use
 
@@ -85,3 +85,17 @@ def test_colour_features_tell_gray_from_colour() -> None:
     assert sat[0] == pytest.approx(200 / 220, abs=1e-3) and sat[1] == pytest.approx(0.0, abs=1e-6)
     assert col[0] == pytest.approx(0.3 * np.hypot(200, 100), rel=1e-3) and col[1] == pytest.approx(0.0, abs=1e-3)
     assert list(g) == [False, True]
+
+
+@pytest.mark.parametrize("size", [(64, 48), (37, 64), (3, 3), (2, 9), (1, 1)], ids=str)
+def test_find_edges_is_pillows_filter_bit_for_bit(size: tuple[int, int]) -> None:
+    from PIL import Image, ImageFilter
+
+    from operators.image_issues import find_edges
+
+    for seed in range(3):
+        gray = images.noise(seed, size=size).convert("L")
+        expected = np.asarray(gray.filter(ImageFilter.FIND_EDGES))
+        assert np.array_equal(find_edges(np.asarray(gray)), expected)
+    flat = Image.new("L", size, 128)
+    assert np.array_equal(find_edges(np.asarray(flat)), np.asarray(flat.filter(ImageFilter.FIND_EDGES)))

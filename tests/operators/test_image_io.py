@@ -70,3 +70,25 @@ def test_jpeg_keeps_original_size(tmp_path: Path) -> None:
     images.noise(5, size=(1200, 900)).save(tmp_path / "big.jpg")
     out = load_thumbnail(str(tmp_path / "big.jpg"), 64)
     assert (out.width, out.height, out.format) == (1200, 900, "JPEG")
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.6, 0.95], ids=["30%", "60%", "95%"])
+def test_truncated_jpeg_is_caught_at_draft_scale(tmp_path: Path, keep: float) -> None:
+    """Draft decoding skips inverse-DCT work, not data: every entropy-coded byte is still read."""
+    images.noise(6, size=(640, 480)).save(tmp_path / "whole.jpg", quality=90)
+    data = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[:int(len(data) * keep)])
+    assert load_thumbnail(str(tmp_path / "whole.jpg"), 128).thumbnail.shape == (128, 128, 3)
+    with pytest.raises(ItemError) as info:
+        load_thumbnail(str(tmp_path / "cut.jpg"), 128)
+    assert info.value.code == "truncated"
+
+
+def test_jpeg_decodes_at_the_smallest_scale_that_covers_the_thumbnail() -> None:
+    from operators.image_io import draft_box
+
+    # Pillow picks the largest power-of-two reduction (up to 8) with both sides still >= the box.
+    assert draft_box(640, 480, 128) == (128, 96)  # -> 1/4 scale, 160x120
+    assert draft_box(4000, 3000, 128) == (128, 96)  # -> 1/8 scale, 500x375
+    assert draft_box(100, 3000, 128) == (5, 128)
+    assert draft_box(1, 1, 128) == (128, 128)

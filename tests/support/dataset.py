@@ -73,6 +73,8 @@ def run_direct(folder: Path, template: str, operator_params: list[dict], out: Pa
     from jobs.catalog import build_pipeline, parse_task_type, resolve_operators
     from jobs.execution import process_chunk
     from jobs.sources import list_items
+    from operators.base import RecordTable
+    from operators.pipeline import OK, STATUS
     from operators.registry import default_registry
 
     registry = default_registry()
@@ -80,5 +82,9 @@ def run_direct(folder: Path, template: str, operator_params: list[dict], out: Pa
     root, items = list_items(source or folder)
     out.mkdir(parents=True, exist_ok=True)
     records = process_chunk([], specs, str(root), items, [str(folder.parent)], str(out))
-    result, files = build_pipeline(specs, registry).finalize(records, root=str(root), output_dir=str(out))
+    table = RecordTable(records, STATUS, OK, root=str(root), output_dir=str(out))
+    result, files = build_pipeline(specs, registry).finalize(table)
+    # What the job writes: each file's rows, and each record with the fields finalize set on it.
+    files = {name: list(rows) for name, rows in files.items()}
+    records = [{**record, **added} for record, added in zip(records, table.iter_added(), strict=True)]
     return result, files, records
