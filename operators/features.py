@@ -110,18 +110,21 @@ def saturation(x: np.ndarray | Planes) -> np.ndarray:
     return sat.reshape(len(p), -1).mean(axis=1, dtype=np.float64)
 
 
+# Columns: rg = R - G, yb = (R + G) / 2 - B.
+_OPPONENT = np.array([[1.0, 0.5], [-1.0, 0.5], [0.0, -1.0]], dtype=np.float32)
+
+
 def colourfulness(x: np.ndarray | Planes) -> np.ndarray:
     """Hasler and Suesstrunk's colourfulness metric (on a 0-255 scale): ~0 gray, >100 very colourful.
 
     ``std(rg, yb) + 0.3 mean(rg, yb)`` with ``rg = R - G`` and ``yb = (R + G) / 2 - B``."""
     p = as_planes(x)
-    r, g, b = (p.rgb[..., c].astype(np.int16) for c in range(3))
-    rg = (r - g).reshape(len(p), -1)
-    yb2 = (r + g - 2 * b).reshape(len(p), -1)  # 2 * yb, exact in int16
-    var = rg.var(axis=1) + yb2.var(axis=1) / 4.0
-    means = p.means
-    mean = np.hypot(means[:, 0] - means[:, 1], 0.5 * (means[:, 0] + means[:, 1]) - means[:, 2])
-    return np.sqrt(var) + 0.3 * mean
+    opponent = p.values @ _OPPONENT  # (n, h, w, 2)
+    out = np.empty(len(p), dtype=np.float64)
+    for i, planes in enumerate(opponent):
+        mean, std = cv2.meanStdDev(planes)
+        out[i] = np.hypot(std[0, 0], std[1, 0]) + 0.3 * np.hypot(mean[0, 0], mean[1, 0])
+    return out
 
 
 def entropy(x: np.ndarray | Planes) -> np.ndarray:
