@@ -97,9 +97,9 @@ from benchmarks.bench_lifecycle import (
     start_service,
     stop_service,
 )
+from benchmarks.bench_lifecycle import machine as base_machine
 from operators.image_io import PREVIEW_SIDE, draft_box
 from operators.pipeline import THUMBNAIL_SIZE
-from benchmarks.bench_lifecycle import machine as base_machine
 
 REPO = Path(__file__).resolve().parent.parent
 OUT_FILE = REPO / "benchmarks" / "out" / "analysis.json"

@@ -230,7 +230,7 @@ class _Column:
             stop = ends[indices]
             start = np.where(indices > 0, ends[np.maximum(indices - 1, 0)], 0)
             with memoryview(self.blob) as buffer:
-                out = [str(buffer[a:b], "utf-8", "surrogatepass") for a, b in zip(start.tolist(), stop.tolist())]
+                out = [str(buffer[a:b], "utf-8", "surrogatepass") for a, b in zip(start.tolist(), stop.tolist(), strict=True)]
             if kind == _JSON:  # a missing value's text is empty, and is set below
                 out = [json.loads(v) if v else None for v in out]
         elif kind == _EMPTY:
@@ -436,7 +436,7 @@ class RecordTable:
             starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
             sizes = np.diff(np.r_[starts, len(ordered)])
             shared = sizes > 1
-            found = [order[a:a + k].tolist() for a, k in zip(starts[shared].tolist(), sizes[shared].tolist())]
+            found = [order[a:a + k].tolist() for a, k in zip(starts[shared].tolist(), sizes[shared].tolist(), strict=True)]
         return sorted(found, key=lambda group: group[0])
 
     # ----- per-item fields added in finalize
