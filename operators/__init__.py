@@ -1,4 +1,4 @@
-"""Pure image-processing operators: numpy and Pillow, no Ray, no web framework.
+"""Pure image-processing operators: numpy, Pillow and OpenCV, no Ray, no web framework.
 
 Each operator is a small class with a user-facing docstring, a pydantic ``Params``
 model and one batch method. ``jobs/`` decides where and how they run.
