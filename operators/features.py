@@ -39,7 +39,7 @@ class Planes:
         self.rgb = rgb
         if histograms is not None:
             histograms = np.asarray(histograms, dtype=np.int64).reshape(len(rgb), HISTOGRAM_BINS)
-            self.__dict__["histograms"] = histograms
+            self.__dict__["histograms"] = histograms  # seeds the cached property below
 
     def __len__(self) -> int:
         return self.rgb.shape[0]

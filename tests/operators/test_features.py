@@ -99,3 +99,23 @@ def test_find_edges_is_pillows_filter_bit_for_bit(size: tuple[int, int]) -> None
         assert np.array_equal(find_edges(np.asarray(gray)), expected)
     flat = Image.new("L", size, 128)
     assert np.array_equal(find_edges(np.asarray(flat)), np.asarray(flat.filter(ImageFilter.FIND_EDGES)))
+
+
+def test_decoder_histograms_equal_the_counted_ones(tmp_path) -> None:
+    """The decoder hands Pillow's histograms to the batch; counting them again must give the same planes."""
+    from operators.image_io import load_thumbnail
+
+    for seed in range(3):
+        images.noise(seed, size=(300, 200)).save(tmp_path / f"{seed}.jpg")
+    decoded = [load_thumbnail(str(tmp_path / f"{seed}.jpg"), 128) for seed in range(3)]
+    rgb = np.stack([d.thumbnail for d in decoded])
+    given = F.Planes(rgb, np.stack([d.histogram for d in decoded]))
+    counted = F.Planes(rgb)
+    assert np.array_equal(given.histograms, counted.histograms)
+    assert np.allclose(F.entropy(given), [_pillow_entropy(d.thumbnail) for d in decoded], rtol=1e-9)
+
+
+def _pillow_entropy(thumbnail: np.ndarray) -> float:
+    from PIL import Image
+
+    return Image.fromarray(thumbnail, "RGB").entropy()
