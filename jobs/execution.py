@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -77,11 +78,44 @@ def process_chunk(plugins: Sequence[str], specs: Sequence[dict], root: str, item
     return out
 
 
-def _process_chunk_on_node(*args) -> tuple[str, list[dict]]:
-    """``process_chunk`` as a Ray task, reporting which node ran it."""
+def _process_chunk_on_node(gate: str, index: int, *args) -> tuple[str, list[dict] | None]:
+    """``process_chunk`` as a Ray task, reporting which node ran it; ``None`` instead of records when the run
+    was stopped before the chunk started (see :class:`StartGate`)."""
     import ray
 
-    return ray.get_runtime_context().get_node_id(), process_chunk(*args)
+    node = ray.get_runtime_context().get_node_id()
+    return node, process_chunk(*args) if StartGate(gate).enter(index) else None
+
+
+class StartGate:
+    """Lets a stop drop the chunks in flight that have not started, and only those.
+
+    A chunk task first marks itself started, then looks for the stop mark; a stopping
+    driver first sets the stop mark, then cancels the chunks not marked started. A chunk
+    that started before the stop runs to the end and is committed as before; one that
+    starts after it finds the mark and returns at once, so cancelling it loses nothing.
+    Both sides only create files, so the order holds on any storage that shows a
+    created file to later readers, as the shared work path must.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def enter(self, index: int) -> bool:
+        try:
+            with open(self.path / f"{index}.started", "x"):
+                pass
+        except FileExistsError:  # a retry after a worker was lost: it started before
+            pass
+        except OSError:  # the gate is out of reach from this node: work as if there were no gate
+            return True
+        return not (self.path / "stop").exists()
+
+    def close(self) -> None:
+        (self.path / "stop").touch()
+
+    def started(self, index: int) -> bool:
+        return (self.path / f"{index}.started").exists()
 
 
 # ----- state on disk ------------------------------------------------------------------------
@@ -290,6 +324,8 @@ def _run_on_cluster(ctx: RunContext, state: RunState, chunks: list[list], todo: 
     # Retries cover worker and node loss; a chunk is idempotent (it only returns records).
     remote = ray.remote(num_cpus=1, max_retries=3)(_process_chunk_on_node)
     spec_json = [s.to_json() for s in specs]
+    gate = StartGate(state.dir / "gates" / ctx.run_id)
+    gate.path.mkdir(parents=True, exist_ok=True)
     max_in_flight = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
     pending = iter(todo)
     in_flight: dict = {}
@@ -299,7 +335,8 @@ def _run_on_cluster(ctx: RunContext, state: RunState, chunks: list[list], todo: 
             index = next(pending, None)
             if index is None:
                 return
-            ref = remote.remote(ctx.plugins, spec_json, root, chunks[index], ctx.allowed_roots, output_dir)
+            ref = remote.remote(str(gate.path), index, ctx.plugins, spec_json, root, chunks[index],
+                                ctx.allowed_roots, output_dir)
             in_flight[ref] = index
 
     def run_locally() -> bool:
@@ -318,18 +355,30 @@ def _run_on_cluster(ctx: RunContext, state: RunState, chunks: list[list], todo: 
     driver_node = ray.get_runtime_context().get_node_id()
     submit_more()
     try:
-        _drain(in_flight, submit_more, run_locally, state, tracker, placement)
+        _drain(in_flight, submit_more, run_locally, ctx.stop_event.is_set, gate, state, tracker, placement)
     finally:
         state.record_placement(ctx.run_id, placement)
+        shutil.rmtree(gate.path, ignore_errors=True)
 
 
-def _drain(in_flight: dict, submit_more, run_locally, state: RunState, tracker: _Progress,
-           placement: dict) -> None:
+def _drain(in_flight: dict, submit_more, run_locally, stopping, gate: StartGate, state: RunState,
+           tracker: _Progress, placement: dict) -> None:
     import ray
 
     warm_until = time.monotonic() + WARMUP_SECONDS
     warming = True  # until the first chunk comes back from the cluster
+    gate_closed = False
     while in_flight:
+        if stopping() and not gate_closed:
+            # Chunks not started yet (queued, or waiting for a new worker to boot) are dropped rather than
+            # waited for; the started ones finish and are kept. A resume runs the dropped ones.
+            gate.close()
+            gate_closed = True
+            for ref, index in list(in_flight.items()):
+                if not gate.started(index):
+                    ray.cancel(ref)
+                    del in_flight[ref]
+            continue
         ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0 if warming else 0.5)
         for ref in ready:
             warming = False
@@ -342,6 +391,8 @@ def _drain(in_flight: dict, submit_more, run_locally, state: RunState, tracker: 
             except ray.exceptions.RayError as exc:  # retries exhausted: worker or node lost every time
                 raise TaskFailure(ErrorType.CLUSTER_ERROR,
                                   f"chunk {index} could not be processed on the cluster: {exc}") from exc
+            if records is None:  # it found the run stopped before it started
+                continue
             state.commit(index, records)
             placement[index] = node_id
             tracker.add(records)

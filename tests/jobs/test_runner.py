@@ -130,3 +130,23 @@ def test_a_manifest_carries_labels_and_boxes_and_reports_bad_lines(tmp_path: Pat
     assert records[0]["label"] == "cat" and records[0]["boxes"] == [{"bbox": [1, 2, 3, 4], "label": "eye"}]
     assert [r.get("error_code") for r in records[2:]] == ["bad_manifest_line", "bad_manifest_line", "unreadable"]
     assert records[4]["label"] == "dog"
+
+
+def test_start_gate_drops_only_chunks_that_had_not_started(tmp_path: Path) -> None:
+    from jobs.execution import StartGate
+
+    gate = StartGate(tmp_path)
+    assert gate.enter(0) is True  # started before the stop: runs and is kept
+    assert gate.enter(0) is True  # a retry of the same chunk after a lost worker
+    assert not gate.started(1)
+    gate.close()
+    assert gate.started(0) and not gate.started(1)  # the driver cancels 1, waits for 0
+    assert gate.enter(1) is False  # 1 started after the stop anyway: it returns without work
+    assert gate.started(1)
+
+
+def test_start_gate_out_of_reach_never_blocks_work(tmp_path: Path) -> None:
+    from jobs.execution import StartGate
+
+    gate = StartGate(tmp_path / "not-mounted-here")
+    assert gate.enter(3) is True and not gate.started(3)
