@@ -150,7 +150,7 @@ class DataCleaning(Operator):
         ok = table.ok_index
         groups = []
         if p.drop_exact_duplicates:
-            groups += [(_EXACT, g) for g in I.exact_duplicate_groups(table)]
+            groups += [(_EXACT, g) for g in I.confirmed_exact_groups(table)]
         if p.drop_near_duplicates:
             hashes = np.fromiter((H.hex_to_hash(h) for h in table.iter_values(I.PHASH)), dtype=np.uint64,
                                  count=len(ok))

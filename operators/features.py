@@ -1,7 +1,7 @@
 """Vectorised per-image numerics over a batch of 8-bit RGB thumbnails ``(n, h, w, 3)``.
 
 The arrays several features share (luma, per-pixel perceived brightness, channel
-extremes, histograms and channel means) are computed once per batch by
+extremes, histograms) are computed once per batch by
 :class:`Planes` and reused, so adding a feature costs only its own arithmetic.
 Every function accepts either a ``uint8`` array or a :class:`Planes` of one.
 """
@@ -20,7 +20,6 @@ HSP_WEIGHTS = np.array([0.241, 0.691, 0.068], dtype=np.float64)
 #: Bins of the concatenated three-channel histogram (Pillow's ``Image.histogram()`` layout for RGB).
 HISTOGRAM_BINS = 768
 
-_LEVELS = np.arange(256, dtype=np.float64)
 _LUMA32 = LUMA_WEIGHTS.astype(np.float32)
 _HSP32 = (HSP_WEIGHTS / 255.0**2).astype(np.float32)  # levels are 0-255, brightness is in [0, 1]
 
@@ -44,10 +43,6 @@ class Planes:
     def __len__(self) -> int:
         return self.rgb.shape[0]
 
-    @property
-    def pixel_count(self) -> int:
-        return self.rgb.shape[1] * self.rgb.shape[2]
-
     @cached_property
     def histograms(self) -> np.ndarray:
         """``(n, 768)`` counts: red levels, then green, then blue."""
@@ -56,12 +51,6 @@ class Planes:
         for i in range(len(self)):  # one image at a time keeps the uint16 temporary small
             out[i] = np.bincount((self.rgb[i] + offsets).ravel(), minlength=HISTOGRAM_BINS)
         return out
-
-    @cached_property
-    def means(self) -> np.ndarray:
-        """``(n, 3)`` channel means on the 0-255 scale, exact (from the histograms)."""
-        counts = self.histograms.reshape(len(self), 3, 256)
-        return (counts @ _LEVELS) / self.pixel_count
 
     @cached_property
     def values(self) -> np.ndarray:

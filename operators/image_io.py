@@ -110,8 +110,7 @@ def load_thumbnail(path: str, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -
                 decoded = np.asarray(rgb, dtype=np.uint8)
                 # OpenCV's area resampling: the same box average as Pillow's, several times faster on small images.
                 thumb = cv2.resize(decoded, (size, size), interpolation=cv2.INTER_AREA)
-                digest = hashlib.sha256(decoded.data)
-                digest.update(f"{width}x{height}".encode())
+                digest = _pixel_digest(decoded.data, width, height)
                 preview = _preview(rgb, width, height)
                 hist = Image.fromarray(thumb, "RGB").histogram()
     except ItemError:
@@ -126,7 +125,7 @@ def load_thumbnail(path: str, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -
         raise ItemError(code, f"image could not be decoded: {msg}") from exc
     return DecodedImage(thumbnail=thumb, histogram=np.asarray(hist, dtype=np.int64),
                         width=width, height=height, file_size=file_size, format=fmt, mode=mode,
-                        digest=digest.hexdigest()[:DIGEST_HEX], preview=preview)
+                        digest=digest, preview=preview)
 
 
 def full_pixel_digest(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
@@ -137,8 +136,12 @@ def full_pixel_digest(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | 
         rgb = load_rgb(path, max_pixels)
     except ItemError:
         return None
-    digest = hashlib.sha256(rgb.tobytes())
-    digest.update(f"{rgb.width}x{rgb.height}".encode())
+    return _pixel_digest(rgb.tobytes(), rgb.width, rgb.height)
+
+
+def _pixel_digest(pixels: bytes | memoryview, width: int, height: int) -> str:
+    digest = hashlib.sha256(pixels)
+    digest.update(f"{width}x{height}".encode())
     return digest.hexdigest()[:DIGEST_HEX]
 
 

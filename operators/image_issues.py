@@ -101,7 +101,7 @@ class ImageIssues(Operator):
         p = self.params
         n = table.ok_count
         # Duplicates first, while no per-item scores exist yet: the search is the largest step.
-        exact = exact_duplicate_groups(table)
+        exact = confirmed_exact_groups(table)
         hashes = np.fromiter((H.hex_to_hash(h) for h in table.iter_values(PHASH)), dtype=np.uint64, count=n)
         near = [g for g in D.near_duplicate_groups(hashes, p.near_duplicate_distance) if g not in exact]
         del hashes
@@ -178,7 +178,7 @@ def _issue_names(bits: int) -> tuple[str, ...]:
 _CONFIRMED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def exact_duplicate_groups(table: RecordTable) -> list[list[int]]:
+def confirmed_exact_groups(table: RecordTable) -> list[list[int]]:
     """Groups of ok items (positions, as in ``table.values``) whose decoded pixels are identical.
 
     Candidates share the digest taken at decode time (JPEGs at draft scale); each candidate
