@@ -22,7 +22,7 @@ from jobs.signals import install_stop_handler
 from jobs.sources import (
     STATE_DIR,
     PathNotAllowed,
-    item_within,
+    items_within,
     list_items,
     resolve_within,
 )
@@ -63,8 +63,9 @@ def process_chunk(plugins: Sequence[str], specs: Sequence[dict], root: str, item
     root_path = Path(root)
     keys = [Item.of(raw).key for raw in items]
     unlisted = {raw["key"]: raw["error"] for raw in items if isinstance(raw, dict) and "error" in raw}
-    inside = [raw for raw, key in zip(items, keys, strict=True)
-              if key not in unlisted and item_within(root_path, key, allowed_roots)]
+    listed = [(raw, key) for raw, key in zip(items, keys, strict=True) if key not in unlisted]
+    within = items_within(root_path, [key for _, key in listed], allowed_roots)
+    inside = [raw for (raw, _), ok in zip(listed, within, strict=True) if ok]
     by_item = {r[ITEM]: r for r in pipeline.process_items(root, inside, output_dir)} if inside else {}
     out = []
     for key in keys:

@@ -109,7 +109,27 @@ def _read_manifest(path: Path) -> list[str | dict]:
     return items
 
 
-def item_within(root: Path, rel: str, roots: Sequence[str]) -> bool:
-    """True if the item (after resolving symlinks) stays inside the allowed roots."""
-    real = Path(os.path.realpath(root / rel))
-    return any(_is_under(real, _real_root(r)) for r in roots)
+def items_within(root: Path, keys: Sequence[str], roots: Sequence[str]) -> list[bool]:
+    """For each item, True if its file (after resolving symlinks) stays inside the allowed roots.
+
+    The same answer as resolving every path in full, for less: each folder is resolved
+    once, and a file's own name only when it is itself a symlink.
+    """
+    allowed = [str(_real_root(r)) for r in roots]
+    real_folders: dict[str, str] = {}
+    out = []
+    for key in keys:
+        path = os.path.join(root, key)
+        folder, name = os.path.split(path)
+        if name in ("", ".", "..") or os.path.islink(path):
+            real = os.path.realpath(path)
+        else:
+            if folder not in real_folders:
+                real_folders[folder] = os.path.realpath(folder)
+            real = os.path.join(real_folders[folder], name)
+        out.append(any(_str_under(real, a) for a in allowed))
+    return out
+
+
+def _str_under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root if root.endswith(os.sep) else root + os.sep)

@@ -8,6 +8,7 @@ Every function accepts either a ``uint8`` array or a :class:`Planes` of one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 
 import cv2
@@ -149,6 +150,48 @@ def laplacian_variance(x: np.ndarray | Planes) -> np.ndarray:
         _, std = cv2.meanStdDev(lap)
         out[i] = float(std[0, 0]) ** 2
     return out
+
+
+def unit_row_percentiles(x: np.ndarray, q: Sequence[float]) -> np.ndarray:
+    """``np.percentile(x, q, axis=1)`` (its default linear method), bit for bit, for a 2-D float array whose
+    values all lie in [0, 1], without sorting every row.
+
+    Each row's values are counted into 256 levels; the levels that hold the wanted ranks
+    give the few values that need ordering, and only those are partitioned. Values outside
+    [0, 1] (or NaN) would break the level order: callers pass brightness-like planes.
+    """
+    x = np.asarray(x)
+    n, m = x.shape
+    if m == 0:
+        raise ValueError("percentiles of empty rows")
+    # numpy's own index arithmetic, so that every rounding is the same.
+    fractions = np.true_divide(np.asarray(q, dtype=np.float64), 100)
+    virtual = (m - 1) * fractions
+    previous = np.floor(virtual)
+    gamma = virtual - previous
+    previous = np.where(virtual >= m - 1, m - 1, np.maximum(previous, 0)).astype(np.intp)
+    following = np.where(virtual >= m - 1, m - 1, np.where(virtual < 0, 0, previous + 1)).astype(np.intp)
+    ranks = np.concatenate([previous, following])
+    levels = cv2.convertScaleAbs(x, alpha=256.0)  # rounds and saturates: monotone in x on [0, 1]
+    out = np.empty((len(fractions), n), dtype=np.float64)
+    for i in range(n):
+        row, level = x[i], levels[i]
+        below = np.cumsum(cv2.calcHist([level], [0], None, [256], [0, 256]).ravel().astype(np.intp))
+        level_of = np.searchsorted(below, ranks, side="right")  # the level holding each rank
+        for k in range(len(fractions)):
+            lo, hi = level_of[k], level_of[k + len(fractions)]
+            start = below[lo - 1] if lo > 0 else 0
+            values = row[cv2.inRange(level, int(lo), int(hi)).view(bool).ravel()]
+            a, b = previous[k] - start, following[k] - start
+            values.partition((a, b))
+            out[k, i] = _lerp(values[a], values[b], gamma[k])
+    return out
+
+
+def _lerp(a: np.floating, b: np.floating, t: float) -> float:
+    """numpy's quantile interpolation: the difference in the values' own type, then from the nearer end."""
+    diff = b - a
+    return float(b - diff * (1 - t)) if t >= 0.5 else float(a + diff * t)
 
 
 def histogram(values: np.ndarray, bins: int, value_range: tuple[float, float] | None = None) -> dict:

@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from operators import duplicates as D
+from operators import features as F
 from operators import hashing as H
 from operators.analyse import ASPECT_RATIO, ENTROPY, GRAYSCALE, HEIGHT, WIDTH
 from operators.base import (
@@ -89,7 +90,7 @@ class ImageIssues(Operator):
             False, description="Also flag colour-mode images whose three channels are equal.")
 
     def process_batch(self, batch: ImageBatch) -> dict[str, list]:
-        p99, p05 = np.percentile(batch.planes.hsp, [99, 5], axis=1)
+        p99, p05 = F.unit_row_percentiles(batch.planes.hsp, [99, 5])  # np.percentile's values, faster
         edge, hist = zip(*(_edge_stats(p) for p in batch.previews), strict=True)
         hashes = H.perceptual_hash_of_luma(batch.planes.luma)
         return {

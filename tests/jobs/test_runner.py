@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from jobs import execution, runner
 from jobs.catalog import CatalogError, parse_task_type, resolve_operators
-from jobs.sources import PathNotAllowed, list_images, resolve_within
+from jobs.sources import PathNotAllowed, items_within, list_images, resolve_within
 from jobs.status import TaskStatus
 from jobs.store import Store
 from operators.registry import default_registry
@@ -150,3 +151,26 @@ def test_start_gate_out_of_reach_never_blocks_work(tmp_path: Path) -> None:
 
     gate = StartGate(tmp_path / "not-mounted-here")
     assert gate.enter(3) is True and not gate.started(3)
+
+
+def test_items_within_agrees_with_resolving_every_path(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "in" / "sub").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    for name in ("a.png", "in/b.png", "in/sub/c.png"):
+        (root / name).write_bytes(b"x")
+    (tmp_path / "outside" / "d.png").write_bytes(b"x")
+    (root / "in" / "to_outside").symlink_to(tmp_path / "outside")  # a folder link out of the root
+    (root / "in" / "to_sub").symlink_to(root / "in" / "sub")  # a folder link that stays inside
+    (root / "in" / "e.png").symlink_to(tmp_path / "outside" / "d.png")  # a file link out
+    (root / "in" / "f.png").symlink_to(root / "a.png")  # a file link that stays inside
+    keys = ["b.png", "sub/c.png", "to_outside/d.png", "to_sub/c.png", "e.png", "f.png", "missing.png",
+            "../a.png", "../../outside/d.png", "sub/..", ".", str(tmp_path / "outside" / "d.png"), str(root / "a.png")]
+    folder = root / "in"
+    expected = [os.path.realpath(folder / k).startswith(str(root.resolve()) + os.sep) for k in keys]
+    assert items_within(folder, keys, [str(root)]) == expected
+    assert expected == [True, True, False, True, False, True, True, True, False, True, True, False, True]
+    # A root that is a prefix of a sibling's name does not admit the sibling.
+    (tmp_path / "root2").mkdir()
+    (tmp_path / "root2" / "g.png").write_bytes(b"x")
+    assert items_within(folder, ["../../root2/g.png"], [str(root)]) == [False]
