@@ -30,6 +30,8 @@ log = logging.getLogger("rayproc.service")
 _ID_ALPHABET = string.ascii_letters + string.digits
 RESUMABLE = (TaskStatus.STOPPED, TaskStatus.FAILED)
 UNSUBMITTED_GRACE_MS = 60_000
+#: Progress this recent shows a running task's runner alive (it records progress several times a second).
+FRESH_PROGRESS_MS = 1_000
 
 
 def new_task_id() -> str:
@@ -150,9 +152,16 @@ class TaskService:
     def get(self, project_id: str, task_id: str) -> TaskRecord:
         E.validate_resource_id(task_id)
         rec = self._get(project_id, task_id)
-        if not rec.status.is_terminal() and self.reconcile(rec):
+        if not rec.status.is_terminal() and not self._reporting(rec) and self.reconcile(rec):
             rec = self._get(project_id, task_id)
         return rec
+
+    @staticmethod
+    def _reporting(rec: TaskRecord) -> bool:
+        """A running task whose runner recorded progress just now is alive: asking Ray too would only load
+        its dashboard once per poll of every client. A runner that dies stops reporting, and is asked about
+        within ``FRESH_PROGRESS_MS``."""
+        return rec.status == TaskStatus.RUNNING and now_ms() - rec.update_time < FRESH_PROGRESS_MS
 
     def list(self, project_id: str, query: ListQuery) -> tuple[int, list[TaskRecord]]:
         count, records = self.store.list_tasks(project_id, query)

@@ -6,7 +6,9 @@ where nothing listens (a real connection failure) or a client that raises.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -124,3 +126,32 @@ def test_an_unhandled_exception_is_a_500_in_the_error_shape(tmp_path: Path, monk
     assert r.status_code == 500
     assert r.json()["error_code"] == "internal_error" and "reference" in r.json()["error_msg"]
     assert "KeyError" not in r.text
+
+
+class _EndedJobClient:
+    """Ray's job client for a cluster where every job has ended in failure; counts the questions."""
+
+    asked = 0
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def get_job_info(self, job_id: str):
+        type(self).asked += 1
+        return SimpleNamespace(status=SimpleNamespace(value="FAILED"), message="exited with code 137")
+
+
+def test_reads_of_a_reporting_task_do_not_ask_ray_until_its_progress_goes_stale(tmp_path: Path) -> None:
+    client, store, folder = _app(tmp_path, JobLauncher("http://ray", client_factory=_EndedJobClient))
+    task_id = _seed_task(store, folder, TaskStatus.RUNNING)
+    run_id = store.get_task(task_id).current_run
+    _EndedJobClient.asked = 0
+    store.record_progress(task_id, run_id, total=2, processed=1, failed=0, computed_in_run=1)
+    for _ in range(5):
+        assert client.get(f"/v2/p1/processor-tasks/{task_id}").json()["status"] == 1
+    assert _EndedJobClient.asked == 0  # the runner is reporting: Ray was not asked
+    with sqlite3.connect(tmp_path / "data" / "rayproc.db") as conn:  # the runner went quiet two seconds ago
+        conn.execute("UPDATE tasks SET update_time = update_time - 2000 WHERE task_id = ?", (task_id,))
+    task = client.get(f"/v2/p1/processor-tasks/{task_id}").json()
+    assert _EndedJobClient.asked == 1
+    assert task["status"] == 3 and task["error_type"] == "job_died" and "137" in task["error_msg"]
