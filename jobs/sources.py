@@ -34,7 +34,7 @@ def resolve_within(path: str, roots: Sequence[str], *, must_exist: bool = True) 
     if ".." in Path(path).parts:
         raise PathNotAllowed(f"path must not contain '..': {path!r}")
     resolved = Path(os.path.realpath(path))
-    if not any(_is_under(resolved, _real_root(r)) for r in roots):
+    if not any(_is_under(str(resolved), _real_root(r)) for r in roots):
         raise PathNotAllowed(f"path {path!r} is outside the allowed roots")
     if must_exist and not resolved.exists():
         raise FileNotFoundError(f"path does not exist: {path!r}")
@@ -42,13 +42,14 @@ def resolve_within(path: str, roots: Sequence[str], *, must_exist: bool = True) 
 
 
 @functools.lru_cache(maxsize=64)
-def _real_root(root: str) -> Path:
+def _real_root(root: str) -> str:
     """Roots are resolved once per process: they are configuration, checked for every item."""
-    return Path(os.path.realpath(root))
+    return os.path.realpath(root)
 
 
-def _is_under(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
+def _is_under(path: str, root: str) -> bool:
+    """Both resolved: ``path`` is ``root`` or lies below it (a sibling that shares a prefix does not)."""
+    return path == root or path.startswith(root if root.endswith(os.sep) else root + os.sep)
 
 
 def list_images(root: Path) -> tuple[Path, list[str]]:
@@ -115,7 +116,7 @@ def items_within(root: Path, keys: Sequence[str], roots: Sequence[str]) -> list[
     The same answer as resolving every path in full, for less: each folder is resolved
     once, and a file's own name only when it is itself a symlink.
     """
-    allowed = [str(_real_root(r)) for r in roots]
+    allowed = [_real_root(r) for r in roots]
     real_folders: dict[str, str] = {}
     out = []
     for key in keys:
@@ -127,9 +128,6 @@ def items_within(root: Path, keys: Sequence[str], roots: Sequence[str]) -> list[
             if folder not in real_folders:
                 real_folders[folder] = os.path.realpath(folder)
             real = os.path.join(real_folders[folder], name)
-        out.append(any(_str_under(real, a) for a in allowed))
+        out.append(any(_is_under(real, a) for a in allowed))
     return out
 
-
-def _str_under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root if root.endswith(os.sep) else root + os.sep)
