@@ -79,15 +79,34 @@ def _classify(exc: Exception) -> Exception:
     return RayJobError(f"{type(exc).__name__}: {text}")
 
 
+def _client_with_deadline(timeout_seconds: float) -> Callable[..., Any]:
+    """A ``JobSubmissionClient`` class whose every HTTP request (the version check in its constructor
+    included) gives up after ``timeout_seconds``. Ray's SDK sends its requests with no timeout, so a hung
+    dashboard would hold the caller, and every API thread that asks after it, for good."""
+    from ray.job_submission import JobSubmissionClient
+
+    class _Client(JobSubmissionClient):
+        def _do_request(self, method, endpoint, **kwargs):  # the one place the SDK sends a request
+            kwargs.setdefault("timeout", timeout_seconds)
+            return super()._do_request(method, endpoint, **kwargs)
+
+    return _Client
+
+
 class JobLauncher:
-    """A thin, thread-safe wrapper over ``JobSubmissionClient`` created on first use."""
+    """A thin, thread-safe wrapper over ``JobSubmissionClient`` created on first use.
+
+    Every call to Ray's Jobs API has a deadline (``call_timeout_seconds``); one that passes it is
+    :class:`RayUnavailable`, as an unreachable cluster is.
+    """
 
     def __init__(self, address: str, *, headers: dict[str, str] | None = None,
                  client_factory: Callable[..., Any] | None = None, stop_grace_seconds: float = 10.0,
-                 submit_retry_seconds: float = 15.0) -> None:
+                 submit_retry_seconds: float = 15.0, call_timeout_seconds: float = 10.0) -> None:
         self.address = address
         self._headers = headers
         self._factory = client_factory
+        self.call_timeout_seconds = call_timeout_seconds
         self._client: Any = None
         self._lock = threading.Lock()
         self.stop_grace_seconds = stop_grace_seconds
@@ -96,9 +115,7 @@ class JobLauncher:
     def _get(self) -> Any:
         with self._lock:
             if self._client is None:
-                factory = self._factory
-                if factory is None:
-                    from ray.job_submission import JobSubmissionClient as factory
+                factory = self._factory or _client_with_deadline(self.call_timeout_seconds)
                 try:
                     self._client = factory(self.address, headers=self._headers)
                 except Exception as exc:
