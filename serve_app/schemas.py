@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rayproc_contract.errors import ErrorBody
+from rayproc_contract.ids import ID_PATTERN
 from rayproc_contract.models import ProcessorTaskPublic, ProcessorTasksPublic, SourceType
 
 __all__ = [
@@ -83,7 +84,7 @@ class ProcessorTaskCreate(_Strict):
     template: TemplateParam
     work_path: WorkPath | None = None
     version_id: Str64 | None = None
-    workspace_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9\-_]+$")] = "0"
+    workspace_id: Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN.pattern)] = "0"
     execution: Execution | None = None
 
     @model_validator(mode="after")
