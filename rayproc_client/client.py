@@ -86,7 +86,7 @@ class Client:
         clock: what ``wait_till_done`` measures time with (``time.monotonic``).
 
     Every method raises a :class:`~rayproc_client.errors.ClientError` subclass when the service answers an error
-    (the class mirrors the service's ``error_code``) or cannot be reached.
+    (the very class the service raised, found by its ``error_code``) or cannot be reached.
     """
 
     def __init__(self, base_url: str | None = None, token: str | None = None, *, timeout: float = 30.0,

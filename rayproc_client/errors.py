@@ -53,55 +53,15 @@ from typing import Any, Protocol
 
 import httpx
 
-from rayproc_contract.errors import (
-    ERROR_CLASSES,
-    BadRequest,
-    Conflict,
-    Forbidden,
-    InternalError,
-    InvalidParameter,
-    InvalidRequest,
-    InvalidResourceId,
-    InvalidState,
-    MethodNotAllowed,
-    NotFound,
-    PathNotAllowed,
-    PayloadTooLarge,
-    RayprocError,
-    RayUnavailable,
-    ServiceError,
-    Unauthorized,
-    UnsupportedMediaType,
-    error_class,
-)
+from rayproc_contract import errors as _contract
+from rayproc_contract.errors import *  # noqa: F403 (the service's error classes are the client's: the same classes)
+from rayproc_contract.errors import RayprocError, error_class
 
-__all__ = [
-    "ERROR_CLASSES",
-    "BadRequest",
-    "ClientError",
-    "Conflict",
-    "ConnectError",
-    "Forbidden",
-    "InternalError",
-    "InvalidParameter",
-    "InvalidRequest",
-    "InvalidResourceId",
-    "InvalidState",
-    "MethodNotAllowed",
-    "NotFound",
-    "PathNotAllowed",
-    "PayloadTooLarge",
-    "RayUnavailable",
-    "RequestTimeout",
-    "ServiceError",
-    "TaskError",
-    "TaskFailedError",
-    "TaskTimeoutError",
-    "TransportError",
-    "Unauthorized",
-    "UnexpectedResponse",
-    "UnsupportedMediaType",
-]
+__all__ = sorted([
+    *(name for name in _contract.__all__ if name not in ("ErrorBody", "RayprocError", "error_class")),
+    "ClientError", "ConnectError", "RequestTimeout", "TaskError", "TaskFailedError", "TaskTimeoutError",
+    "TransportError", "UnexpectedResponse",
+])
 
 #: Base of every error this package raises. It is the contract's root class itself, not a subclass: ``except``
 #: matches by the real class tree, and ``except ClientError`` must also catch the service errors, which are the

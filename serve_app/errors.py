@@ -8,42 +8,8 @@ them from here (``from serve_app import errors as E``); ``main`` renders every :
 
 from __future__ import annotations
 
-from rayproc_contract.errors import (
-    BadRequest,
-    Conflict,
-    Forbidden,
-    InternalError,
-    InvalidParameter,
-    InvalidRequest,
-    InvalidResourceId,
-    InvalidState,
-    MethodNotAllowed,
-    NotFound,
-    PathNotAllowed,
-    PayloadTooLarge,
-    RayUnavailable,
-    ServiceError,
-    Unauthorized,
-    UnsupportedMediaType,
-)
+from rayproc_contract import errors as _errors
+from rayproc_contract.errors import *  # noqa: F403 (the whole tree, as the contract's __all__ names it)
 from rayproc_contract.ids import validate_resource_id
 
-__all__ = [
-    "BadRequest",
-    "Conflict",
-    "Forbidden",
-    "InternalError",
-    "InvalidParameter",
-    "InvalidRequest",
-    "InvalidResourceId",
-    "InvalidState",
-    "MethodNotAllowed",
-    "NotFound",
-    "PathNotAllowed",
-    "PayloadTooLarge",
-    "RayUnavailable",
-    "ServiceError",
-    "Unauthorized",
-    "UnsupportedMediaType",
-    "validate_resource_id",
-]
+__all__ = [*_errors.__all__, "validate_resource_id"]
