@@ -154,7 +154,7 @@ def submit(ctx, url, token, project, as_json, template, source, name, params_fil
 
 @click.command("list")
 @with_common
-@click.option("--status", type=click.IntRange(0, 4), default=None)
+@click.option("--status", type=click.IntRange(min(TaskStatus), max(TaskStatus)), default=None)
 @click.option("--type", "task_type", default=None, help="Template id.")
 @click.option("--name", default=None, help="Substring of the task name.")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=20, show_default=True)
