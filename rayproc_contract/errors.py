@@ -10,7 +10,7 @@ may carry others (the client keeps the status and code it was answered with, eve
 
 The tree (status code, ``error_code``)::
 
-    RayprocError                        the root of every error rayproc raises (the client calls it ClientError)
+    RayprocError                        the root: rayproc_client.ClientError is this class
     └── ServiceError                    500 service_error        (the service answered with an error)
         ├── BadRequest                  400 bad_request
         │   ├── InvalidRequest          400 invalid_request      (malformed body or query)
@@ -69,7 +69,8 @@ class ErrorBody(BaseModel):
 
 
 class RayprocError(Exception):
-    """The root of every error rayproc raises, on the service and in the client.
+    """The root of the API's errors on the service, and of every error the client raises (the client exports it
+    as ``ClientError``, and adds its own errors for no answer, a wrong answer and a task's outcome under it).
 
     ``status_code`` and ``error_code`` default to the class's own and may be overridden per instance.
     """
