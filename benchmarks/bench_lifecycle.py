@@ -66,14 +66,15 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from rayproc_contract.status import TaskStatus
+
 REPO = Path(__file__).resolve().parent.parent
 OUT_FILE = REPO / "benchmarks" / "out" / "lifecycle.json"
 PROJECT = "bench"
 POLL_TIMEOUT_S = 180.0
 
-# rayproc task status codes
-INITIALIZED, RUNNING, COMPLETED, FAILED, STOPPED = range(5)
-RAYPROC_TERMINAL = {COMPLETED, FAILED, STOPPED}
+RUNNING, COMPLETED, STOPPED = TaskStatus.RUNNING, TaskStatus.COMPLETED, TaskStatus.STOPPED
+RAYPROC_TERMINAL = {s for s in TaskStatus if s.is_terminal()}
 BARE_TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 FIGURES = {

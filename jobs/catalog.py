@@ -14,11 +14,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from operators.base import TaskType
 from operators.pipeline import Pipeline
 from operators.registry import DEFAULT_OPERATORS, OperatorRegistry, UnknownOperatorError
-
-TASK_TYPES = [t.value for t in TaskType]
+from rayproc_contract.status import TaskType
 
 
 class CatalogError(ValueError):
@@ -64,7 +62,8 @@ def parse_task_type(template_id: str) -> TaskType:
     try:
         return TaskType(template_id)
     except ValueError:
-        raise CatalogError("template.id", f"unknown template {template_id!r}; valid templates: {', '.join(TASK_TYPES)}") from None
+        valid = ", ".join(t.value for t in TaskType)
+        raise CatalogError("template.id", f"unknown template {template_id!r}; valid templates: {valid}") from None
 
 
 def resolve_operators(task_type: TaskType, operator_params: Sequence[dict[str, Any]],

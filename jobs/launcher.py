@@ -37,8 +37,8 @@ class RayJobState:
     status: str  # PENDING, RUNNING, STOPPED, SUCCEEDED, FAILED
     message: str | None = None
 
-    @property
     def is_terminal(self) -> bool:
+        """A method, as Ray's ``JobStatus.is_terminal()`` and :meth:`TaskStatus.is_terminal` are."""
         return self.status in ("STOPPED", "SUCCEEDED", "FAILED")
 
 

@@ -1,25 +1,12 @@
-"""Task and run states."""
+"""Task and run states. The status codes themselves are the wire contract's (:mod:`rayproc_contract.status`)."""
 
 from __future__ import annotations
 
 import enum
 
+from rayproc_contract.status import TaskStatus
 
-class TaskStatus(enum.IntEnum):
-    """ModelArts processor-task status codes."""
-
-    INITIALIZED = 0
-    RUNNING = 1
-    COMPLETED = 2
-    FAILED = 3
-    STOPPED = 4
-
-    def is_terminal(self) -> bool:
-        return self in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.STOPPED)
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
+__all__ = ["ErrorType", "TaskFailure", "TaskStatus"]
 
 
 class ErrorType(str, enum.Enum):

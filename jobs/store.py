@@ -18,6 +18,7 @@ from typing import Any
 
 from jobs.db import Database
 from jobs.status import TaskStatus
+from rayproc_contract.query import ListQuery
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -126,22 +127,6 @@ class TaskRecord:
             return 0.0
         done = self.processed_count + self.failed_count
         return round(min(100.0, 100.0 * done / self.total_count), 2)
-
-
-@dataclass(frozen=True)
-class ListQuery:
-    limit: int = 10
-    page: int = 0
-    order: str = "desc"
-    sort_by: str = "create_time"
-    status: int | None = None
-    task_type: str | None = None
-    task_name: str | None = None
-    source: str | None = None
-    source_type: str | None = None
-    version_ids: tuple[str, ...] = ()
-    workspace_id: str = "0"
-    query_current: bool = False
 
 
 _SORT_COLUMNS = {"create_time": "create_time", "name": "name", "duration_seconds": "elapsed_ms"}

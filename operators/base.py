@@ -17,7 +17,6 @@ and resumable chunk by chunk.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -28,16 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from operators.features import Planes
 from operators.records import PerItem, RecordTable  # noqa: F401 (the reduce stage's part of the contract)
-
-
-class TaskType(str, enum.Enum):
-    """The ModelArts processing templates (``template.id``)."""
-
-    ANALYSE = "sys_data_analyse"
-    CLEANING = "sys_data_cleaning"
-    AUGMENTATION = "sys_data_augmentation"
-    VALIDATION = "sys_data_validation"
-    SELECTION = "sys_data_selection"
+from rayproc_contract.status import TaskType
 
 
 class OperatorError(Exception):

@@ -11,7 +11,8 @@
         print(t.uid, t.name, t.created_data_rows, t.failed_data_rows)
 
 :class:`AsyncClient` offers the same methods for ``asyncio``. Errors are in :mod:`rayproc_client.errors`, one class
-per ``error_code`` the service answers. The package needs only ``httpx`` and ``pydantic``: no Ray, no FastAPI.
+per ``error_code`` the service answers (the service's own classes, from the wire contract ``rayproc_contract``). The
+package needs only ``httpx``, ``pydantic`` and that contract: no Ray, no FastAPI, no server package.
 """
 
 from rayproc_client._core import DEFAULT_URL, TOKEN_ENV, URL_ENV, __version__

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
-from rayproc_client.errors import InvalidResourceId, translate
+from rayproc_client.errors import translate
 from rayproc_client.models import (
     ClusterInfo,
     Health,
@@ -39,6 +38,8 @@ from rayproc_client.models import (
     UserInfo,
     Whoami,
 )
+from rayproc_contract.ids import validate_resource_id
+from rayproc_contract.query import MAX_LIMIT, ListQuery
 
 __version__ = "0.1.0"
 
@@ -50,18 +51,8 @@ M = TypeVar("M", bound=BaseModel)
 DEFAULT_URL = "http://127.0.0.1:8000"
 URL_ENV = "RAYPROC_URL"
 TOKEN_ENV = "RAYPROC_TOKEN"
-MAX_PAGE_SIZE = 100
+MAX_PAGE_SIZE = MAX_LIMIT
 MAX_BACKOFF_SECONDS = 30.0
-
-# The service's id rules (serve_app/errors.py), checked in its order with its messages.
-_ID_PATTERN = re.compile(r"^[a-zA-Z0-9\-_]+$")
-MAX_ID_LENGTH = 100
-
-TemplateId = Literal[
-    "sys_data_analyse", "sys_data_cleaning", "sys_data_augmentation", "sys_data_validation", "sys_data_selection"]
-SourceType = Literal["OBS", "DATASET", "TASK", "CUSTOM"]
-Order = Literal["asc", "desc"]
-SortBy = Literal["create_time", "name", "duration_seconds"]
 #: Operator params either as the API's list (``[{"id": "image_features", "params": {...}}]``) or as a mapping
 #: from operator id to its params (``{"image_features": {"histogram_bins": 10}}``).
 OperatorParams = Mapping[str, Mapping[str, Any]] | Sequence[Mapping[str, Any]]
@@ -212,17 +203,9 @@ def _text(response: httpx.Response) -> str:
 
 
 def validate_task_id(value: str | None) -> str:
-    """Check a task id by the service's rules, in its order and with its messages, so a bad id fails here with
-    the :class:`~rayproc_client.errors.InvalidResourceId` the service would answer, and no request is sent."""
-    if value is None or value == "":
-        raise InvalidResourceId("task ID cannot be empty", status_code=400)
-    if not isinstance(value, str) or not _ID_PATTERN.fullmatch(value):
-        raise InvalidResourceId("Invalid task ID format: only letters, digits, '-' and '_' are allowed",
-                                status_code=400)
-    if len(value) > MAX_ID_LENGTH:
-        raise InvalidResourceId(f"task ID too long: {len(value)} characters, at most {MAX_ID_LENGTH}",
-                                status_code=400)
-    return value
+    """Check a task id by the service's own rule, so a bad id fails here with the
+    :class:`~rayproc_client.errors.InvalidResourceId` the service would answer, and no request is sent."""
+    return validate_resource_id(value, "task")
 
 
 def _segment(value: str) -> str:
@@ -264,36 +247,21 @@ def _flag(value: bool) -> str:
     return "true" if value else "false"
 
 
-@dataclass(frozen=True)
-class TaskFilters:
-    """The list endpoint's query, less the page index. ``page_size`` is the API's ``limit`` (1-100)."""
+def list_query(*, page_size: int, order: str, sort_by: str, status: int | None, task_type: str | None,
+               task_name: str | None, source: str | None, source_type: str | None, version_id: tuple[str, ...],
+               workspace_id: str, query_current: bool, return_result: bool) -> ListQuery:
+    """The list endpoint's query for the first page. ``page_size`` is the API's ``limit`` (1-100).
 
-    page_size: int = MAX_PAGE_SIZE
-    order: Order = "desc"
-    sort_by: SortBy = "create_time"
-    status: int | None = None
-    task_type: str | None = None
-    task_name: str | None = None
-    source: str | None = None
-    source_type: str | None = None
-    version_id: tuple[str, ...] = ()
-    workspace_id: str = "0"
-    query_current: bool = False
-    return_result: bool = True
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.page_size <= MAX_PAGE_SIZE:
-            raise ValueError(f"page_size must be 1 to {MAX_PAGE_SIZE}, got {self.page_size}")
-
-    def params(self, page: int) -> tuple[tuple[str, str], ...]:
-        pairs = [("limit", str(self.page_size)), ("offset", str(page)), ("order", self.order),
-                 ("sort_by", self.sort_by), ("workspace_id", self.workspace_id),
-                 ("query_current", _flag(self.query_current)), ("return_result", _flag(self.return_result))]
-        optional = {"status": self.status, "task_type": self.task_type, "task_name": self.task_name,
-                    "source": self.source, "source_type": self.source_type}
-        pairs += [(key, str(value)) for key, value in optional.items() if value is not None]
-        pairs += [("version_id", v) for v in self.version_id]
-        return tuple(pairs)
+    Only the page size is checked here (paging relies on it). The filters are sent as given, unvalidated: the
+    service judges them, and a newer service may accept values (a new task type, a new sort key) this release
+    does not know.
+    """
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ValueError(f"page_size must be 1 to {MAX_PAGE_SIZE}, got {page_size}")
+    return ListQuery.model_construct(
+        limit=page_size, offset=0, order=order, sort_by=sort_by, status=status, task_type=task_type,
+        task_name=task_name, source=source, source_type=source_type, version_id=list(version_id),
+        workspace_id=workspace_id, query_current=query_current, return_result=return_result)
 
 
 def version_ids(value: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -307,16 +275,21 @@ class Pager:
     """Walks a listing page by page (``offset`` is a page index). Stops after a short or empty page or once
     ``count`` is reached, and drops a task already yielded (a task created meanwhile shifts later pages)."""
 
-    filters: TaskFilters
+    first: ListQuery
     page: int = 0
     done: bool = False
     _seen: set[str] = field(default_factory=set)
+
+    @property
+    def query(self) -> ListQuery:
+        """The query for the next page."""
+        return self.first.model_copy(update={"offset": self.page})
 
     def accept(self, answer: TaskPage) -> list[TaskInfo]:
         fresh = [t for t in answer.tasks if t.task_id not in self._seen]
         self._seen.update(t.task_id for t in fresh)
         self.page += 1
-        self.done = len(answer.tasks) < self.filters.page_size or self.page * self.filters.page_size >= answer.count
+        self.done = len(answer.tasks) < self.first.limit or self.page * self.first.limit >= answer.count
         return fresh
 
 
@@ -364,8 +337,8 @@ class Api:
         params = () if return_result else (("return_result", "false"),)
         return self._call(Request("GET", path, params, idempotent=True), _model(TaskInfo))
 
-    def list_page(self, project_id: str, page: int, filters: TaskFilters) -> Op[TaskPage]:
-        request = Request("GET", self._tasks(project_id), filters.params(page), idempotent=True)
+    def list_page(self, project_id: str, query: ListQuery) -> Op[TaskPage]:
+        request = Request("GET", self._tasks(project_id), query.query_pairs(), idempotent=True)
         return self._call(request, _model(TaskPage))
 
     def delete_task(self, project_id: str, task_id: str) -> Op[None]:

@@ -25,9 +25,11 @@ from typing import Any
 import click
 
 from rayproc_client.errors import ClientError, TaskFailedError, TaskTimeoutError
+from rayproc_contract.status import TaskStatus
 
 EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED, EXIT_TIMEOUT, EXIT_SERVICE = 1, 2, 3, 4, 5
-STATUS_NAMES = {0: "initialized", 1: "running", 2: "completed", 3: "failed", 4: "stopped"}
+# An answered status this release does not know (a newer service's) is not taken for an end.
+_ENDED = frozenset(s for s in TaskStatus if s.is_terminal())
 POLL_SECONDS = 2.0
 
 
@@ -52,7 +54,7 @@ def _task_dict(task) -> dict:
 
 def _summary(task) -> str:
     d = _task_dict(task)
-    line = (f"{d['task_id']}  {d['name']}  {STATUS_NAMES.get(d['status'], d['status'])}  "
+    line = (f"{d['task_id']}  {d['name']}  {task.status_name}  "
             f"{d.get('completion_percentage', 0):.1f}%  processed {d.get('processed_count', 0)}  "
             f"failed {d.get('failed_count', 0)}")
     if d.get("error_msg"):
@@ -103,16 +105,16 @@ def _watch(task, as_json: bool, timeout: float) -> int:
             done = d.get("processed_count", 0) + d.get("failed_count", 0)
             elapsed = max(time.monotonic() - start, 1e-9)
             progress.update(bar, total=d.get("total_count"), completed=done, failed=d.get("failed_count", 0),
-                            rate=done / elapsed, description=f"{d['name']} [{STATUS_NAMES[d['status']]}]")
-            if d["status"] in (2, 3, 4):
+                            rate=done / elapsed, description=f"{d['name']} [{task.status_name}]")
+            if d["status"] in _ENDED:
                 break
             if time.monotonic() > deadline:
-                _emit(d, as_json, f"still {STATUS_NAMES[d['status']]} after {timeout:g} s; giving up waiting")
+                _emit(d, as_json, f"still {task.status_name} after {timeout:g} s; giving up waiting")
                 return EXIT_TIMEOUT
             time.sleep(POLL_SECONDS)
             task.refresh()
     _emit(_task_dict(task), as_json, _summary(task))
-    return {2: 0, 3: EXIT_FAILED, 4: EXIT_STOPPED}[task.status]
+    return {TaskStatus.COMPLETED: 0, TaskStatus.FAILED: EXIT_FAILED, TaskStatus.STOPPED: EXIT_STOPPED}[task.status]
 
 
 @click.command()
@@ -152,7 +154,7 @@ def submit(ctx, url, token, project, as_json, template, source, name, params_fil
 
 @click.command("list")
 @with_common
-@click.option("--status", type=click.IntRange(0, 4), default=None)
+@click.option("--status", type=click.IntRange(min(TaskStatus), max(TaskStatus)), default=None)
 @click.option("--type", "task_type", default=None, help="Template id.")
 @click.option("--name", default=None, help="Substring of the task name.")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=20, show_default=True)
@@ -224,7 +226,7 @@ def logs(ctx, url, token, project, as_json, task_id, follow) -> None:
                 text = client.task_logs(project, task_id)
                 click.echo(text[printed:], nl=False)
                 printed = len(text)
-                if not follow or client.get_task(project, task_id, return_result=False).status in (2, 3, 4):
+                if not follow or client.get_task(project, task_id, return_result=False).status in _ENDED:
                     if follow:
                         click.echo(client.task_logs(project, task_id)[printed:], nl=False)
                     return

@@ -24,16 +24,12 @@ from rayproc_client._core import (
     Api,
     Op,
     OperatorParams,
-    Order,
     Pager,
     PathLike,
     Pause,
     RetryPolicy,
-    SortBy,
-    SourceType,
-    TaskFilters,
-    TemplateId,
     create_body,
+    list_query,
     resolve_connection,
     version_ids,
 )
@@ -52,6 +48,9 @@ from rayproc_client.models import (
     Whoami,
 )
 from rayproc_client.task import AsyncTask, Task
+from rayproc_contract.models import SourceType
+from rayproc_contract.query import ListQuery, Order, SortBy
+from rayproc_contract.status import TaskTypeName
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -87,7 +86,7 @@ class Client:
         clock: what ``wait_till_done`` measures time with (``time.monotonic``).
 
     Every method raises a :class:`~rayproc_client.errors.ClientError` subclass when the service answers an error
-    (the class mirrors the service's ``error_code``) or cannot be reached.
+    (the very class the service raised, found by its ``error_code``) or cannot be reached.
     """
 
     def __init__(self, base_url: str | None = None, token: str | None = None, *, timeout: float = 30.0,
@@ -143,7 +142,7 @@ class Client:
     # ----- processor tasks ------------------------------------------------------------------
 
     def create_task(self, project_id: str, *, name: str, source: PathLike,
-                    template: TemplateId | str = "sys_data_analyse", operator_params: OperatorParams | None = None,
+                    template: TaskTypeName | str = "sys_data_analyse", operator_params: OperatorParams | None = None,
                     description: str = "", source_type: SourceType = "OBS", work_path: PathLike | None = None,
                     version_id: str | None = None, workspace_id: str = "0", chunk_size: int | None = None) -> Task:
         """Create a processing task and answer it as the service then describes it (usually status 0).
@@ -198,7 +197,7 @@ class Client:
 
     def list_tasks(self, project_id: str, *, page_size: int = MAX_PAGE_SIZE, order: Order = "desc",
                    sort_by: SortBy = "create_time", status: int | None = None,
-                   task_type: TemplateId | None = None, task_name: str | None = None, source: str | None = None,
+                   task_type: TaskTypeName | None = None, task_name: str | None = None, source: str | None = None,
                    source_type: SourceType | None = None, version_id: str | Sequence[str] | None = None,
                    workspace_id: str = "0", query_current: bool = False,
                    return_result: bool = True) -> Iterator[Task]:
@@ -234,16 +233,16 @@ class Client:
             InvalidRequest: a filter the service refuses (when the first page is fetched).
             NotFound: no such project, or one you do not belong to (when the first page is fetched).
         """
-        filters = TaskFilters(page_size=page_size, order=order, sort_by=sort_by, status=status, task_type=task_type,
-                              task_name=task_name, source=source, source_type=source_type,
-                              version_id=version_ids(version_id), workspace_id=workspace_id,
-                              query_current=query_current, return_result=return_result)
-        return self._walk(project_id, filters)
+        query = list_query(page_size=page_size, order=order, sort_by=sort_by, status=status, task_type=task_type,
+                           task_name=task_name, source=source, source_type=source_type,
+                           version_id=version_ids(version_id), workspace_id=workspace_id,
+                           query_current=query_current, return_result=return_result)
+        return self._walk(project_id, query)
 
-    def _walk(self, project_id: str, filters: TaskFilters) -> Iterator[Task]:
-        pager = Pager(filters)
+    def _walk(self, project_id: str, query: ListQuery) -> Iterator[Task]:
+        pager = Pager(query)
         while not pager.done:
-            for info in pager.accept(self._run(self._api.list_page(project_id, pager.page, filters))):
+            for info in pager.accept(self._run(self._api.list_page(project_id, pager.query))):
                 yield Task(self, project_id, info)
 
     def delete_task(self, project_id: str, task_id: str) -> None:
@@ -510,7 +509,7 @@ class AsyncClient:
     # ----- processor tasks (see Client for the full documentation) ----------------------------
 
     async def create_task(self, project_id: str, *, name: str, source: PathLike,
-                          template: TemplateId | str = "sys_data_analyse",
+                          template: TaskTypeName | str = "sys_data_analyse",
                           operator_params: OperatorParams | None = None, description: str = "",
                           source_type: SourceType = "OBS", work_path: PathLike | None = None,
                           version_id: str | None = None, workspace_id: str = "0",
@@ -527,21 +526,21 @@ class AsyncClient:
 
     def list_tasks(self, project_id: str, *, page_size: int = MAX_PAGE_SIZE, order: Order = "desc",
                    sort_by: SortBy = "create_time", status: int | None = None,
-                   task_type: TemplateId | None = None, task_name: str | None = None, source: str | None = None,
+                   task_type: TaskTypeName | None = None, task_name: str | None = None, source: str | None = None,
                    source_type: SourceType | None = None, version_id: str | Sequence[str] | None = None,
                    workspace_id: str = "0", query_current: bool = False,
                    return_result: bool = True) -> AsyncIterator[AsyncTask]:
         """:meth:`Client.list_tasks`, as an async iterator (``async for``; the call itself is not awaited)."""
-        filters = TaskFilters(page_size=page_size, order=order, sort_by=sort_by, status=status, task_type=task_type,
-                              task_name=task_name, source=source, source_type=source_type,
-                              version_id=version_ids(version_id), workspace_id=workspace_id,
-                              query_current=query_current, return_result=return_result)
-        return self._walk(project_id, filters)
+        query = list_query(page_size=page_size, order=order, sort_by=sort_by, status=status, task_type=task_type,
+                           task_name=task_name, source=source, source_type=source_type,
+                           version_id=version_ids(version_id), workspace_id=workspace_id,
+                           query_current=query_current, return_result=return_result)
+        return self._walk(project_id, query)
 
-    async def _walk(self, project_id: str, filters: TaskFilters) -> AsyncIterator[AsyncTask]:
-        pager = Pager(filters)
+    async def _walk(self, project_id: str, query: ListQuery) -> AsyncIterator[AsyncTask]:
+        pager = Pager(query)
         while not pager.done:
-            for info in pager.accept(await self._run(self._api.list_page(project_id, pager.page, filters))):
+            for info in pager.accept(await self._run(self._api.list_page(project_id, pager.query))):
                 yield AsyncTask(self, project_id, info)
 
     async def delete_task(self, project_id: str, task_id: str) -> None:

@@ -8,7 +8,7 @@
 The hierarchy (status code, ``error_code``)::
 
     ClientError
-    ├── ServiceError                    the service answered with an error (any status; see below)
+    ├── ServiceError                    500 service_error        (the service answered with an error; any status)
     │   ├── BadRequest                  400 bad_request
     │   │   ├── InvalidRequest          400 invalid_request      (malformed body or query)
     │   │   ├── InvalidResourceId       400 invalid_resource_id  (an id fails the id rules; also raised
@@ -33,11 +33,12 @@ The hierarchy (status code, ``error_code``)::
         ├── TaskFailedError             the task ended failed (status 3): ``.error_type``, ``.error_msg``
         └── TaskTimeoutError            ``wait_till_done`` gave up (also a builtin ``TimeoutError``)
 
-The :class:`ServiceError` branch mirrors the server's own hierarchy (``serve_app/errors.py``) class for class and
-code for code, through the one table :data:`ERROR_CLASSES`. An answer whose ``error_code`` the table does not know
-becomes the most general class for its status (an unknown 400 code is a :class:`BadRequest`, an unknown 404 a
-:class:`NotFound`), and a plain :class:`ServiceError` for a status no class has (a proxy's 502, say); the
-instance keeps the status and code it was answered with.
+The :class:`ServiceError` branch *is* the service's own tree: its classes are defined once, in
+:mod:`rayproc_contract.errors`, raised by the service and raised again here (``rayproc_client.NotFound`` is
+``rayproc_contract.errors.NotFound``), through the one table :data:`ERROR_CLASSES`. An answer whose
+``error_code`` the table does not know becomes the most general class for its status (an unknown 400 code is a
+:class:`BadRequest`, an unknown 404 a :class:`NotFound`), and a plain :class:`ServiceError` for a status no class
+has (a proxy's 502, say); the instance keeps the status and code it was answered with.
 
 :class:`InvalidResourceId` is also raised by the client itself, without sending anything, when a task id breaks the
 service's id rules (``status_code`` 400, exactly the message the service would answer with).
@@ -48,183 +49,40 @@ as for any Python function: they are not about the service.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import httpx
 
-if TYPE_CHECKING:
-    from rayproc_client.task import BaseTask
+from rayproc_contract import errors as _contract
+from rayproc_contract.errors import *  # noqa: F403 (the service's error classes are the client's: the same classes)
+from rayproc_contract.errors import RayprocError, error_class
 
-__all__ = [
-    "ERROR_CLASSES",
-    "BadRequest",
-    "ClientError",
-    "Conflict",
-    "ConnectError",
-    "Forbidden",
-    "InternalError",
-    "InvalidParameter",
-    "InvalidRequest",
-    "InvalidResourceId",
-    "InvalidState",
-    "MethodNotAllowed",
-    "NotFound",
-    "PathNotAllowed",
-    "PayloadTooLarge",
-    "RayUnavailable",
-    "RequestTimeout",
-    "ServiceError",
-    "TaskError",
-    "TaskFailedError",
-    "TaskTimeoutError",
-    "TransportError",
-    "Unauthorized",
-    "UnexpectedResponse",
-    "UnsupportedMediaType",
-]
+__all__ = sorted([
+    *(name for name in _contract.__all__ if name not in ("ErrorBody", "RayprocError", "error_class")),
+    "ClientError", "ConnectError", "RequestTimeout", "TaskError", "TaskFailedError", "TaskTimeoutError",
+    "TransportError", "UnexpectedResponse",
+])
+
+#: Base of every error this package raises. It is the contract's root class itself, not a subclass: ``except``
+#: matches by the real class tree, and ``except ClientError`` must also catch the service errors, which are the
+#: contract's classes (shared with the service).
+ClientError = RayprocError
 
 
-class ClientError(Exception):
-    """Base of every error this package raises.
+class _SeenTask(Protocol):
+    """What the task errors read of a task (a :class:`~rayproc_client.Task` or :class:`~rayproc_client.AsyncTask`)."""
 
-    ``status_code`` and ``error_code`` default to the class's own and may be overridden per instance (an error
-    built from an answer keeps the answer's status and code).
-    """
+    @property
+    def uid(self) -> str: ...
 
-    status_code: int | None = None
-    error_code: str = "client_error"
+    @property
+    def info(self) -> Any: ...
 
-    def __init__(self, message: str, *, status_code: int | None = None, error_code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if status_code is not None:
-            self.status_code = status_code
-        if error_code is not None:
-            self.error_code = error_code
+    @property
+    def status_name(self) -> str: ...
 
-    def __str__(self) -> str:
-        prefix = f"{self.status_code} " if self.status_code is not None else ""
-        return f"{prefix}{self.error_code}: {self.message}"
-
-
-# ----- answers from the service ------------------------------------------------------------
-
-
-class ServiceError(ClientError):
-    """The service answered with an error status. See the module docstring for the subclasses."""
-
-    error_code = "service_error"
-
-
-class BadRequest(ServiceError):
-    status_code = 400
-    error_code = "bad_request"
-
-
-class InvalidRequest(BadRequest):
-    """Malformed JSON, wrong types, unknown fields, bad or conflicting query parameters."""
-
-    error_code = "invalid_request"
-
-
-class InvalidResourceId(BadRequest):
-    """An id breaks the id rules (empty, characters other than letters, digits, ``-`` and ``_``, over 100)."""
-
-    error_code = "invalid_resource_id"
-
-
-class InvalidParameter(BadRequest):
-    """Unknown template or operator, bad operator params, missing source, unsupported type."""
-
-    error_code = "invalid_parameter"
-
-
-class InvalidState(BadRequest):
-    """Stop or resume is not allowed in the task's status; the message names it."""
-
-    error_code = "invalid_state"
-
-
-class PathNotAllowed(BadRequest):
-    """A path outside the service's allowed roots, with ``..``, an escaping symlink or a URL scheme."""
-
-    error_code = "path_not_allowed"
-
-
-class Unauthorized(ServiceError):
-    """No token, a malformed one, or an unknown or revoked one."""
-
-    status_code = 401
-    error_code = "unauthorized"
-
-
-class Forbidden(ServiceError):
-    """Your role does not allow this (a viewer creating a task; a non-admin managing accounts)."""
-
-    status_code = 403
-    error_code = "forbidden"
-
-
-class NotFound(ServiceError):
-    """No such task, project or endpoint, or a project you do not belong to."""
-
-    status_code = 404
-    error_code = "not_found"
-
-
-class MethodNotAllowed(ServiceError):
-    status_code = 405
-    error_code = "method_not_allowed"
-
-
-class Conflict(ServiceError):
-    """The request conflicts with the current state (deleting a task that is still active)."""
-
-    status_code = 409
-    error_code = "conflict"
-
-
-class PayloadTooLarge(ServiceError):
-    status_code = 413
-    error_code = "payload_too_large"
-
-
-class UnsupportedMediaType(ServiceError):
-    """An upload in a format the service does not read."""
-
-    status_code = 415
-    error_code = "unsupported_media_type"
-
-
-class RayUnavailable(ServiceError):
-    """The service cannot reach its Ray cluster; nothing was changed. Idempotent calls retry it."""
-
-    status_code = 503
-    error_code = "ray_unavailable"
-
-
-class InternalError(ServiceError):
-    """Something unexpected on the service; the message has a reference to find it in the service log."""
-
-    status_code = 500
-    error_code = "internal_error"
-
-
-#: The one table from the service's ``error_code`` to the class raised for it.
-ERROR_CLASSES: dict[str, type[ServiceError]] = {
-    cls.error_code: cls
-    for cls in (
-        BadRequest, InvalidRequest, InvalidResourceId, InvalidParameter, InvalidState, PathNotAllowed,
-        Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, PayloadTooLarge, UnsupportedMediaType,
-        RayUnavailable, InternalError,
-    )
-}
-
-# For codes the table does not know: the most general class of each status (derived, not a second table).
-_BY_STATUS: dict[int, type[ServiceError]] = {
-    cls.status_code: cls for cls in ERROR_CLASSES.values()
-    if cls.status_code is not None and cls.__base__ is ServiceError
-}
+    @property
+    def completion_percentage(self) -> float: ...
 
 
 # ----- no answer, or not the answer the API promises ----------------------------------------
@@ -262,7 +120,7 @@ class TaskError(ClientError):
 
     error_code = "task_error"
 
-    def __init__(self, message: str, task: BaseTask) -> None:
+    def __init__(self, message: str, task: _SeenTask) -> None:
         super().__init__(message)
         self.task = task
 
@@ -273,7 +131,7 @@ class TaskFailedError(TaskError):
 
     error_code = "task_failed"
 
-    def __init__(self, task: BaseTask) -> None:
+    def __init__(self, task: _SeenTask) -> None:
         self.error_type = task.info.error_type
         self.error_msg = task.info.error_msg
         super().__init__(f"task {task.uid} failed ({self.error_type}): {self.error_msg}", task)
@@ -285,7 +143,7 @@ class TaskTimeoutError(TaskError, TimeoutError):
 
     error_code = "task_timeout"
 
-    def __init__(self, task: BaseTask, timeout_seconds: float) -> None:
+    def __init__(self, task: _SeenTask, timeout_seconds: float) -> None:
         self.timeout_seconds = timeout_seconds
         super().__init__(
             f"task {task.uid} is still {task.status_name} ({task.completion_percentage:g}% done) "
@@ -311,8 +169,7 @@ def translate(outcome: httpx.Response | httpx.TransportError) -> ClientError:
             f"{outcome.request.method} {outcome.request.url.path} answered {status} with a body that is not "
             f"what the API promises: {outcome.text[:200]!r}", status_code=status)
     code, message = _error_body(outcome)
-    cls = ERROR_CLASSES.get(code or "") or _BY_STATUS.get(status, ServiceError)
-    return cls(message, status_code=status, error_code=code or f"http_{status}")
+    return error_class(code, status)(message, status_code=status, error_code=code or f"http_{status}")
 
 
 def _where(exc: httpx.TransportError) -> str:

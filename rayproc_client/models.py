@@ -2,7 +2,8 @@
 
 Every model keeps fields it does not know (``extra="allow"``), so a newer service adds fields without breaking an
 older client; fields the service may leave out have defaults. Models are frozen: a refreshed task gets a new
-:class:`TaskInfo` rather than a changed one.
+:class:`TaskInfo` rather than a changed one. :class:`TaskInfo` and :class:`TaskPage` are the wire contract's
+reading of the service's own task model (:mod:`rayproc_contract.models`), so their fields are written once.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from rayproc_contract.models import TaskInfo, TaskPage
 
 __all__ = [
     "ClusterInfo",
@@ -35,44 +38,6 @@ Role = Literal["viewer", "member"]
 
 class _Answer(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
-
-
-class TaskInfo(_Answer):
-    """A processor task exactly as the service describes it (ModelArts' ``DescribeProcessorTaskResp`` plus
-    progress and runs). :class:`rayproc_client.Task` wraps it; its fields are all here."""
-
-    task_id: str
-    name: str
-    status: int = Field(description="0 initialized, 1 running, 2 completed, 3 failed, 4 stopped")
-    description: str = ""
-    data_source: dict[str, Any] | None = None
-    inputs: list[dict[str, Any]] = Field(default_factory=list)
-    template: dict[str, Any] = Field(default_factory=dict)
-    error_msg: str | None = Field(None, description="Present when status is 3.")
-    error_type: str | None = Field(None, description="Failure class, present when status is 3.")
-    result: dict[str, Any] | None = Field(None, description="Present when status is 2 (unless return_result=False).")
-    duration_seconds: int = 0
-    create_time: int | None = Field(None, description="Epoch milliseconds.")
-    version_id: str | None = None
-    version_name: str | None = None
-    version_count: int = 0
-    is_current: bool = False
-    work_path: dict[str, Any] = Field(default_factory=dict)
-    workspace_id: str = "0"
-    completion_percentage: float = 0.0
-    total_count: int | None = None
-    processed_count: int = 0
-    failed_count: int = 0
-    stop_requested: bool = False
-    ray_job_id: str | None = Field(None, description="Ray submission id of the current run.")
-    ray_job_ids: list[str] = Field(default_factory=list, description="Every run's Ray submission id, oldest first.")
-
-
-class TaskPage(_Answer):
-    """One page of a task listing: ``count`` is the total over every page."""
-
-    count: int
-    tasks: list[TaskInfo]
 
 
 class OperatorInfo(_Answer):

@@ -7,19 +7,16 @@ until it finishes.
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from rayproc_client.errors import TaskFailedError, TaskTimeoutError
 from rayproc_client.models import TaskInfo
-
-if TYPE_CHECKING:
-    from rayproc_client.client import AsyncClient, Client
+from rayproc_contract.status import TaskStatus
 
 __all__ = ["MIN_CHECK_FREQUENCY", "AsyncTask", "BaseTask", "ErrorEntry", "Task", "TaskStatus"]
 
@@ -29,22 +26,22 @@ MIN_CHECK_FREQUENCY = 2.0
 Clock = Callable[[], float]
 
 
-class TaskStatus(enum.IntEnum):
-    """ModelArts' processor-task status codes, as the service answers them."""
+# What a task needs of the client that read it. Protocols, not the client classes: the clients import this
+# module, and this module imports no client.
 
-    INITIALIZED = 0
-    RUNNING = 1
-    COMPLETED = 2
-    FAILED = 3
-    STOPPED = 4
 
-    def is_terminal(self) -> bool:
-        """True for completed, failed and stopped: the task does no more work until it is resumed."""
-        return self in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.STOPPED)
+class _Reader(Protocol):
+    clock: Clock
+    sleep: Callable[[float], None]
 
-    @property
-    def label(self) -> str:
-        return self.name.lower()
+    def get_task(self, project_id: str, task_id: str) -> Task: ...
+
+
+class _AsyncReader(Protocol):
+    clock: Clock
+    sleep: Callable[[float], Awaitable[None]]
+
+    async def get_task(self, project_id: str, task_id: str) -> AsyncTask: ...
 
 
 @dataclass(frozen=True)
@@ -197,7 +194,7 @@ class Task(BaseTask):
     what :meth:`wait_till_done` measures and waits with; tests pass fakes.
     """
 
-    def __init__(self, client: Client, project_id: str, info: TaskInfo, *, clock: Clock | None = None,
+    def __init__(self, client: _Reader, project_id: str, info: TaskInfo, *, clock: Clock | None = None,
                  sleep: Callable[[float], None] | None = None) -> None:
         super().__init__(project_id, info)
         self._client = client
@@ -242,7 +239,7 @@ class AsyncTask(BaseTask):
     """A processor task, read through an :class:`~rayproc_client.AsyncClient`: :class:`Task` with awaitable
     :meth:`refresh` and :meth:`wait_till_done`. ``sleep`` defaults to the client's (``asyncio.sleep``)."""
 
-    def __init__(self, client: AsyncClient, project_id: str, info: TaskInfo, *, clock: Clock | None = None,
+    def __init__(self, client: _AsyncReader, project_id: str, info: TaskInfo, *, clock: Clock | None = None,
                  sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
         super().__init__(project_id, info)
         self._client = client

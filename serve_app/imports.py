@@ -150,7 +150,7 @@ class ImportService:
             state = L.RayJobState("FAILED", "Ray has no record of the import job")
         except (L.RayUnavailable, L.RayJobError):
             return
-        if state.is_terminal:
+        if state.is_terminal():
             self.datasets.finish_import(record["import_id"], "failed",
                                         f"the import job ended ({state.status}) without finishing: {state.message}")
 

@@ -79,9 +79,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             return _error(E.InvalidRequest(str(exc.detail)))
         if exc.status_code == 405:
             return _error(E.MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
-        err = E.ServiceError(str(exc.detail))
-        err.status_code, err.code = exc.status_code, "http_error"
-        return _error(err)
+        return _error(E.ServiceError(str(exc.detail), status_code=exc.status_code, error_code="http_error"))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

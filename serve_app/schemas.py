@@ -1,4 +1,7 @@
-"""Request and response models. Field names follow ModelArts' processor-task API (Tables 3-8)."""
+"""Request and response models. Field names follow ModelArts' processor-task API (Tables 3-8).
+
+The answers the client reads too (the public task, the error body) are the wire contract's, imported here.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,26 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rayproc_contract.errors import ErrorBody
+from rayproc_contract.ids import ID_PATTERN
+from rayproc_contract.models import ProcessorTaskPublic, ProcessorTasksPublic, SourceType
+
+__all__ = [
+    "ErrorBody",
+    "Execution",
+    "OperatorParam",
+    "ProcessorDataSource",
+    "ProcessorTaskCreate",
+    "ProcessorTaskPublic",
+    "ProcessorTasksPublic",
+    "TaskCreated",
+    "TemplateParam",
+    "WorkPath",
+]
+
 Str64 = Annotated[str, Field(max_length=64)]
 Str256 = Annotated[str, Field(max_length=256)]
 PathStr = Annotated[str, Field(min_length=1, max_length=4096)]
-
-SourceType = Literal["OBS", "DATASET", "TASK", "CUSTOM"]
 
 
 class _Strict(BaseModel):
@@ -66,7 +84,7 @@ class ProcessorTaskCreate(_Strict):
     template: TemplateParam
     work_path: WorkPath | None = None
     version_id: Str64 | None = None
-    workspace_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9\-_]+$")] = "0"
+    workspace_id: Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN.pattern)] = "0"
     execution: Execution | None = None
 
     @model_validator(mode="after")
@@ -84,45 +102,3 @@ class ProcessorTaskCreate(_Strict):
 
 class TaskCreated(BaseModel):
     task_id: str
-
-
-class ProcessorTaskPublic(BaseModel):
-    """A task as the API shows it: ModelArts' DescribeProcessorTaskResp plus progress and runs."""
-
-    model_config = ConfigDict(extra="allow")
-
-    task_id: str
-    name: str
-    description: str
-    data_source: dict | None
-    inputs: list[dict]
-    template: dict
-    status: int = Field(description="0 initialized, 1 running, 2 completed, 3 failed, 4 stopped")
-    error_msg: str | None = Field(None, description="Present when status is 3.")
-    error_type: str | None = Field(None, description="Failure class, present when status is 3.")
-    result: dict | None = Field(None, description="Present when status is 2 (unless return_result=false).")
-    duration_seconds: int
-    create_time: int = Field(description="Epoch milliseconds.")
-    version_id: str | None
-    version_name: str | None
-    version_count: int
-    is_current: bool
-    work_path: dict
-    workspace_id: str
-    completion_percentage: float
-    total_count: int | None
-    processed_count: int
-    failed_count: int
-    stop_requested: bool
-    ray_job_id: str = Field(description="Ray submission id of the current run.")
-    ray_job_ids: list[str] = Field(description="Ray submission ids of every run, oldest first.")
-
-
-class ProcessorTasksPublic(BaseModel):
-    count: int
-    tasks: list[ProcessorTaskPublic]
-
-
-class ErrorBody(BaseModel):
-    error_code: str
-    error_msg: str

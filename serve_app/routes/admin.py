@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from rayproc_contract.ids import ID_PATTERN, MAX_ID_LENGTH
 from serve_app import errors as E
 from serve_app.accounts import AccountError, AccountNotFound
 from serve_app.auth import AccountsDep, Admin, Authenticated
@@ -30,7 +31,7 @@ class TokenCreate(_Body):
 
 
 class ProjectCreate(_Body):
-    project_id: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-zA-Z0-9\-_]+$")]
+    project_id: Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN.pattern)]
     name: Annotated[str, Field(max_length=64)] = ""
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from jobs.datasets import DEFAULT_DATASET
+from rayproc_contract.ids import ID_PATTERN
 from serve_app import errors as E
 from serve_app.auth import Reader, Writer
 from serve_app.imports import (
@@ -98,7 +99,7 @@ def list_items(*, access: Reader, imports: Imports, dataset_id: str,
 
 @router.post("/v2/{project_id}/datasets/{dataset_id}/versions", status_code=201)
 def publish_version(*, access: Writer, imports: Imports, dataset_id: str,
-                    version_name: Annotated[str | None, Query(max_length=32, pattern=r"^[a-zA-Z0-9\-_]+$")] = None,
+                    version_name: Annotated[str | None, Query(max_length=32, pattern=ID_PATTERN.pattern)] = None,
                     ) -> dict:
     """Freeze the dataset's current items as a version (``V001``, ``V002``, ... unless named)."""
     imports.dataset(access.project_id, dataset_id)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
-from jobs.store import ListQuery
-from serve_app import errors as E
+from rayproc_contract.query import ListQuery
 from serve_app.auth import Reader, Writer
 from serve_app.deps import ServiceDep
 from serve_app.schemas import (
@@ -23,10 +22,6 @@ from serve_app.views import task_view
 router = APIRouter(prefix="/v2/{project_id}/processor-tasks", tags=["processor-tasks"])
 
 _ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 500, 503)}
-MAX_VERSION_IDS = 100
-
-TaskTypeName = Literal[
-    "sys_data_analyse", "sys_data_cleaning", "sys_data_augmentation", "sys_data_validation", "sys_data_selection"]
 
 
 @router.post("", response_model=TaskCreated, responses=_ERRORS)
@@ -37,35 +32,11 @@ def create_task(*, access: Writer, body: ProcessorTaskCreate, service: ServiceDe
 
 
 @router.get("", response_model=ProcessorTasksPublic, response_model_exclude_unset=True, responses=_ERRORS)
-def list_tasks(
-    *,
-    access: Reader,
-    service: ServiceDep,
-    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 10,
-    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Page index (not a row offset), from 0.")] = 0,
-    order: Literal["asc", "desc"] = "desc",
-    sort_by: Literal["create_time", "name", "duration_seconds"] = "create_time",
-    status: Annotated[int | None, Query(ge=0, le=4, description="0 initialized ... 4 stopped")] = None,
-    task_type: TaskTypeName | None = None,
-    task_name: Annotated[str | None, Query(max_length=64, description="Case-insensitive substring.")] = None,
-    source: Annotated[str | None, Query(max_length=4096)] = None,
-    source_type: Literal["OBS", "DATASET", "TASK", "CUSTOM"] | None = None,
-    version_id: Annotated[list[str], Query(description="Repeat it or separate ids with commas.")] = [],  # noqa: B006
-    workspace_id: Annotated[str, Query(max_length=64)] = "0",
-    query_current: bool = False,
-    return_result: bool = True,
-) -> dict:
+def list_tasks(*, access: Reader, service: ServiceDep, query: Annotated[ListQuery, Query()]) -> dict:
     """List tasks, one page at a time, with ModelArts' filters."""
-    versions = tuple(dict.fromkeys(v.strip() for raw in version_id for v in raw.split(",") if v.strip()))
-    if len(versions) > MAX_VERSION_IDS:
-        raise E.InvalidParameter(f"version_id: at most {MAX_VERSION_IDS} ids, got {len(versions)}")
-    if any(len(v) > 64 for v in versions):
-        raise E.InvalidParameter("version_id: each id has at most 64 characters")
-    query = ListQuery(limit=limit, page=offset, order=order, sort_by=sort_by, status=status, task_type=task_type,
-                      task_name=task_name, source=source, source_type=source_type, version_ids=versions,
-                      workspace_id=workspace_id, query_current=query_current)
+    query.check_version_ids()
     count, records = service.list(access.project_id, query)
-    return {"count": count, "tasks": [task_view(r, return_result=return_result) for r in records]}
+    return {"count": count, "tasks": [task_view(r, return_result=query.return_result) for r in records]}
 
 
 # `{task_id:path}` so that an empty id or one holding '/' reaches the id rules and gets their 400.

@@ -1,14 +1,16 @@
-"""The error hierarchy: every server error code maps to the client class of the same name, in one table."""
+"""The client's errors: the service's classes themselves for its answers, mapped back through the contract's one
+table; its own classes for no answer, a wrong answer and a task's outcome."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 
+import rayproc_client
 from rayproc_client import errors as C
-from serve_app import errors as S
+from rayproc_contract import errors as W
 
-SERVER_CLASSES = S.all_error_classes()
+SERVICE_CLASSES = list(W.ERROR_CLASSES.values())
 
 
 def _answer(status: int, body: dict | str) -> httpx.Response:
@@ -18,42 +20,31 @@ def _answer(status: int, body: dict | str) -> httpx.Response:
     return httpx.Response(status, text=body, request=request)
 
 
-def test_every_server_error_code_is_mapped() -> None:
-    unmapped = sorted(cls.code for cls in SERVER_CLASSES if cls.code not in C.ERROR_CLASSES)
-    assert not unmapped, f"server error codes the client does not map: {unmapped}"
+@pytest.mark.parametrize("cls", SERVICE_CLASSES, ids=lambda c: c.__name__)
+def test_the_client_raises_the_contracts_classes_themselves(cls: type[W.ServiceError]) -> None:
+    assert getattr(rayproc_client, cls.__name__) is cls
+    assert getattr(C, cls.__name__) is cls
+    assert issubclass(cls, rayproc_client.ClientError)
 
 
-def test_the_table_has_no_code_the_server_does_not_answer() -> None:
-    assert set(C.ERROR_CLASSES) == {cls.code for cls in SERVER_CLASSES}
-
-
-@pytest.mark.parametrize("server_cls", [c for c in SERVER_CLASSES if c is not S.ServiceError], ids=lambda c: c.__name__)
-def test_each_server_class_has_a_client_twin(server_cls: type[S.ServiceError]) -> None:
-    client_cls = C.ERROR_CLASSES[server_cls.code]
-    assert client_cls.__name__ == server_cls.__name__
-    assert client_cls.status_code == server_cls.status_code
-    assert client_cls.error_code == server_cls.code
-    # The tree is mirrored too: InvalidState is a BadRequest on both sides.
-    assert client_cls.__mro__[1].__name__ == server_cls.__mro__[1].__name__
-    assert issubclass(client_cls, C.ServiceError)
-
-
-def test_every_client_service_error_is_in_the_table() -> None:
-    todo, found = [C.ServiceError], []
-    while todo:
-        cls = todo.pop()
-        found.extend(cls.__subclasses__())
-        todo.extend(cls.__subclasses__())
-    assert set(found) == set(C.ERROR_CLASSES.values())
-
-
-@pytest.mark.parametrize("server_cls", SERVER_CLASSES, ids=lambda c: c.__name__)
-def test_a_real_server_error_body_round_trips(server_cls: type[S.ServiceError]) -> None:
-    exc = server_cls("it went wrong")
+@pytest.mark.parametrize("cls", SERVICE_CLASSES, ids=lambda c: c.__name__)
+def test_a_real_service_error_body_round_trips(cls: type[W.ServiceError]) -> None:
+    exc = cls("it went wrong")
     err = C.translate(_answer(exc.status_code, exc.body()))
-    assert type(err) is C.ERROR_CLASSES[exc.code]
-    assert (err.status_code, err.error_code, err.message) == (exc.status_code, exc.code, "it went wrong")
-    assert str(err) == f"{exc.status_code} {exc.code}: it went wrong"
+    assert type(err) is cls
+    assert (err.status_code, err.error_code, err.message) == (exc.status_code, exc.error_code, "it went wrong")
+    assert str(err) == f"{exc.status_code} {exc.error_code}: it went wrong"
+
+
+def test_except_client_error_catches_every_service_error() -> None:
+    # A real `except` clause: it matches by the class tree itself, where issubclass() could be fooled by hooks.
+    caught = []
+    for cls in SERVICE_CLASSES:
+        try:
+            raise C.translate(_answer(cls.status_code or 500, cls("x").body()))
+        except C.ClientError as exc:
+            caught.append(type(exc))
+    assert caught == SERVICE_CLASSES
 
 
 @pytest.mark.parametrize(("status", "expected"), [

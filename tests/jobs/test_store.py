@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from jobs.status import TaskStatus
-from jobs.store import ListQuery, Store
+from jobs.store import Store
+from rayproc_contract.query import ListQuery
 
 
 @pytest.fixture

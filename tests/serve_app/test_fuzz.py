@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jobs.launcher import JobLauncher
-from jobs.store import ListQuery, Store
+from jobs.store import Store
+from rayproc_contract.query import ListQuery
 from serve_app.accounts import Accounts
 from serve_app.main import create_app
 from serve_app.service import TaskService
