@@ -12,8 +12,6 @@ from pathlib import Path
 from operators.image_io import IMAGE_EXTENSIONS
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
-#: Folder the job runner keeps its own state in, inside a task's output path.
-STATE_DIR = ".rayproc"
 
 
 class PathNotAllowed(ValueError):
