@@ -114,8 +114,9 @@ class ChunkExecutor(Protocol):
 class InProcessExecutor:
     """Chunks on a pool of threads in this process, behind the same start gate as on Ray."""
 
-    def __init__(self, job: ChunkJob, gate: StartGate, *, threads: int = 1, capacity: int | None = None) -> None:
-        self.job, self.gate = job, gate
+    def __init__(self, job: ChunkJob, gate: StartGate, *, threads: int = 1, capacity: int | None = None,
+                 node: str = LOCAL_NODE) -> None:
+        self.job, self.gate, self.node = job, gate, node
         self.capacity = capacity if capacity is not None else 2 * threads
         self.driver_node = LOCAL_NODE
         self._pool = cf.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rayproc-chunk")
@@ -129,7 +130,7 @@ class InProcessExecutor:
 
     def result(self, handle: cf.Future) -> Finished:
         try:
-            return Finished(LOCAL_NODE, handle.result())
+            return Finished(self.node, handle.result())
         except OperatorError as exc:
             raise chunk_failure(exc) from exc
 
@@ -202,9 +203,10 @@ class Scheduler:
 
     def __init__(self, state: RunState, job: ChunkJob, progress: Progress, *, run_id: str,
                  stopping: Callable[[], bool], connect: Callable[[StartGate], ChunkExecutor],
-                 warmup_seconds: float = WARMUP_SECONDS) -> None:
+                 warmup_seconds: float = WARMUP_SECONDS, poll_seconds: float = POLL_SECONDS) -> None:
         self.state, self.job, self.progress, self.run_id = state, job, progress, run_id
-        self.stopping, self.connect, self.warmup_seconds = stopping, connect, warmup_seconds
+        self.stopping, self.connect = stopping, connect
+        self.warmup_seconds, self.poll_seconds = warmup_seconds, poll_seconds
 
     def run(self, chunks: Sequence[Sequence[str | dict]], todo: Sequence[int]) -> None:
         if not todo:
@@ -260,7 +262,7 @@ class _Drain:
                 gate_closed = True
                 self._drop_unstarted()
                 continue
-            ready = self.executor.wait(list(self.in_flight), 0 if warming else POLL_SECONDS)
+            ready = self.executor.wait(list(self.in_flight), 0 if warming else self.s.poll_seconds)
             for handle in ready:
                 warming = False
                 index = self.in_flight.pop(handle)
