@@ -61,7 +61,11 @@ def _assemble_case(folder: Path, case: str, n: int, chunk_size: int) -> dict:
 
 
 def _outputs(folder: Path) -> dict[str, str]:
-    return {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.iterdir()) if p.is_file()}
+    """Each output file's text; the items' absolute paths (rows passed on to a next task name them)
+    are written as if the images lay under ``ROOT``, so the text does not depend on the temporary folder."""
+    images = str(folder / "images")
+    return {p.name: p.read_text(encoding="utf-8").replace(images, ROOT) for p in sorted(folder.iterdir())
+            if p.is_file()}
 
 
 def _by_file(n: int) -> dict[str, list[dict]]:
