@@ -524,9 +524,11 @@ def rayproc_analyse(rp: Rayproc, folder: Path, n: int, chunk_size: int, interval
     running = next((s for s in seen if s.status == RUNNING), None)
     run = rp.run_record(task_id)
     claim, end = run["start_time"] / 1000, run["end_time"] / 1000
-    out_dir = Path(body["work_path"]["output_path"])
-    parts = sorted((p.stat().st_mtime_ns / 1e9, p) for p in (out_dir / ".rayproc" / "parts").glob("*.jsonl"))
-    manifest = (out_dir / ".rayproc" / "manifest.json").stat().st_mtime_ns / 1e9
+    from jobs.layout import RunLayout
+
+    layout = RunLayout(body["work_path"]["output_path"])
+    parts = sorted((p.stat().st_mtime_ns / 1e9, p) for p in layout.parts_dir.glob("*.jsonl"))
+    manifest = layout.manifest.stat().st_mtime_ns / 1e9
     first_commit, last_commit = parts[0][0], parts[-1][0]
     with open(parts[0][1], encoding="utf-8") as fh:
         first_items = sum(1 for _ in fh)

@@ -91,8 +91,8 @@ class RunLayout:
         return Path(manifest["root"]) if manifest is not None else Path(default)
 
     def placements(self) -> dict[str, str]:
-        """Chunk index -> node id over every run so far (later runs win)."""
+        """Chunk index -> node id over every run so far (a later run's record wins)."""
         out: dict[str, str] = {}
-        for path in sorted(self.runs_dir.glob("*.json")):
+        for path in sorted(self.runs_dir.glob("*.json"), key=lambda p: p.stat().st_mtime_ns):
             out.update(json.loads(path.read_text(encoding="utf-8")))
         return out

@@ -9,6 +9,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from operators.annotations import BAD_ANNOTATION
 from operators.image_io import IMAGE_EXTENSIONS
 from operators.pass_on import IMAGE
 
@@ -70,8 +71,6 @@ def list_images(root: Path) -> tuple[Path, list[str]]:
 
 
 MANIFEST_SUFFIXES = frozenset({".jsonl", ".manifest"})
-#: Error code of a manifest line whose ``boxes`` is not a list (each box is checked by the operators that use it).
-BAD_ANNOTATION = "bad_annotation"
 #: Keys of a manifest line: the image path (``image``, or ModelArts' ``source``), and optional annotations.
 MANIFEST_IMAGE_KEYS = (IMAGE, "source")
 
@@ -108,6 +107,7 @@ def _read_manifest(path: Path) -> list[str | dict]:
                 item["label"] = row["label"]
             boxes = row.get("boxes")
             if boxes is not None and not isinstance(boxes, list):
+                # Each box is checked by the operators that use it; a non-list is no annotation at all.
                 items.append({"key": item["key"], "error_code": BAD_ANNOTATION,
                               "error": f"line {number}: boxes must be a list of {{'bbox', 'label'}} objects, "
                                        f"got {type(boxes).__name__}"})

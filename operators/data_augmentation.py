@@ -28,8 +28,6 @@ from operators.pipeline import BOXES, ITEM, LABEL
 AUGMENTED = "augmented"
 AUGMENTED_DIR = "augmented"
 AUGMENTED_FILE = "augmented.jsonl"
-#: Error code of an item whose boxes are malformed: it fails alone, the task goes on.
-BAD_ANNOTATION = "bad_annotation"
 
 TransformName = Literal[tuple(T.TRANSFORMS)]  # type: ignore[valid-type]
 
@@ -94,7 +92,7 @@ class DataAugmentation(Operator):
         for item, path in zip(batch.items, batch.paths, strict=True):
             boxes, labels, problems = A.parse_boxes(list(item.boxes))
             if problems:
-                errors.append(ItemError(BAD_ANNOTATION, f"malformed boxes: {'; '.join(problems)}"))
+                errors.append(ItemError(A.BAD_ANNOTATION, f"malformed boxes: {'; '.join(problems)}"))
                 outputs.append([])
                 continue
             errors.append(None)

@@ -28,6 +28,18 @@ FEATURES = {"id": "image_features", "params": {}}
 FAILURE = "operator 'chunk_probe' failed: ValueError: probe refuses img_0003.png"
 
 
+class _RecordingState(RunState):
+    """The run's state, noting the order chunks commit in."""
+
+    def __init__(self, layout: RunLayout, chunk_size: int) -> None:
+        super().__init__(layout, chunk_size)
+        self.order: list[int] = []
+
+    def commit(self, index: int, records) -> None:
+        self.order.append(index)
+        super().commit(index, records)
+
+
 class _Run:
     """One task's run on disk and in the database, with its items one per chunk unless told otherwise."""
 
@@ -47,29 +59,24 @@ class _Run:
         })
         assert self.store.claim_run(name, f"{name}-r1")
         self.layout = RunLayout(tmp_path / name)
-        self.state = RunState(self.layout, chunk_size)
+        self.state = _RecordingState(self.layout, chunk_size)
         self.manifest: Manifest = self.state.load_or_create_manifest(lambda: list_items(self.folder))
         self.job = ChunkJob(PLUGINS, tuple(specs), self.manifest.root, (str(tmp_path),), str(self.layout.output_dir))
         self.stop = threading.Event()
-        self.commits: list[int] = []
 
     def scheduler(self, run: int = 1, *, threads: int = 1, capacity: int = 2, warmup: float = 0.0,
                   stopping=None) -> Scheduler:
         processed, failed = self.state.committed_counts()
         progress = Progress(self.store, self.task_id, f"{self.task_id}-r1", self.stop,
                             total=len(self.manifest.items), processed=processed, failed=failed)
-        scheduler = Scheduler(
+        return Scheduler(
             self.state, self.job, progress, run_id=f"{self.task_id}-r{run}", stopping=stopping or self.stop.is_set,
             connect=lambda gate: InProcessExecutor(self.job, gate, threads=threads, capacity=capacity, node="worker"),
             warmup_seconds=warmup, poll_seconds=0.05)
-        commit = scheduler.commit
 
-        def recording(index: int, records: list[dict]) -> None:
-            self.commits.append(index)
-            commit(index, records)
-
-        scheduler.commit = recording  # type: ignore[method-assign]
-        return scheduler
+    @property
+    def commits(self) -> list[int]:
+        return self.state.order
 
     def run(self, scheduler: Scheduler) -> None:
         chunks = self.manifest.chunks()
@@ -131,10 +138,12 @@ def test_a_chunk_task_asks_for_the_most_cpus_any_operator_declares() -> None:
 # ----- the scheduler ------------------------------------------------------------------------
 
 
-def test_every_chunk_commits_once_and_the_outputs_follow_item_order(tmp_path: Path) -> None:
-    run = _Run(tmp_path, 7, [FEATURES], chunk_size=2)
+def test_chunks_commit_as_they_finish_and_the_outputs_follow_item_order(tmp_path: Path) -> None:
+    slow_first = {"id": "chunk_probe", "params": {"slow_items": ["img_0000.png"], "delay_seconds": 0.5}}
+    run = _Run(tmp_path, 7, [FEATURES, slow_first], chunk_size=2)
     run.run(run.scheduler(threads=2, capacity=3))
-    assert sorted(run.commits) == [0, 1, 2, 3]
+    assert sorted(run.commits) == [0, 1, 2, 3]  # each chunk once
+    assert run.commits[-1] == 0  # the slow first chunk did not hold back the others' commits
     assert run.state.committed() == {0, 1, 2, 3}
     assert [r["item"] for r in run.state.stream(4)] == [f"img_{i:04d}.png" for i in range(7)]
     placement = run.layout.placements()
@@ -164,7 +173,7 @@ def test_the_driver_works_while_the_workers_start(tmp_path: Path) -> None:
 def test_a_stop_drops_chunks_not_started_and_commits_the_started_ones(tmp_path: Path) -> None:
     log, stop_file = tmp_path / "work.log", tmp_path / "stop"
     specs = [FEATURES, {"id": "work_probe", "params": {"log_path": str(log)}},
-             {"id": "chunk_probe", "params": {"stop_items": ["img_0001.png"], "stop_file": str(stop_file),
+             {"id": "chunk_probe", "params": {"slow_items": ["img_0001.png"], "stop_file": str(stop_file),
                                               "delay_seconds": 0.5}}]
     run = _Run(tmp_path, 6, specs)
     # Chunk 1 asks for the stop while it runs; chunks 2 and 3 are in flight but not started.
