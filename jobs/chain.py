@@ -18,7 +18,7 @@ from pathlib import Path
 from jobs.layout import RunLayout
 from jobs.store import TaskRecord
 from operators.pass_on import IMAGE, pass_on_row
-from operators.pipeline import BOXES, LABEL
+from operators.pipeline import BOXES, ITEM, LABEL
 from operators.registry import OperatorRegistry, UnknownOperatorError
 
 
@@ -44,9 +44,21 @@ def chain_source(upstream: TaskRecord, folder: Path, registry: OperatorRegistry)
         return Path(upstream.input_root)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"task-{upstream.task_id}-{secrets.token_hex(4)}.jsonl"
+    root = layout.input_root(upstream.input_root)
     with open(layout.output(name), encoding="utf-8") as src, open(target, "w", encoding="utf-8") as dst:
         for line in src:
             row = json.loads(line)
-            image = os.path.normpath(os.path.join(layout.output_dir, row[IMAGE]))
-            dst.write(json.dumps(pass_on_row(image, row.get(LABEL), row.get(BOXES)), ensure_ascii=False) + "\n")
+            image = _image(row, layout.output_dir, root)
+            # A row naming no image is copied as it is: the next run reports it as a bad manifest line.
+            out = row if image is None else pass_on_row(image, row.get(LABEL), row.get(BOXES))
+            dst.write(json.dumps(out, ensure_ascii=False) + "\n")
     return target
+
+
+def _image(row: dict, output_dir: Path, root: Path) -> str | None:
+    """The absolute path of the image a pass-on row names."""
+    if isinstance(row.get(IMAGE), str):
+        return os.path.normpath(os.path.join(output_dir, row[IMAGE]))
+    if isinstance(row.get(ITEM), str):  # a row written before rows named their image: an input item
+        return os.path.normpath(os.path.join(root, row[ITEM]))
+    return None

@@ -96,6 +96,22 @@ def test_augmented_copies_pass_on_with_their_boxes_moved(annotated: Path, tmp_pa
     assert len(items) == 4
 
 
+def test_rows_kept_before_they_named_their_image_still_chain(annotated: Path, tmp_path: Path) -> None:
+    from jobs.atomic import write_atomic
+    from jobs.layout import RunLayout
+
+    out = tmp_path / "out"
+    layout = RunLayout(out)
+    layout.state_dir.mkdir(parents=True)
+    write_atomic(layout.manifest, json.dumps({"root": str(annotated.parent), "items": [], "chunk_size": 8}))
+    (out / "kept.jsonl").write_text(json.dumps({"item": "img_0000.png", "boxes": BOXES["img_0000.png"]}) + "\n"
+                                    + json.dumps({"label": "no image"}) + "\n")
+    upstream = _upstream(out, "sys_data_cleaning", [{"id": "data_cleaning"}], annotated)
+    root, items = list_items(chain_source(upstream, tmp_path / "sources", default_registry()))
+    assert items[0] == {"key": str(annotated.parent / "img_0000.png"), "boxes": BOXES["img_0000.png"]}
+    assert items[1]["error"] == "line 2 names no image (give 'image' as a path)"  # reported, not lost
+
+
 def test_a_task_that_passes_nothing_on_hands_on_its_input(annotated: Path, tmp_path: Path) -> None:
     upstream = _upstream(tmp_path / "out", "sys_data_analyse", [{"id": "image_features"}], annotated)
     assert chain_source(upstream, tmp_path / "sources", default_registry()) == annotated
