@@ -8,7 +8,8 @@ Inside a task's output path::
       .rayproc/
         manifest.json                                 the frozen item list (root, items, chunk_size)
         parts/NNNNNN.jsonl                            one committed chunk's records
-        gates/<run id>/                               a run's start gate (see jobs.scheduler.StartGate)
+        gates/<run id>/                               a run's start gate (see jobs.scheduler.StartGate; kept
+                                                      closed after the run, a stop mark and no more)
         runs/<run id>.json                            which node committed each chunk in that run
 
 The runner, the assembly, the chaining of tasks and the service all find these

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -55,6 +54,10 @@ class StartGate:
     starts after it finds the mark and returns at once, so cancelling it loses nothing.
     Both sides only create files, so the order holds on any storage that shows a
     created file to later readers, as the shared work path must.
+
+    When the run ends the gate is retired, not removed: a cancelled chunk that a
+    worker starts anyway while the driver exits still finds the stop mark. (A gate
+    that is missing altogether means the work path is out of reach from that node.)
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -75,6 +78,12 @@ class StartGate:
 
     def started(self, index: int) -> bool:
         return (self.path / f"{index}.started").exists()
+
+    def retire(self) -> None:
+        """Close the gate for good and drop its start marks; only the stop mark stays."""
+        self.close()
+        for mark in self.path.glob("*.started"):
+            mark.unlink(missing_ok=True)
 
 
 def gated_chunk(gate: str, index: int, job: ChunkJob, items: Sequence[str | dict]) -> list[dict] | None:
@@ -226,7 +235,7 @@ class Scheduler:
                 executor.close()
         finally:
             self.state.record_placement(self.run_id, placement)
-            shutil.rmtree(gate.path, ignore_errors=True)
+            gate.retire()
 
     def process_here(self, items: Sequence[str | dict]) -> list[dict]:
         try:
