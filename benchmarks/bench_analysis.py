@@ -40,14 +40,14 @@ Memory, for each of ``--memory-sizes`` (default 2000 and 20000 320x240 JPEGs, th
 images of the larger): one rayproc task while a thread samples every ``--sample`` seconds the benchmark's process
 tree (the Ray head, its workers and the job drivers are all its descendants): ``VmRSS`` and ``VmHWM`` from
 ``/proc/<pid>/status`` of the task's job driver (the process whose command line holds ``jobs.runner`` and the task
-id) and of every Ray worker seen running ``_process_chunk_on_node``, until the driver has exited. Both are fresh
+id) and of every Ray worker seen running ``_chunk_on_node``, until the driver has exited. Both are fresh
 processes for each task (Ray starts workers per job), so their ``VmHWM`` is the task's own peak: reported are the
 driver's, the largest worker's, and the sum of the workers' peaks (an upper bound for what they held at once; the
 largest sum of simultaneous ``VmRSS`` samples is in the JSON), plus the driver's largest sampled ``VmRSS`` before
 the last chunk was committed, which tells the chunk phase from the final assembly of the outputs. Goal: the peaks
 stay within 1.5x while the image count grows 10x.
 
-Profile: after Ray is stopped, ``jobs.execution.process_chunk`` runs in-process (fresh interpreter) over the first
+Profile: after Ray is stopped, ``jobs.chunk.process_chunk`` runs in-process (fresh interpreter) over the first
 ``--profile-images`` images in chunks of ``--chunk-size``, with one BLAS thread as in a Ray worker
 (``OMP_NUM_THREADS=1``), once unprofiled (best of 3) and once under cProfile, and the profile is split into decode,
 the preview, the rest of rayproc's image loading (thumbnail, digest, histogram), ``image_features``, ``image_issues``,
@@ -258,7 +258,7 @@ def _cum_from(st: dict, file_end: str, func: str, caller_file_end: str, caller: 
 def child_profile(folder: Path, n: int, chunk_size: int) -> dict:
     """``process_chunk`` over the first ``n`` images: unprofiled best of 3, then one cProfile'd run, split."""
     from jobs.catalog import parse_task_type, resolve_operators
-    from jobs.execution import process_chunk
+    from jobs.chunk import process_chunk
     from operators.registry import default_registry
 
     specs = [s.to_json() for s in resolve_operators(parse_task_type("sys_data_analyse"), [], default_registry())]
@@ -289,7 +289,7 @@ def child_profile(folder: Path, n: int, chunk_size: int) -> dict:
     run()
     prof.disable()
     st = pstats.Stats(prof).stats  # type: ignore[attr-defined]
-    total = _cum(st, "jobs/execution.py", "process_chunk")
+    total = _cum(st, "jobs/chunk.py", "process_chunk")
     load = _cum(st, "operators/image_io.py", "load_thumbnail")
     decode = _cum(st, "PIL/ImageFile.py", "load") + _cum_from(st, "PIL/Image.py", "open", "operators/image_io.py",
                                                                 "load_thumbnail")
@@ -422,7 +422,7 @@ class TreeSampler(threading.Thread):
                     # Ray workers are started per job and titled ray::<function> while they run a task.
                     if b"jobs.runner" in cmd:
                         self.drivers[pid] = cmd
-                    elif cmd.startswith(b"ray::_process_chunk_on_node"):
+                    elif cmd.startswith(b"ray::_chunk_on_node"):
                         self.chunk_pids.add(pid)
                     else:
                         continue
@@ -524,9 +524,11 @@ def rayproc_analyse(rp: Rayproc, folder: Path, n: int, chunk_size: int, interval
     running = next((s for s in seen if s.status == RUNNING), None)
     run = rp.run_record(task_id)
     claim, end = run["start_time"] / 1000, run["end_time"] / 1000
-    out_dir = Path(body["work_path"]["output_path"])
-    parts = sorted((p.stat().st_mtime_ns / 1e9, p) for p in (out_dir / ".rayproc" / "parts").glob("*.jsonl"))
-    manifest = (out_dir / ".rayproc" / "manifest.json").stat().st_mtime_ns / 1e9
+    from jobs.layout import RunLayout
+
+    layout = RunLayout(body["work_path"]["output_path"])
+    parts = sorted((p.stat().st_mtime_ns / 1e9, p) for p in layout.parts_dir.glob("*.jsonl"))
+    manifest = layout.manifest.stat().st_mtime_ns / 1e9
     first_commit, last_commit = parts[0][0], parts[-1][0]
     with open(parts[0][1], encoding="utf-8") as fh:
         first_items = sum(1 for _ in fh)

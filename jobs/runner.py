@@ -30,6 +30,7 @@ import threading
 import traceback
 from collections.abc import Sequence
 
+from jobs.run_state import claim
 from jobs.signals import install_stop_handler
 from jobs.status import ErrorType, TaskFailure, TaskStatus
 from jobs.store import Store
@@ -53,13 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop_event = threading.Event()
     install_stop_handler(stop_event)
     store = Store(args.db)
-    if not store.claim_run(args.task_id, args.run_id):
-        log.warning("run %s is no longer current for task %s (stopped or superseded): nothing to do",
-                    args.run_id, args.task_id)
-        return 0
-    task = store.get_task(args.task_id)
+    task = claim(store, args.task_id, args.run_id)
     if task is None:
-        log.warning("task %s was deleted", args.task_id)
+        log.warning("run %s is no longer current for task %s (stopped, superseded or deleted): nothing to do",
+                    args.run_id, args.task_id)
         return 0
     try:
         # numpy, Pillow, the operators and Ray load only now: the claim above takes ~30 ms from process start.

@@ -9,11 +9,11 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from operators.annotations import BAD_ANNOTATION
 from operators.image_io import IMAGE_EXTENSIONS
+from operators.pass_on import IMAGE
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
-#: Folder the job runner keeps its own state in, inside a task's output path.
-STATE_DIR = ".rayproc"
 
 
 class PathNotAllowed(ValueError):
@@ -72,14 +72,15 @@ def list_images(root: Path) -> tuple[Path, list[str]]:
 
 MANIFEST_SUFFIXES = frozenset({".jsonl", ".manifest"})
 #: Keys of a manifest line: the image path (``image``, or ModelArts' ``source``), and optional annotations.
-MANIFEST_IMAGE_KEYS = ("image", "source")
+MANIFEST_IMAGE_KEYS = (IMAGE, "source")
 
 
 def list_items(source: Path) -> tuple[Path, list[str | dict]]:
     """Items of a source: a folder or image file (images only), or a JSON Lines manifest whose lines
-    name an image and may carry a ``label`` and ``boxes``. Relative image paths in a manifest are
-    relative to the manifest's folder. A line that names no image becomes an item that fails with
-    its reason, so nothing in the manifest goes unreported."""
+    name an image and may carry a ``label`` and ``boxes`` (the shape of ``operators.pass_on``).
+    Relative image paths in a manifest are relative to the manifest's folder. A line that names no
+    image, or whose ``boxes`` is not a list, becomes an item that fails with its reason, so nothing
+    in the manifest goes unreported and no line fails more than its own item."""
     if source.is_file() and source.suffix.lower() in MANIFEST_SUFFIXES:
         return source.parent, _read_manifest(source)
     return list_images(source)
@@ -104,8 +105,15 @@ def _read_manifest(path: Path) -> list[str | dict]:
             item: dict = {"key": image.removeprefix("file://")}
             if isinstance(row.get("label"), str):
                 item["label"] = row["label"]
-            if row.get("boxes") is not None:
-                item["boxes"] = row["boxes"]
+            boxes = row.get("boxes")
+            if boxes is not None and not isinstance(boxes, list):
+                # Each box is checked by the operators that use it; a non-list is no annotation at all.
+                items.append({"key": item["key"], "error_code": BAD_ANNOTATION,
+                              "error": f"line {number}: boxes must be a list of {{'bbox', 'label'}} objects, "
+                                       f"got {type(boxes).__name__}"})
+                continue
+            if boxes is not None:
+                item["boxes"] = boxes
             items.append(item if len(item) > 1 else item["key"])
     return items
 

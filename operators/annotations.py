@@ -18,6 +18,9 @@ import numpy as np
 BBOX = "bbox"
 LABEL = "label"
 
+#: Error code of an item whose ``boxes`` annotation is malformed, where the item cannot go on without them.
+BAD_ANNOTATION = "bad_annotation"
+
 # Finding codes of box_problems, stable for machines; messages are for people.
 LABEL_NOT_ALLOWED = "label_not_allowed"
 NON_POSITIVE_SIZE = "non_positive_size"

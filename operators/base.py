@@ -13,6 +13,10 @@ a selection keeps. It may add per-item fields and name JSON Lines files to write
 
 Splitting the two keeps the per-chunk work combinable in any order, on any node,
 and resumable chunk by chunk.
+
+An operator whose task hands items to a next task names the file it writes them
+to in ``passes_on``; its rows have the one shape of :mod:`operators.pass_on`, the
+shape of a JSON Lines manifest line, so that file can be a next task's source.
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ from rayproc_contract.status import TaskType
 
 class OperatorError(Exception):
     """An operator could not process a batch (a bug or bad params, not a bad item)."""
+
+
+#: Column ``process_batch`` may return to fail single items: per item ``None`` (fine) or an
+#: :class:`operators.image_io.ItemError` (the item fails with its code and message; the others go on).
+ITEM_ERRORS = "item_errors"
 
 
 class StrictParams(BaseModel):
@@ -135,6 +144,9 @@ class Operator:
     requires: ClassVar[tuple[str, ...]] = ()
     #: Resource hints read by jobs/ (CPUs per chunk task).
     num_cpus: ClassVar[float] = 1.0
+    #: The output file holding the items this operator's task passes on to a next task (rows of
+    #: :func:`operators.pass_on.pass_on_row`), or None if it passes none on.
+    passes_on: ClassVar[str | None] = None
 
     def __init__(self, params: StrictParams | None = None) -> None:
         self.params = params if params is not None else self.Params()

@@ -9,8 +9,10 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from operators import annotations as A
 from operators import transforms as T
 from operators.base import (
+    ITEM_ERRORS,
     Finalized,
     ImageBatch,
     Operator,
@@ -19,7 +21,8 @@ from operators.base import (
     StrictParams,
     TaskType,
 )
-from operators.image_io import load_rgb
+from operators.image_io import ItemError, load_rgb
+from operators.pass_on import pass_on_row
 from operators.pipeline import BOXES, ITEM, LABEL
 
 AUGMENTED = "augmented"
@@ -46,11 +49,13 @@ class DataAugmentation(Operator):
     clipped to the image, and are dropped when less than ``min_visible`` of them
     stays inside. Reproducible: the same seed gives the same bytes on any node.
     Output: images under ``augmented/`` and ``augmented.jsonl``, a manifest of the
-    new items (with labels and boxes) that a next task can take as its source.
+    new items (with labels and boxes) that a next task can take as its source. An
+    item whose boxes are malformed fails alone with ``bad_annotation``.
     """
 
     name = "data_augmentation"
     task_type = TaskType.AUGMENTATION
+    passes_on = AUGMENTED_FILE
     columns: ClassVar[tuple[str, ...]] = (AUGMENTED,)
 
     class Params(StrictParams):
@@ -82,10 +87,16 @@ class DataAugmentation(Operator):
         p = self.params
         steps = p._as_steps()
         ext = "png" if p.output_format == "png" else "jpg"
-        outputs = []
+        outputs: list[list[dict]] = []
+        errors: list[ItemError | None] = []
         for item, path in zip(batch.items, batch.paths, strict=True):
+            boxes, labels, problems = A.parse_boxes(list(item.boxes))
+            if problems:
+                errors.append(ItemError(A.BAD_ANNOTATION, f"malformed boxes: {'; '.join(problems)}"))
+                outputs.append([])
+                continue
+            errors.append(None)
             image = load_rgb(path)
-            boxes, labels = T.split_annotations(list(item.boxes))
             results = T.augment_n(image, boxes, steps, T.seed_for_key(p.seed, item.key), p.copies,
                                   min_visible=p.min_visible)
             stem = PurePosixPath(item.key).with_suffix("").as_posix().lstrip("/")
@@ -98,7 +109,7 @@ class DataAugmentation(Operator):
                 made.append({"image": rel, "boxes": T.join_annotations(out.boxes, T.select_labels(labels, out.kept)),
                              "boxes_dropped": int((~out.kept).sum())})
             outputs.append(made)
-        return {AUGMENTED: outputs}
+        return {AUGMENTED: outputs, ITEM_ERRORS: errors}
 
     def finalize(self, table: RecordTable) -> Finalized:
         outputs = dropped = 0
@@ -116,9 +127,5 @@ def _manifest_rows(table: RecordTable) -> Iterator[dict]:
                table.iter_values(AUGMENTED, []))
     for key, label, boxes, made in zip(*columns, strict=True):
         for out in made:
-            row = {"image": out["image"], "source_item": key}
-            if label is not None:
-                row["label"] = label
-            if out["boxes"] or boxes:
-                row["boxes"] = out["boxes"]
-            yield row
+            yield pass_on_row(out["image"], label, out["boxes"] if out["boxes"] or boxes else None,
+                              source_item=key)

@@ -25,6 +25,7 @@ from operators.base import (
     StrictParams,
     TaskType,
 )
+from operators.pass_on import input_image, pass_on_row
 from operators.pipeline import BOXES, ERROR_CODE, ITEM, LABEL
 
 REMOVED = "removed_reason"
@@ -46,13 +47,14 @@ class DataCleaning(Operator):
     ``max_brightness``, ``min_entropy``, ``min_width``, ``min_height``,
     ``max_aspect_ratio`` (long side / short side). The first rule that matches
     names the reason. Output: ``kept.jsonl`` (the kept items, with labels and
-    boxes), ``removed.jsonl`` (item, reason) and, with ``output: copy``, the kept
+    boxes: a manifest a next task can take as its source), ``removed.jsonl`` (item, reason) and, with ``output: copy``, the kept
     files copied under ``kept/``.
     """
 
     name = "data_cleaning"
     task_type = TaskType.CLEANING
     requires = ("image_features", "image_issues")
+    passes_on = KEPT_FILE
 
     class Params(StrictParams):
         drop_corrupt: bool = True
@@ -176,13 +178,11 @@ class DataCleaning(Operator):
 # Removal rules, in the order they are tried, and the word each reason starts with.
 _CORRUPT, _ISSUE, _THRESHOLD, _ASPECT, _EXACT, _NEAR = range(1, 7)
 _CATEGORY = ("", "corrupt", "issue", "threshold", "threshold", "exact_duplicate_of", "near_duplicate_of")
-_NO_FIELD = object()
 
 
 def _kept_rows(table: RecordTable, kept: np.ndarray) -> Iterator[dict]:
     """The kept items (``kept`` is a mask over the ok items) with their annotations, as a manifest."""
-    columns = [table.iter_values(name, _NO_FIELD) for name in (ITEM, LABEL, BOXES)]
-    for keep, *fields in zip(kept, *columns, strict=True):
+    columns = [table.iter_values(name, None) for name in (ITEM, LABEL, BOXES)]
+    for keep, item, label, boxes in zip(kept, *columns, strict=True):
         if keep:
-            yield {name: value for name, value in zip((ITEM, LABEL, BOXES), fields, strict=True)
-                   if value is not _NO_FIELD}
+            yield pass_on_row(input_image(item, table.root), label, boxes, **{ITEM: item})

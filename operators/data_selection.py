@@ -10,7 +10,8 @@ from pydantic import Field, model_validator
 from operators import selection as S
 from operators.analyse import FEATURE_COLUMNS
 from operators.base import Finalized, Operator, PerItem, RecordTable, StrictParams, TaskType
-from operators.pipeline import ITEM, LABEL
+from operators.pass_on import input_image, pass_on_row
+from operators.pipeline import BOXES, ITEM, LABEL
 
 SELECTED = "selected"
 REASON = "selection_reason"
@@ -36,12 +37,14 @@ class DataSelection(Operator):
     smallest ``feature``) and ``diversity`` (k-center greedy on the ``features``
     vectors: each pick is the item farthest from those already picked). Items that
     could not be read are never selected. Output: ``selected.jsonl`` with a reason
-    per item; ``result.selection`` counts them.
+    per item and its labels and boxes (a manifest a next task can take as its source);
+    ``result.selection`` counts them.
     """
 
     name = "data_selection"
     task_type = TaskType.SELECTION
     requires = ("image_features",)
+    passes_on = SELECTED_FILE
 
     class Params(StrictParams):
         method: Literal["random", "stratified", "threshold", "top_k", "diversity"] = "random"
@@ -74,8 +77,7 @@ class DataSelection(Operator):
         table.set(REASON, PerItem(n, chosen.get))
         order = (picked if p.method == "diversity" else np.sort(picked)).tolist()
         records = table.ok_index[order].tolist() if order else []
-        rows = PerItem(len(order), lambda k: _row(table.value(ITEM, records[k]), chosen[order[k]],
-                                                  table.value(LABEL, records[k])))
+        rows = PerItem(len(order), lambda k: _row(table, records[k], chosen[order[k]]))
         summary = {"method": p.method, "candidates": n, "selected_count": len(order)}
         return Finalized(summary={"selection": summary}, files={SELECTED_FILE: rows})
 
@@ -104,8 +106,7 @@ class DataSelection(Operator):
         return order, S.k_center_reasons(order, distance)
 
 
-def _row(key: str, reason: str, label: str | None) -> dict:
-    row = {ITEM: key, REASON: reason}
-    if label is not None:
-        row[LABEL] = label
-    return row
+def _row(table: RecordTable, record: int, reason: str) -> dict:
+    key = table.value(ITEM, record)
+    return pass_on_row(input_image(key, table.root), table.value(LABEL, record),
+                       table.value(BOXES, record), **{ITEM: key, REASON: reason})

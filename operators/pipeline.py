@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from operators.base import (
+    ITEM_ERRORS,
     Finalized,
     ImageBatch,
     Item,
@@ -77,15 +78,22 @@ class Pipeline:
             output_dir=output_dir,
         )
         columns: dict[str, Sequence] = {}
+        item_errors: dict[int, ItemError] = {}
         for op in self.operators:
             try:
-                out = op.process_batch(batch)
+                out = dict(op.process_batch(batch))
             except Exception as exc:  # an operator bug must fail the task with its name, not vanish
                 raise OperatorError(f"operator {op.name!r} failed: {type(exc).__name__}: {exc}") from exc
+            for i, error in enumerate(out.pop(ITEM_ERRORS, ())):
+                if error is not None:
+                    item_errors.setdefault(i, error)  # the first operator to refuse an item says why
             columns.update(out)
         plain = {name: _plain_column(values) for name, values in columns.items()}
         for i, pos in enumerate(positions):
             rec = records[pos]
+            if i in item_errors:
+                rec.update({STATUS: FAILED, ERROR_CODE: item_errors[i].code, ERROR_MSG: item_errors[i].message})
+                continue
             rec[STATUS] = OK
             rec["format"] = batch.formats[i]
             rec["mode"] = batch.modes[i]

@@ -121,15 +121,8 @@ def select_labels(labels: Sequence[str], kept: np.ndarray) -> list[str]:
     return [label for label, keep in zip(labels, kept, strict=True) if keep]
 
 
-def split_annotations(annotations: Sequence[Mapping[str, object]]) -> tuple[np.ndarray, list[str]]:
-    """``[{"bbox": [x, y, w, h], "label": ...}]`` -> (boxes, labels); a missing label is ``""``."""
-    boxes = as_boxes([ann[BBOX] for ann in annotations])
-    labels = [str(ann[LABEL]) if LABEL in ann else "" for ann in annotations]
-    return boxes, labels
-
-
 def join_annotations(boxes: np.ndarray, labels: Sequence[str]) -> list[dict[str, object]]:
-    """The inverse of :func:`split_annotations`, with plain floats so the result is JSON-ready."""
+    """The inverse of :func:`operators.annotations.parse_boxes`, with plain floats so the result is JSON-ready."""
     boxes = as_boxes(boxes)
     if len(labels) != len(boxes):
         raise ValueError(f"{len(labels)} labels for {len(boxes)} boxes")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import string
@@ -11,7 +10,9 @@ from pathlib import Path
 
 from jobs import launcher as L
 from jobs.catalog import CatalogError, load_plugins, parse_task_type, resolve_operators
+from jobs.chain import chain_source
 from jobs.datasets import Datasets
+from jobs.layout import RunLayout
 from jobs.sources import PathNotAllowed as _PathNotAllowed
 from jobs.sources import resolve_within
 from jobs.status import ErrorType, TaskStatus
@@ -113,7 +114,7 @@ class TaskService:
             if upstream.status != TaskStatus.COMPLETED:
                 raise E.InvalidParameter(f"data_source.source: task {source} is {upstream.status.label}; "
                                          "only a completed task's output can be a source")
-            return chain_source(upstream, self.settings.data_dir / "sources")
+            return chain_source(upstream, self.settings.data_dir / "sources", self.registry)
         raise E.InvalidParameter(
             f"data_source.type: {source_type!r} sources are not supported by this release; use OBS, DATASET or TASK")
 
@@ -178,9 +179,7 @@ class TaskService:
             raise E.InvalidState(f"task {task_id} is {rec.status.label}; a report needs a completed task")
         if rec.task_type != "sys_data_analyse":
             raise E.InvalidState(f"task {task_id} is {rec.task_type}; reports are for sys_data_analyse tasks")
-        manifest = Path(rec.output_dir) / ".rayproc" / "manifest.json"
-        root = Path(json.loads(manifest.read_text())["root"]) if manifest.exists() else Path(rec.input_root)
-        return report.render(task_view(rec), root)
+        return report.render(task_view(rec), RunLayout(rec.output_dir).input_root(rec.input_root))
 
     def logs(self, project_id: str, task_id: str, run: int | None) -> str:
         rec = self.get(project_id, task_id)
@@ -311,29 +310,3 @@ class TaskService:
     def close(self) -> None:
         self._stop.set()
 
-
-#: Output files whose rows are the items a task passes on, and how to find each row's image.
-_CHAIN_OUTPUTS = (("kept.jsonl", "input"), ("selected.jsonl", "input"), ("augmented.jsonl", "output"))
-
-
-def chain_source(upstream: TaskRecord, folder: Path) -> Path:
-    """A completed task as a source: its kept, selected or augmented items (with their annotations),
-    else the items it read. Written as a manifest with absolute image paths."""
-    out_dir = Path(upstream.output_dir)
-    manifest = out_dir / ".rayproc" / "manifest.json"
-    for name, base in _CHAIN_OUTPUTS:
-        rows_file = out_dir / name
-        if not rows_file.exists():
-            continue
-        root = json.loads(manifest.read_text())["root"] if base == "input" else str(out_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"task-{upstream.task_id}-{secrets.token_hex(4)}.jsonl"
-        with open(rows_file, encoding="utf-8") as src, open(target, "w", encoding="utf-8") as dst:
-            for line in src:
-                row = json.loads(line)
-                image = row.get("image") or row.get("item")
-                out = {"image": str(Path(root, image))}
-                out.update({k: row[k] for k in ("label", "boxes") if k in row})
-                dst.write(json.dumps(out, ensure_ascii=False) + "\n")
-        return target
-    return Path(upstream.input_root)

@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 from jobs.catalog import build_pipeline
-from jobs.execution import RunState, _assemble
+from jobs.assembly import assemble
+from jobs.layout import RunLayout
+from jobs.run_state import RunState
 from operators.registry import default_registry
 from tests.support.records import CASES, synthetic_records
 
@@ -32,7 +34,7 @@ FEATURES, FAILURES = "features.jsonl", "failures.jsonl"
 
 def _commit(folder: Path, n: int, chunk_size: int) -> tuple[RunState, int]:
     """Part files of ``n`` synthetic records, as a run commits them."""
-    state = RunState(folder, chunk_size)
+    state = RunState(RunLayout(folder), chunk_size)
     records = synthetic_records(n)
     n_chunks = 0
     while chunk := list(itertools.islice(records, chunk_size)):
@@ -55,11 +57,15 @@ def _image_files(root: Path, n: int) -> str:
 def _assemble_case(folder: Path, case: str, n: int, chunk_size: int) -> dict:
     root = _image_files(folder / "images", n)
     state, n_chunks = _commit(folder, n, chunk_size)
-    return _assemble(state, n_chunks, build_pipeline(CASES[case], default_registry()), folder, root)
+    return assemble(state, n_chunks, build_pipeline(CASES[case], default_registry()), root)
 
 
 def _outputs(folder: Path) -> dict[str, str]:
-    return {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.iterdir()) if p.is_file()}
+    """Each output file's text; the items' absolute paths (rows passed on to a next task name them)
+    are written as if the images lay under ``ROOT``, so the text does not depend on the temporary folder."""
+    images = str(folder / "images")
+    return {p.name: p.read_text(encoding="utf-8").replace(images, ROOT) for p in sorted(folder.iterdir())
+            if p.is_file()}
 
 
 def _by_file(n: int) -> dict[str, list[dict]]:
@@ -125,7 +131,7 @@ def _traced_peak(folder: Path, n: int) -> int:
     gc.collect()
     tracemalloc.start()
     try:
-        _assemble(state, n_chunks, pipeline, folder, ROOT)
+        assemble(state, n_chunks, pipeline, ROOT)
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs import execution, runner
+from jobs import chunk, runner
 from jobs.catalog import CatalogError, parse_task_type, resolve_operators
 from jobs.sources import PathNotAllowed, items_within, list_images, resolve_within
 from jobs.status import TaskStatus
@@ -73,7 +73,7 @@ def test_symlinked_item_escaping_the_root_fails_alone(tmp_path: Path) -> None:
     outside = tmp_path / "outside.png"
     (folder / "img_0000.png").rename(outside)
     (folder / "img_0000.png").symlink_to(outside)
-    records = execution.process_chunk([], [{"id": "image_features", "params": {}}], str(folder),
+    records = chunk.process_chunk([], [{"id": "image_features", "params": {}}], str(folder),
                                    ["img_0000.png", "img_0001.png"], [str(root)])
     assert [r["status"] for r in records] == ["failed", "ok"]
     assert records[0]["error_code"] == "path_not_allowed"
@@ -126,7 +126,7 @@ def test_a_manifest_carries_labels_and_boxes_and_reports_bad_lines(tmp_path: Pat
     ]) + "\n")
     root, items = list_items(manifest)
     assert root == folder and len(items) == 5
-    records = execution.process_chunk([], [{"id": "image_features", "params": {}}], str(root), items, [str(tmp_path)])
+    records = chunk.process_chunk([], [{"id": "image_features", "params": {}}], str(root), items, [str(tmp_path)])
     assert [r["status"] for r in records] == ["ok", "ok", "failed", "failed", "failed"]
     assert records[0]["label"] == "cat" and records[0]["boxes"] == [{"bbox": [1, 2, 3, 4], "label": "eye"}]
     assert [r.get("error_code") for r in records[2:]] == ["bad_manifest_line", "bad_manifest_line", "unreadable"]
@@ -134,7 +134,7 @@ def test_a_manifest_carries_labels_and_boxes_and_reports_bad_lines(tmp_path: Pat
 
 
 def test_start_gate_drops_only_chunks_that_had_not_started(tmp_path: Path) -> None:
-    from jobs.execution import StartGate
+    from jobs.scheduler import StartGate
 
     gate = StartGate(tmp_path)
     assert gate.enter(0) is True  # started before the stop: runs and is kept
@@ -147,7 +147,7 @@ def test_start_gate_drops_only_chunks_that_had_not_started(tmp_path: Path) -> No
 
 
 def test_start_gate_out_of_reach_never_blocks_work(tmp_path: Path) -> None:
-    from jobs.execution import StartGate
+    from jobs.scheduler import StartGate
 
     gate = StartGate(tmp_path / "not-mounted-here")
     assert gate.enter(3) is True and not gate.started(3)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from jobs.execution import process_chunk
+from jobs.chunk import process_chunk
 from tests.support.hostile import write_hostile_set
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +30,7 @@ def test_every_hostile_file_is_reported_with_its_reason(tmp_path: Path) -> None:
 
 _MEASURE = """
 import json, resource, sys
-from jobs.execution import process_chunk
+from jobs.chunk import process_chunk
 folder = sys.argv[1]
 items = json.loads(sys.argv[2])
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
+from operators import annotations as A
 from operators import transforms as T
 
 SIZE = (96, 64)  # width, height
@@ -405,9 +406,10 @@ def test_bad_inputs_are_refused(image: Image.Image, boxes: np.ndarray, seed: int
 
 def test_annotations_round_trip() -> None:
     annotations = [{"bbox": list(RED_BOX), "label": "car"}, {"bbox": list(CORNER_BOX), "label": "sign"}]
-    boxes, labels = T.split_annotations(annotations)
+    boxes, labels, problems = A.parse_boxes(annotations)
+    assert problems == []
     assert boxes.tolist() == [list(RED_BOX), list(CORNER_BOX)] and labels == LABELS
     assert T.join_annotations(boxes, labels) == annotations
-    assert T.split_annotations([])[0].shape == (0, 4)
+    assert A.parse_boxes([])[0].shape == (0, 4)
     with pytest.raises(ValueError):
         T.select_labels(LABELS, np.array([True]))

@@ -71,7 +71,7 @@ def run_direct(folder: Path, template: str, operator_params: list[dict], out: Pa
                source: Path | None = None) -> tuple[dict, dict[str, list[dict]], list[dict]]:
     """Run a template in-process (no Ray), exactly as one job would: list, one chunk, finalize."""
     from jobs.catalog import build_pipeline, parse_task_type, resolve_operators
-    from jobs.execution import process_chunk
+    from jobs.chunk import process_chunk
     from jobs.sources import list_items
     from operators.base import RecordTable
     from operators.pipeline import OK, STATUS

@@ -63,14 +63,14 @@ def main(workdir: Path, kill_worker: bool) -> dict:
             if task["status"] in (2, 3, 4):
                 break
             time.sleep(0.2)
-        out = Path(task["work_path"]["output_path"])
-        placement = {}
-        for f in (out / ".rayproc" / "runs").glob("*.json"):
-            placement.update(json.loads(f.read_text()))
+        from jobs.layout import RunLayout
+
+        layout = RunLayout(task["work_path"]["output_path"])
+        placement = layout.placements()
         report = {
             "status": task["status"], "error_msg": task.get("error_msg"), "killed": killed,
             "processed_count": task["processed_count"], "failed_count": task["failed_count"],
-            "items": [json.loads(x)["item"] for x in (out / "features.jsonl").read_text().splitlines()]
+            "items": [json.loads(x)["item"] for x in layout.features.read_text().splitlines()]
             if task["status"] == 2 else [],
             "nodes": sorted(set(placement.values())), "chunks": len(placement),
             "worker_node_ids": [w.node_id for w in workers], "head_node_id": cluster.head_node.node_id,

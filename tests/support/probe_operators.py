@@ -39,5 +39,31 @@ class WorkProbe(Operator):
         return {}
 
 
+class ChunkProbe(Operator):
+    """Test probe: fails its batch when it holds one of ``fail_items``; waits ``delay_seconds`` when it
+    holds one of ``slow_items``, touching ``stop_file`` first if given (so a test can stop a run while
+    that chunk runs)."""
+
+    name = "chunk_probe"
+    task_type = TaskType.ANALYSE
+
+    class Params(StrictParams):
+        fail_items: list[str] = []
+        slow_items: list[str] = []
+        stop_file: str | None = None
+        delay_seconds: Annotated[float, Field(ge=0, le=5)] = 0.0
+
+    def process_batch(self, batch: ImageBatch) -> dict:
+        failing = [key for key in batch.keys if key in self.params.fail_items]
+        if failing:
+            raise ValueError(f"probe refuses {failing[0]}")
+        if any(key in self.params.slow_items for key in batch.keys):
+            if self.params.stop_file:
+                open(self.params.stop_file, "a").close()
+            time.sleep(self.params.delay_seconds)
+        return {}
+
+
 def register_operators(registry: OperatorRegistry) -> None:
     registry.register(WorkProbe)
+    registry.register(ChunkProbe)

@@ -1,0 +1,56 @@
+"""A completed run's outputs, assembled from its committed part files.
+
+``finalize`` runs once over every record, then every output file is written
+atomically: ``features.jsonl`` (items that were processed), ``failures.jsonl``
+(items that failed, with their reasons), the operators' own files, and
+``result.json``. Names and places come from :mod:`jobs.layout`.
+"""
+
+from __future__ import annotations
+
+import json
+
+from jobs.atomic import AtomicFile, dump_records, json_line, write_atomic
+from jobs.layout import FAILURES_FILE, FEATURES_FILE, RESULT_FILE
+from jobs.run_state import RunState
+from jobs.status import ErrorType, TaskFailure
+from operators.base import RecordTable
+from operators.pipeline import ERROR_CODE, ERROR_MSG, FAILED, ITEM, OK, STATUS, Pipeline
+
+#: Failed items listed in ``result`` itself; every one is in the failures file.
+MAX_FAILED_ITEMS_IN_RESULT = 100
+
+
+def assemble(state: RunState, n_chunks: int, pipeline: Pipeline, root: str) -> dict:
+    """Finalize the run's records and write every output file; returns the task's ``result``."""
+    layout = state.layout
+    # Two passes over the part files keep the driver's memory flat: the first feeds the
+    # columns finalize reads, the second writes each record merged with the fields
+    # finalize set on it, so no list of every record is ever held.
+    table = RecordTable(state.stream(n_chunks), STATUS, OK, root=root, output_dir=str(layout.output_dir))
+    result, files = pipeline.finalize(table)
+    failed_items: list[dict] = []
+    try:
+        with AtomicFile(layout.features) as features, AtomicFile(layout.failures) as failures:
+            for record, added in zip(state.stream(n_chunks), table.iter_added(), strict=True):
+                status = record.get(STATUS)
+                if status == OK:
+                    out = features
+                elif status == FAILED:
+                    out = failures
+                    if len(failed_items) < MAX_FAILED_ITEMS_IN_RESULT:
+                        failed_items.append({ITEM: record[ITEM], ERROR_CODE: record[ERROR_CODE],
+                                             ERROR_MSG: record[ERROR_MSG]})
+                else:
+                    continue
+                record.update(added)
+                out.write(json_line(record))
+        for name, rows in files.items():
+            write_atomic(layout.output(name), dump_records(rows))
+        result["failed_items"] = failed_items
+        result["outputs"] = {"features": FEATURES_FILE, "failures": FAILURES_FILE, "result": RESULT_FILE,
+                             **{name.rsplit(".", 1)[0]: name for name in files}}
+        write_atomic(layout.result, json.dumps(result, sort_keys=True, indent=2))
+    except OSError as exc:
+        raise TaskFailure(ErrorType.OUTPUT_ERROR, f"cannot write outputs: {exc}") from exc
+    return result

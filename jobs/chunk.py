@@ -1,0 +1,111 @@
+"""One chunk of a run: items in, one record per item out. Runs on any node, or in the driver.
+
+The unit is pure: it reads the items' files and, for operators that make them
+(augmentation), writes per-item files under the output path; it returns records
+and commits nothing. Operators are built once per worker (a small cache keyed on
+the plugins and operator specs), not once per chunk: a Ray worker runs many
+chunks of the same run one after another.
+
+An operator that cannot process a batch fails the task with ``operator_error``,
+whichever path ran the chunk; :func:`chunk_failure` is the one place that says so.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobs.catalog import build_pipeline, load_plugins
+from jobs.sources import items_within
+from jobs.status import ErrorType, TaskFailure
+from operators.base import Item, OperatorError
+from operators.pipeline import ERROR_CODE, ERROR_MSG, FAILED, ITEM, STATUS, Pipeline
+from operators.registry import default_registry
+
+#: Error code of a manifest line that names no usable item (see ``jobs.sources``).
+BAD_MANIFEST_LINE = "bad_manifest_line"
+PATH_NOT_ALLOWED = "path_not_allowed"
+
+
+@dataclass(frozen=True)
+class ChunkJob:
+    """What every chunk of one run shares: the operators, where items are read and written, and the roots."""
+
+    plugins: tuple[str, ...]
+    specs: tuple[dict, ...]
+    root: str
+    allowed_roots: tuple[str, ...]
+    output_dir: str | None = None
+
+
+class _Pipelines(threading.local):
+    """Pipelines built in this worker, by (plugins, specs). Per thread, because one pipeline's operators are
+    not shared between threads; a Ray worker process runs its tasks on one thread, so there it is per process."""
+
+    def __init__(self) -> None:
+        self.built: dict[str, Pipeline] = {}
+
+
+_PIPELINES = _Pipelines()
+#: Distinct pipelines kept per worker; a worker serves one run's chunks at a time, so one is the usual case.
+_MAX_PIPELINES = 4
+
+
+def pipeline_for(plugins: Sequence[str], specs: Sequence[dict]) -> Pipeline:
+    """The pipeline for ``specs``, built the first time this worker sees them."""
+    key = json.dumps([list(plugins), list(specs)], sort_keys=True)
+    built = _PIPELINES.built
+    pipeline = built.get(key)
+    if pipeline is None:
+        registry = default_registry()
+        load_plugins(plugins, registry)
+        pipeline = build_pipeline(specs, registry)
+        if len(built) >= _MAX_PIPELINES:
+            built.pop(next(iter(built)))
+        built[key] = pipeline
+    return pipeline
+
+
+def run_chunk(job: ChunkJob, items: Sequence[str | dict]) -> list[dict]:
+    """Process one chunk; items whose real path escapes the allowed roots fail individually.
+
+    Raises :class:`OperatorError` when an operator fails the batch (see :func:`chunk_failure`).
+    """
+    pipeline = pipeline_for(job.plugins, job.specs)
+    keys = [Item.of(raw).key for raw in items]
+    unlisted = {raw["key"]: (raw.get("error_code", BAD_MANIFEST_LINE), raw["error"])
+                for raw in items if isinstance(raw, dict) and "error" in raw}
+    listed = [(raw, key) for raw, key in zip(items, keys, strict=True) if key not in unlisted]
+    within = items_within(Path(job.root), [key for _, key in listed], job.allowed_roots)
+    inside = [raw for (raw, _), ok in zip(listed, within, strict=True) if ok]
+    by_item = {r[ITEM]: r for r in pipeline.process_items(job.root, inside, job.output_dir)} if inside else {}
+    out = []
+    for key in keys:
+        if key in by_item:
+            out.append(by_item[key])
+        elif key in unlisted:
+            code, message = unlisted[key]
+            out.append({ITEM: key, STATUS: FAILED, ERROR_CODE: code, ERROR_MSG: message})
+        else:
+            out.append({ITEM: key, STATUS: FAILED, ERROR_CODE: PATH_NOT_ALLOWED,
+                        ERROR_MSG: "the file resolves outside the allowed roots"})
+    return out
+
+
+def process_chunk(plugins: Sequence[str], specs: Sequence[dict], root: str, items: Sequence[str | dict],
+                  allowed_roots: Sequence[str], output_dir: str | None = None) -> list[dict]:
+    """:func:`run_chunk` with the job given field by field (for tools and tests that run one chunk)."""
+    return run_chunk(ChunkJob(tuple(plugins), tuple(specs), root, tuple(allowed_roots), output_dir), items)
+
+
+def chunk_failure(exc: OperatorError) -> TaskFailure:
+    """The task's failure when an operator failed a chunk: the same type and message on every path."""
+    return TaskFailure(ErrorType.OPERATOR_ERROR, str(exc).strip().splitlines()[-1])
+
+
+def chunk_cpus(pipeline: Pipeline) -> float:
+    """CPUs a chunk task asks for: the most any of the pipeline's operators declares, and at least 1."""
+    return max([1.0, *(float(op.num_cpus) for op in pipeline.operators)])
