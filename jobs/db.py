@@ -21,6 +21,16 @@ class Database:
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(schema)
+        # Under the write lock: the service and job drivers may open an older file at the same moment.
+        with self._tx() as conn:
+            self._migrate(conn)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Upgrade a file an older release made (add columns, backfill, add indexes). Must be idempotent."""
+
+    @staticmethod
+    def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+        return {row["name"] for row in conn.execute(f"PRAGMA table_info({table})")}
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -31,6 +41,16 @@ class Database:
             yield conn
         finally:
             conn.close()
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """Several reads that must agree with each other (a count and its page): one read transaction."""
+        with self._connect() as conn:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
