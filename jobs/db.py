@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 
@@ -42,21 +42,18 @@ class Database:
         finally:
             conn.close()
 
-    @contextmanager
-    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+    def _snapshot(self) -> AbstractContextManager[sqlite3.Connection]:
         """Several reads that must agree with each other (a count and its page): one read transaction."""
-        with self._connect() as conn:
-            conn.execute("BEGIN")
-            try:
-                yield conn
-            finally:
-                conn.execute("COMMIT")
+        return self._transaction("BEGIN")
+
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One write transaction, taking the write lock up front so check-then-write cannot interleave."""
+        return self._transaction("BEGIN IMMEDIATE")
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taking the write lock up front so check-then-write cannot interleave."""
+    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
         with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(begin)
             try:
                 yield conn
             except BaseException:
