@@ -37,8 +37,10 @@ def new_task_id() -> str:
 
 
 class TaskService:
-    """The processor-task commands the API routes call. Reads settle a stale active record first
-    (through the reconciler), so an answer never claims running for a job that has ended."""
+    """The processor-task commands the API routes call.
+
+    Reads have the reconciler settle a stale active record before they answer, so an answer does not
+    claim running for long after its job has ended. Work starts only through ``submitter.submit``."""
 
     def __init__(self, settings: Settings, store: Store, launcher: L.JobLauncher, *, registry: OperatorRegistry,
                  imports: ImportService, reconciler: Reconciler, submitter: RunSubmitter) -> None:
