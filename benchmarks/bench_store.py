@@ -1,6 +1,6 @@
 """Task reads at scale: GET and list over 100,000 task records, against the first schema's query.
 
-    python -m benchmarks.bench_store [--tasks 100000] [--samples 400] [--baseline-samples 10]
+    python -m benchmarks.bench_store [--tasks 100000] [--samples 400] [--baseline-samples 10] [--max-seconds 300]
 
 One file of ``--tasks`` task records (90% in one project's workspace, in version series of one to a few
 tasks plus one series of 2% of them; every task finished, so no read asks Ray) is made with the first
@@ -15,7 +15,8 @@ migrates it (timed). Then, interleaved in one loop so that load on the host touc
 - ``asgi``: the same requests through the FastAPI app in-process (``TestClient``, auth off).
 
 Every sampled GET and list page must give the same numbers (is_current, version_count, count) on both
-files. Figures are p50/p95 in milliseconds; the raw samples go to ``benchmarks/out/store.json``.
+files. Sampling stops early at ``--max-seconds`` (the counts taken are printed). Figures are p50/p95 in
+milliseconds; the raw samples go to ``benchmarks/out/store.json``.
 """
 
 from __future__ import annotations
@@ -132,8 +133,10 @@ def _same_numbers(old_row: sqlite3.Row, rec) -> None:
                          f"store says {(rec.is_current, rec.version_count)}")
 
 
-def measure(world: dict, samples: int, baseline_samples: int, seed: int = 5) -> dict[str, dict[str, list[float]]]:
+def measure(world: dict, samples: int, baseline_samples: int, max_seconds: float,
+            seed: int = 5) -> dict[str, dict[str, list[float]]]:
     rng = random.Random(seed)
+    deadline = time.monotonic() + max_seconds
     old, store, service, client = world["old"], world["store"], world["service"], world["client"]
     times: dict[str, dict[str, list[float]]] = {}
 
@@ -142,6 +145,8 @@ def measure(world: dict, samples: int, baseline_samples: int, seed: int = 5) -> 
 
     base_every = max(1, samples // max(1, baseline_samples))
     for i in range(samples):
+        if time.monotonic() > deadline and len(times.get("GET", {}).get("baseline", [])) >= 3:
+            break
         task_id = rng.choice(world["ids"])
         ms, rec = _timed(lambda: store.get_task(task_id, PROJECT, with_runs=True))
         add("GET", "store", ms)
@@ -201,6 +206,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=400, help="samples of each new-side figure (default 400)")
     p.add_argument("--baseline-samples", type=int, default=10,
                    help="samples of each baseline figure, interleaved (default 10; each scans the whole table)")
+    p.add_argument("--max-seconds", type=float, default=300,
+                   help="stop sampling after this long, once the baseline has 3 samples (default 300)")
     return p.parse_args(argv)
 
 
@@ -209,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="rayproc-bench-store-") as tmp:
         world = build(Path(tmp), args.tasks)
         try:
-            times = measure(world, args.samples, args.baseline_samples)
+            times = measure(world, args.samples, args.baseline_samples, args.max_seconds)
         finally:
             world["old"].close()
             world["client"].close()
