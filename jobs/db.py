@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 
@@ -21,6 +21,16 @@ class Database:
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(schema)
+        # Under the write lock: the service and job drivers may open an older file at the same moment.
+        with self._tx() as conn:
+            self._migrate(conn)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Upgrade a file an older release made (add columns, backfill, add indexes). Must be idempotent."""
+
+    @staticmethod
+    def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+        return {row["name"] for row in conn.execute(f"PRAGMA table_info({table})")}
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -32,11 +42,18 @@ class Database:
         finally:
             conn.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _snapshot(self) -> AbstractContextManager[sqlite3.Connection]:
+        """Several reads that must agree with each other (a count and its page): one read transaction."""
+        return self._transaction("BEGIN")
+
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
         """One write transaction, taking the write lock up front so check-then-write cannot interleave."""
+        return self._transaction("BEGIN IMMEDIATE")
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
         with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(begin)
             try:
                 yield conn
             except BaseException:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     processed_count INTEGER NOT NULL DEFAULT 0,
     failed_count   INTEGER NOT NULL DEFAULT 0,
     current_run    TEXT NOT NULL,
-    stop_requested INTEGER NOT NULL DEFAULT 0
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    is_current     INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS tasks_project ON tasks (project_id, create_time);
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status);
@@ -68,6 +70,22 @@ CREATE TABLE IF NOT EXISTS runs (
     message        TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_task ON runs (task_id, seq);
+"""
+
+#: A version series: the tasks of one type over the same source and dataset version in one project's workspace.
+#: Its newest task (by create_time, then task_id) is current. Only creating or deleting a task changes a series.
+SERIES_KEY = ("project_id", "workspace_id", "task_type", "source_type", "source", "version_id")
+# `IS`, not `=`: version_id may be NULL, and NULLs form one series (as they do in a window's PARTITION BY).
+_IN_SERIES = " AND ".join(f"{column} IS ?" for column in SERIES_KEY)
+
+# is_current is stored because the list filters and counts by it; version_count is only shown, so it is
+# counted from the series index for the rows answered, and no create or delete rewrites a whole series.
+# These indexes name is_current, so they are made after the migration that adds it to an older file.
+_INDEXES = f"""
+CREATE INDEX IF NOT EXISTS tasks_series ON tasks ({", ".join(SERIES_KEY)}, create_time, task_id);
+CREATE INDEX IF NOT EXISTS tasks_workspace ON tasks (project_id, workspace_id, create_time, task_id);
+CREATE INDEX IF NOT EXISTS tasks_current ON tasks (project_id, workspace_id, create_time, task_id)
+    WHERE is_current = 1;
 """
 
 _JSON_COLUMNS = ("data_source", "inputs", "template", "work_path", "execution", "result")
@@ -133,17 +151,26 @@ _SORT_COLUMNS = {"create_time": "create_time", "name": "name", "duration_seconds
 
 
 class Store(Database):
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, clock: Callable[[], int] = now_ms) -> None:
+        self._clock = clock
         super().__init__(path, _SCHEMA)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring a file made by an older release up to this schema (idempotent; runs at every open)."""
+        if "is_current" not in self._columns(conn, "tasks"):
+            conn.execute("ALTER TABLE tasks ADD COLUMN is_current INTEGER NOT NULL DEFAULT 0")
+            conn.execute(_MARK_CURRENT_EVERYWHERE)
+        for statement in filter(str.strip, _INDEXES.split(";")):
+            conn.execute(statement)
 
     # ----- reads -------------------------------------------------------------------------
 
     def get_task(self, task_id: str, project_id: str | None = None, with_runs: bool = False) -> TaskRecord | None:
-        with self._connect() as conn:
-            row = conn.execute(f"{_WITH_VERSIONS} SELECT * FROM v WHERE task_id = ?", (task_id,)).fetchone()
+        with self._snapshot() as conn:
+            row = conn.execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
             if row is None or (project_id is not None and row["project_id"] != project_id):
                 return None
-            rec = _record(row)
+            rec = _records(conn, [row])[0]
             if with_runs:
                 rec.runs = [dict(r) for r in conn.execute(
                     "SELECT * FROM runs WHERE task_id = ? ORDER BY seq", (task_id,))]
@@ -166,22 +193,22 @@ class Store(Database):
             where.append(f"version_id IN ({','.join('?' * len(q.version_ids))})")
             args.extend(q.version_ids)
         if q.query_current:
-            where.append("is_current = 1")
+            where.append("is_current = 1")  # literally so: it selects the partial index tasks_current
         clause = " AND ".join(where)
         direction = "ASC" if q.order == "asc" else "DESC"
         order = f"{_SORT_COLUMNS[q.sort_by]} {direction}, task_id {direction}"
-        with self._connect() as conn:
-            total = conn.execute(f"{_WITH_VERSIONS} SELECT COUNT(*) FROM v WHERE {clause}", args).fetchone()[0]
+        with self._snapshot() as conn:
+            total = conn.execute(f"SELECT COUNT(*) FROM tasks WHERE {clause}", args).fetchone()[0]
             rows = conn.execute(
-                f"{_WITH_VERSIONS} SELECT * FROM v WHERE {clause} ORDER BY {order} LIMIT ? OFFSET ?",
+                f"SELECT * FROM tasks WHERE {clause} ORDER BY {order} LIMIT ? OFFSET ?",
                 [*args, q.limit, q.page * q.limit],
             ).fetchall()
-        return total, [_record(r) for r in rows]
+            return total, _records(conn, rows)
 
     def active_tasks(self) -> list[TaskRecord]:
-        with self._connect() as conn:
-            rows = conn.execute(f"{_WITH_VERSIONS} SELECT * FROM v WHERE status IN (?, ?)", _ACTIVE).fetchall()
-        return [_record(r) for r in rows]
+        with self._snapshot() as conn:
+            rows = conn.execute("SELECT * FROM tasks WHERE status IN (?, ?)", _ACTIVE).fetchall()
+            return _records(conn, rows)
 
     def runs_for(self, task_ids: list[str]) -> dict[str, list[dict]]:
         out: dict[str, list[dict]] = {t: [] for t in task_ids}
@@ -198,15 +225,18 @@ class Store(Database):
     # ----- service-side writes -----------------------------------------------------------
 
     def insert_task(self, row: dict[str, Any]) -> None:
-        ts = now_ms()
+        ts = self._clock()
         values = {**row, "create_time": ts, "update_time": ts, "status": int(TaskStatus.INITIALIZED)}
         for col in _JSON_COLUMNS:
             if col in values and values[col] is not None:
                 values[col] = json.dumps(values[col], sort_keys=True)
         cols = ", ".join(values)
         marks = ", ".join("?" * len(values))
+        series = tuple(row.get(column) for column in SERIES_KEY)
         with self._tx() as conn:
+            was_current = _newest(conn, series)
             conn.execute(f"INSERT INTO tasks ({cols}) VALUES ({marks})", list(values.values()))
+            _mark_newest(conn, series, (row["task_id"], was_current))
             conn.execute(
                 "INSERT INTO runs (run_id, task_id, seq, submit_time) VALUES (?, ?, 1, ?)",
                 (row["current_run"], row["task_id"], ts),
@@ -226,15 +256,17 @@ class Store(Database):
     def delete_task(self, task_id: str) -> bool:
         """Delete a finished task. Returns False if it is (still or again) active."""
         with self._tx() as conn:
+            series = _series_of(conn, task_id)
             cur = conn.execute(
                 "DELETE FROM tasks WHERE task_id = ? AND status NOT IN (?, ?)", (task_id, *_ACTIVE))
             if cur.rowcount:
                 conn.execute("DELETE FROM runs WHERE task_id = ?", (task_id,))
+                _mark_newest(conn, series, ())
             return bool(cur.rowcount)
 
     def stop_if_not_started(self, task_id: str) -> bool:
         """Stop a task whose run has not claimed it yet (Ray may hold the job PENDING)."""
-        ts = now_ms()
+        ts = self._clock()
         with self._tx() as conn:
             cur = conn.execute(
                 "UPDATE tasks SET status = ?, stop_requested = 1, update_time = ? WHERE task_id = ? AND status = ?",
@@ -251,13 +283,13 @@ class Store(Database):
         with self._tx() as conn:
             cur = conn.execute(
                 "UPDATE tasks SET stop_requested = 1, update_time = ? WHERE task_id = ? AND status = ?",
-                (now_ms(), task_id, int(TaskStatus.RUNNING)),
+                (self._clock(), task_id, int(TaskStatus.RUNNING)),
             )
             return bool(cur.rowcount)
 
     def begin_new_run(self, task_id: str, run_id: str, resumable: tuple[TaskStatus, ...]) -> bool:
         """Point the task at a new run (resume). Only from one of ``resumable``."""
-        ts = now_ms()
+        ts = self._clock()
         marks = ",".join("?" * len(resumable))
         with self._tx() as conn:
             cur = conn.execute(
@@ -287,14 +319,16 @@ class Store(Database):
     def remove_unsubmitted(self, task_id: str) -> None:
         """Undo :meth:`insert_task` when the first job could not be submitted."""
         with self._tx() as conn:
+            series = _series_of(conn, task_id)
             conn.execute("DELETE FROM tasks WHERE task_id = ?", (task_id,))
             conn.execute("DELETE FROM runs WHERE task_id = ?", (task_id,))
+            _mark_newest(conn, series, ())
 
     # ----- runner-side writes (also used by reconciliation) ------------------------------
 
     def claim_run(self, task_id: str, run_id: str) -> bool:
         """The runner starts work only if its run is still current and nobody stopped it."""
-        ts = now_ms()
+        ts = self._clock()
         with self._tx() as conn:
             cur = conn.execute(
                 "UPDATE tasks SET status = ?, run_start_ms = ?, update_time = ? "
@@ -312,7 +346,7 @@ class Store(Database):
             conn.execute(
                 "UPDATE tasks SET total_count = ?, processed_count = ?, failed_count = ?, update_time = ? "
                 "WHERE task_id = ? AND current_run = ?",
-                (total, processed, failed, now_ms(), task_id, run_id),
+                (total, processed, failed, self._clock(), task_id, run_id),
             )
             conn.execute("UPDATE runs SET items_computed = ? WHERE run_id = ?", (computed_in_run, run_id))
             row = conn.execute(
@@ -324,7 +358,7 @@ class Store(Database):
         """Move the task from active to ``status`` if ``run_id`` is still its run. Idempotent."""
         if not status.is_terminal():
             raise ValueError(f"finish_run needs a terminal status, got {status!r}")
-        ts = now_ms()
+        ts = self._clock()
         with self._tx() as conn:
             cur = conn.execute(
                 "UPDATE tasks SET status = ?, result = ?, error_type = ?, error_msg = ?, update_time = ?, "
@@ -342,22 +376,55 @@ class Store(Database):
             return bool(cur.rowcount)
 
 
-# is_current / version_count: tasks of one type over the same source and dataset
-# version form a version series; the newest is current.
-_WITH_VERSIONS = """
-WITH v AS (
-  SELECT t.*,
-    (ROW_NUMBER() OVER w = 1) AS is_current,
-    COUNT(*) OVER (PARTITION BY project_id, workspace_id, task_type, source_type, source, version_id) AS version_count
-  FROM tasks t
-  WINDOW w AS (PARTITION BY project_id, workspace_id, task_type, source_type, source, version_id
-               ORDER BY create_time DESC, task_id DESC)
-)
+# Settles every series at once: used only to migrate a file whose tasks carry no is_current yet.
+_MARK_CURRENT_EVERYWHERE = f"""
+UPDATE tasks SET is_current = 1 WHERE task_id IN (
+  SELECT task_id FROM (
+    SELECT task_id, ROW_NUMBER() OVER (PARTITION BY {", ".join(SERIES_KEY)}
+                                       ORDER BY create_time DESC, task_id DESC) AS newest_first
+    FROM tasks)
+  WHERE newest_first = 1)
 """
 
 
-def _record(row: sqlite3.Row) -> TaskRecord:
-    data = dict(row)
+def _series_of(conn: sqlite3.Connection, task_id: str) -> tuple | None:
+    row = conn.execute(f"SELECT {', '.join(SERIES_KEY)} FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+    return tuple(row) if row is not None else None
+
+
+def _newest(conn: sqlite3.Connection, series: tuple) -> str | None:
+    row = conn.execute(f"SELECT task_id FROM tasks WHERE {_IN_SERIES} ORDER BY create_time DESC, task_id DESC "
+                       "LIMIT 1", series).fetchone()
+    return row[0] if row is not None else None
+
+
+def _mark_newest(conn: sqlite3.Connection, series: tuple | None, others: Iterable[str | None]) -> None:
+    """Make the series' newest task current and ``others`` (those that may have been) not.
+
+    Called in the transaction that created or deleted a task of the series, so at most two rows change."""
+    if series is None:
+        return
+    newest = _newest(conn, series)
+    ids = [t for t in {newest, *others} if t is not None]
+    if ids:
+        conn.execute(f"UPDATE tasks SET is_current = (task_id IS ?) WHERE task_id IN ({','.join('?' * len(ids))})",
+                     (newest, *ids))
+
+
+def _records(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[TaskRecord]:
+    """Records for ``rows``, each with its series' size counted from the series index (once per series)."""
+    counts: dict[tuple, int] = {}
+    out = []
+    for row in rows:
+        series = tuple(row[column] for column in SERIES_KEY)
+        if series not in counts:
+            counts[series] = conn.execute(f"SELECT COUNT(*) FROM tasks WHERE {_IN_SERIES}", series).fetchone()[0]
+        out.append(_record(row, counts[series]))
+    return out
+
+
+def _record(row: sqlite3.Row, version_count: int) -> TaskRecord:
+    data = dict(row, version_count=version_count)
     for col in _JSON_COLUMNS:
         if data.get(col) is not None:
             data[col] = json.loads(data[col])

@@ -8,21 +8,13 @@ from pathlib import Path
 
 from ray import serve
 
-from jobs.launcher import JobLauncher
-from jobs.store import Store
 from serve_app.accounts import Accounts
+from serve_app.assembly import build_service
 from serve_app.main import create_app
-from serve_app.service import TaskService
 from serve_app.settings import Settings
 
 APP_NAME = "rayproc"
 log = logging.getLogger("rayproc")
-
-
-def build_service(settings: Settings) -> TaskService:
-    store = Store(settings.db_path)
-    launcher = JobLauncher(settings.dashboard_url, stop_grace_seconds=settings.stop_grace_seconds)
-    return TaskService(settings, store, launcher)
 
 
 # One replica, pinned to the head node: the SQLite file and the job drivers live there.
@@ -36,14 +28,14 @@ class RayprocApi:
     def __init__(self, settings: dict) -> None:
         self.service = build_service(Settings.model_validate(settings))
         self.accounts = Accounts(self.service.settings.db_path)
-        self.service.reconcile_all()  # settle runs that ended while the service was down
-        self.service.start_reconciler()
+        self.service.reconciler.reconcile_all()  # settle runs that ended while the service was down
+        self.service.reconciler.start()
 
     def __serve_build_asgi_app__(self):
         return create_app(self.service, self.accounts)
 
     def __del__(self) -> None:
-        self.service.close()
+        self.service.reconciler.close()
 
 
 def build_app(settings: Settings):

@@ -1,38 +1,36 @@
-"""Task lifecycle: create, read, list, stop, resume, delete, and reconciliation with Ray."""
+"""Task commands: create, stop, resume, delete, and the reads (get, list, report, logs).
+
+Settling records against Ray is the reconciler's (:mod:`serve_app.reconciler`), starting a run on
+Ray the submitter's (:mod:`serve_app.submission`); :mod:`serve_app.assembly` builds all of them.
+"""
 
 from __future__ import annotations
 
-import logging
 import secrets
 import string
-import threading
 from pathlib import Path
 
 from jobs import launcher as L
-from jobs.catalog import CatalogError, load_plugins, parse_task_type, resolve_operators
+from jobs.catalog import CatalogError, parse_task_type, resolve_operators
 from jobs.chain import chain_source
-from jobs.datasets import Datasets
 from jobs.layout import RunLayout
 from jobs.sources import PathNotAllowed as _PathNotAllowed
 from jobs.sources import resolve_within
-from jobs.status import ErrorType, TaskStatus
-from jobs.store import ListQuery, Store, TaskRecord, now_ms
-from operators.registry import OperatorRegistry, default_registry
+from jobs.status import TaskStatus
+from jobs.store import ListQuery, Store, TaskRecord
+from operators.registry import OperatorRegistry
 from serve_app import errors as E
 from serve_app import report
 from serve_app.imports import ImportService
 from serve_app.ray_errors import ray_errors
+from serve_app.reconciler import Reconciler
 from serve_app.schemas import ProcessorTaskCreate
 from serve_app.settings import Settings
+from serve_app.submission import RunSubmitter
 from serve_app.views import task_view
-
-log = logging.getLogger("rayproc.service")
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 RESUMABLE = (TaskStatus.STOPPED, TaskStatus.FAILED)
-UNSUBMITTED_GRACE_MS = 60_000
-#: Progress this recent shows a running task's runner alive (it records progress several times a second).
-FRESH_PROGRESS_MS = 1_000
 
 
 def new_task_id() -> str:
@@ -40,17 +38,21 @@ def new_task_id() -> str:
 
 
 class TaskService:
-    def __init__(self, settings: Settings, store: Store, launcher: L.JobLauncher,
-                 registry: OperatorRegistry | None = None) -> None:
+    """The processor-task commands the API routes call.
+
+    Reads have the reconciler settle a stale active record before they answer, so an answer does not
+    claim running for long after its job has ended. Work starts only through ``submitter.submit``."""
+
+    def __init__(self, settings: Settings, store: Store, launcher: L.JobLauncher, *, registry: OperatorRegistry,
+                 imports: ImportService, reconciler: Reconciler, submitter: RunSubmitter) -> None:
         self.settings = settings
         self.store = store
         self.launcher = launcher
-        self.registry = registry or default_registry()
-        load_plugins(settings.operator_plugins, self.registry)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.registry = registry
         #: Imports and datasets; tasks read DATASET sources through it.
-        self.imports = ImportService(settings, Datasets(settings.db_path), launcher)
+        self.imports = imports
+        self.reconciler = reconciler
+        self.submitter = submitter
 
     # ----- create ------------------------------------------------------------------------
 
@@ -92,7 +94,7 @@ class TaskService:
             "current_run": run_id,
         })
         try:
-            self._submit(task_id, project_id, task_type.value, run_id)
+            self.submitter.submit(task_id=task_id, project_id=project_id, task_type=task_type.value, run_id=run_id)
         except BaseException:
             self.store.remove_unsubmitted(task_id)
             raise
@@ -132,16 +134,6 @@ class TaskService:
         except _PathNotAllowed as exc:
             raise E.PathNotAllowed(f"work_path.path: {exc}") from None
 
-    def _submit(self, task_id: str, project_id: str, task_type: str, run_id: str) -> None:
-        entrypoint = L.runner_entrypoint(
-            db_path=str(self.settings.db_path), task_id=task_id, run_id=run_id,
-            allowed_roots=self.settings.allowed_roots, plugins=self.settings.operator_plugins)
-        metadata = {L.METADATA_KEY: task_id, "rayproc_project_id": project_id, "rayproc_task_type": task_type,
-                    "rayproc_run_id": run_id}
-        with ray_errors():
-            self.launcher.submit(run_id=run_id, entrypoint=entrypoint, metadata=metadata)
-        self.store.mark_submitted(run_id)
-
     # ----- read --------------------------------------------------------------------------
 
     def _get(self, project_id: str, task_id: str) -> TaskRecord:
@@ -153,20 +145,13 @@ class TaskService:
     def get(self, project_id: str, task_id: str) -> TaskRecord:
         E.validate_resource_id(task_id)
         rec = self._get(project_id, task_id)
-        if not rec.status.is_terminal() and not self._reporting(rec) and self.reconcile(rec):
+        if self.reconciler.settle_if_stale(rec):
             rec = self._get(project_id, task_id)
         return rec
 
-    @staticmethod
-    def _reporting(rec: TaskRecord) -> bool:
-        """A running task whose runner recorded progress just now is alive: asking Ray too would only load
-        its dashboard once per poll of every client. A runner that dies stops reporting, and is asked about
-        within ``FRESH_PROGRESS_MS``."""
-        return rec.status == TaskStatus.RUNNING and now_ms() - rec.update_time < FRESH_PROGRESS_MS
-
     def list(self, project_id: str, query: ListQuery) -> tuple[int, list[TaskRecord]]:
         count, records = self.store.list_tasks(project_id, query)
-        if any(not r.status.is_terminal() for r in records) and self.reconcile_all():
+        if any(not r.status.is_terminal() for r in records) and self.reconciler.reconcile_all():
             count, records = self.store.list_tasks(project_id, query)
         runs = self.store.runs_for([r.task_id for r in records])
         for r in records:
@@ -213,7 +198,7 @@ class TaskService:
             self.store.request_stop(task_id)
         rec = self._get(project_id, task_id)
         if not rec.status.is_terminal():
-            self.reconcile(rec)
+            self.reconciler.reconcile(rec)
             rec = self._get(project_id, task_id)
         return rec
 
@@ -227,7 +212,7 @@ class TaskService:
         if not self.store.begin_new_run(task_id, run_id, RESUMABLE):
             raise E.Conflict(f"task {task_id} changed state while resuming; read it and try again")
         try:
-            self._submit(task_id, project_id, rec.task_type, run_id)
+            self.submitter.submit(task_id=task_id, project_id=project_id, task_type=rec.task_type, run_id=run_id)
         except BaseException:
             self.store.abandon_run(task_id, run_id, rec)
             raise
@@ -238,75 +223,4 @@ class TaskService:
         rec = self.get(project_id, task_id)
         if not rec.status.is_terminal() or not self.store.delete_task(task_id):
             raise E.Conflict(f"task {task_id} is {rec.status.label}; stop it before deleting it")
-
-    # ----- reconciliation ----------------------------------------------------------------
-
-    def reconcile(self, rec: TaskRecord) -> bool:
-        """Settle one active record against Ray's view of its current run. True if it changed."""
-        submitted, since = self.store.run_submitted(rec.current_run)
-        if not submitted:
-            # Being submitted right now; only a submission abandoned by a crashed service is settled.
-            if now_ms() - since < UNSUBMITTED_GRACE_MS:
-                return False
-            return self.store.finish_run(rec.task_id, rec.current_run, TaskStatus.FAILED,
-                                         error_type=ErrorType.JOB_DIED.value,
-                                         error_msg="the run was never submitted to Ray (the service stopped "
-                                                   "while submitting it); resume the task to run it")
-        try:
-            state = self.launcher.state(rec.current_run)
-        except L.RayJobNotFound:
-            state = L.RayJobState("FAILED", "Ray has no record of this job (was the cluster restarted?)")
-        except (L.RayUnavailable, L.RayJobError):
-            return False  # reads must not fail because Ray is briefly away
-        return self._settle(rec, state)
-
-    def reconcile_all(self) -> bool:
-        active = self.store.active_tasks()
-        if not active:
-            return False
-        try:
-            states = self.launcher.states()
-        except (L.RayUnavailable, L.RayJobError, L.RayJobNotFound):
-            return False
-        changed = False
-        for rec in active:
-            state = states.get(rec.current_run)
-            if state is None:
-                changed |= self.reconcile(rec)  # not in the list yet, or gone: ask about it directly
-            else:
-                changed |= self._settle(rec, state)
-        return changed
-
-    def _settle(self, rec: TaskRecord, state: L.RayJobState) -> bool:
-        if not state.is_terminal():
-            return False
-        # The runner records its own outcome before it exits, and Ray reports a terminal status only
-        # after the exit; so if the record is still active here, the runner never recorded one.
-        if state.status == "STOPPED":
-            return self.store.finish_run(rec.task_id, rec.current_run, TaskStatus.STOPPED,
-                                         message="stopped by Ray")
-        reason = (f"the Ray job {rec.current_run} ended ({state.status}) without recording an outcome"
-                  + (f": {state.message}" if state.message else ""))
-        if rec.stop_requested:
-            return self.store.finish_run(rec.task_id, rec.current_run, TaskStatus.STOPPED, message=reason)
-        return self.store.finish_run(rec.task_id, rec.current_run, TaskStatus.FAILED,
-                                     error_type=ErrorType.JOB_DIED.value, error_msg=reason)
-
-    def start_reconciler(self) -> None:
-        """Reconcile in the background too, so records settle even when nobody reads them."""
-        if self._thread is not None:
-            return
-
-        def loop() -> None:
-            while not self._stop.wait(self.settings.reconcile_interval_seconds):
-                try:
-                    self.reconcile_all()
-                except Exception:  # keep the loop alive; the next pass retries
-                    log.exception("reconciliation pass failed")
-
-        self._thread = threading.Thread(target=loop, name="rayproc-reconciler", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
 

@@ -18,8 +18,8 @@ from jobs.launcher import JobLauncher
 from jobs.store import Store
 from rayproc_contract.query import ListQuery
 from serve_app.accounts import Accounts
+from serve_app.assembly import build_service
 from serve_app.main import create_app
-from serve_app.service import TaskService
 from serve_app.settings import Settings
 from tests.support.cluster import free_port
 from tests.support.images import make_many
@@ -38,8 +38,8 @@ class Fuzzed:
         accounts.create_user("fuzz-admin", is_admin=True)
         accounts.create_project("p1")
         token = accounts.issue_token("fuzz-admin")[1]
-        service = TaskService(self.settings, self.store, JobLauncher(f"http://127.0.0.1:{free_port()}",
-                                                                     submit_retry_seconds=0))
+        service = build_service(self.settings, store=self.store, launcher=JobLauncher(
+            f"http://127.0.0.1:{free_port()}", submit_retry_seconds=0))
         self.client = TestClient(create_app(service, accounts), raise_server_exceptions=False,
                                  headers={"Authorization": f"Token {token}"})
         self.folder = root / "images"

@@ -17,8 +17,8 @@ from jobs.launcher import JobLauncher, new_run_id
 from jobs.status import TaskStatus
 from jobs.store import Store
 from serve_app.accounts import Accounts
+from serve_app.assembly import build_service
 from serve_app.main import create_app
-from serve_app.service import TaskService
 from serve_app.settings import Settings
 from tests.conftest import free_port
 from tests.support.images import make_many
@@ -27,7 +27,7 @@ from tests.support.images import make_many
 def _app(tmp_path: Path, launcher: JobLauncher) -> tuple[TestClient, Store, Path]:
     settings = Settings(data_dir=tmp_path / "data", allowed_roots=[str(tmp_path)], auth_enabled=False).resolved()
     store = Store(settings.db_path)
-    app = create_app(TaskService(settings, store, launcher), Accounts(settings.db_path))
+    app = create_app(build_service(settings, store=store, launcher=launcher), Accounts(settings.db_path))
     client = TestClient(app, raise_server_exceptions=False)
     folder = tmp_path / "in"
     make_many(folder, 2)

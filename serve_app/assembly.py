@@ -1,0 +1,38 @@
+"""Building the service: the one place its parts are made and wired together.
+
+The Serve deployment builds it at start-up; in-process tests and benchmarks build it the same way,
+passing their own store, Ray launcher or clock. Nothing here connects to Ray: the launcher makes its
+client on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from jobs.catalog import load_plugins
+from jobs.datasets import Datasets
+from jobs.launcher import JobLauncher
+from jobs.store import Store, now_ms
+from operators.registry import OperatorRegistry, default_registry
+from serve_app.imports import ImportService
+from serve_app.reconciler import Reconciler
+from serve_app.service import TaskService
+from serve_app.settings import Settings
+from serve_app.submission import RunSubmitter
+
+
+def build_service(settings: Settings, *, store: Store | None = None, launcher: JobLauncher | None = None,
+                  registry: OperatorRegistry | None = None, clock: Callable[[], int] = now_ms) -> TaskService:
+    """The task commands for ``settings`` (paths already resolved), with the imports, the submitter and
+    the reconciler they use. The background reconciliation is not started here: the caller starts it
+    with ``service.reconciler.start()`` once it serves requests."""
+    store = store or Store(settings.db_path, clock=clock)
+    launcher = launcher or JobLauncher(settings.dashboard_url, stop_grace_seconds=settings.stop_grace_seconds)
+    registry = registry or default_registry()
+    load_plugins(settings.operator_plugins, registry)
+    return TaskService(
+        settings, store, launcher, registry=registry,
+        imports=ImportService(settings, Datasets(settings.db_path), launcher),
+        reconciler=Reconciler(store, launcher, interval_seconds=settings.reconcile_interval_seconds, clock=clock),
+        submitter=RunSubmitter(settings, store, launcher),
+    )

@@ -1,0 +1,123 @@
+"""Settling task records against Ray: the one place that decides a run ended without recording it.
+
+A runner records its own outcome before it exits. A record that is still active after its Ray job
+ended therefore belongs to a runner that never got to record one (killed, its node lost, the cluster
+restarted), and the reconciler finishes it: stopped if a stop was asked for or Ray stopped it, else
+failed with ``job_died`` and Ray's message. It runs on demand (the commands ask it before answering
+about an active record) and in a background pass, so records settle even when nobody reads them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from jobs import launcher as L
+from jobs.status import ErrorType, TaskStatus
+from jobs.store import Store, TaskRecord, now_ms
+
+log = logging.getLogger("rayproc.service")
+
+#: A run not yet accepted by Ray after this long was abandoned by a service that stopped mid-submission.
+UNSUBMITTED_GRACE_MS = 60_000
+#: Progress this recent shows a running task's runner alive (it records progress several times a second).
+FRESH_PROGRESS_MS = 1_000
+
+
+class Reconciler:
+    """Settles active records against Ray's view of their current run.
+
+    ``clock`` gives epoch milliseconds (the store's time base); tests pass their own.
+    """
+
+    def __init__(self, store: Store, launcher: L.JobLauncher, *, interval_seconds: float,
+                 clock: Callable[[], int] = now_ms) -> None:
+        self.store = store
+        self.launcher = launcher
+        self.interval_seconds = interval_seconds
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def settle_if_stale(self, rec: TaskRecord) -> bool:
+        """Before a read answers: settle ``rec`` if it is active and its runner is not visibly alive.
+        True if the record changed (read it again)."""
+        return not rec.status.is_terminal() and not self.reporting(rec) and self.reconcile(rec)
+
+    def reporting(self, rec: TaskRecord) -> bool:
+        """A running task whose runner recorded progress just now is alive: asking Ray too would only load
+        its dashboard once per poll of every client. A runner that dies stops reporting, and is asked about
+        within ``FRESH_PROGRESS_MS``."""
+        return rec.status == TaskStatus.RUNNING and self._clock() - rec.update_time < FRESH_PROGRESS_MS
+
+    def reconcile(self, rec: TaskRecord) -> bool:
+        """Settle one active record against Ray's view of its current run. True if it changed."""
+        submitted, since = self.store.run_submitted(rec.current_run)
+        if not submitted:
+            # Being submitted right now; only a submission abandoned by a crashed service is settled.
+            if self._clock() - since < UNSUBMITTED_GRACE_MS:
+                return False
+            return self.store.finish_run(rec.task_id, rec.current_run, TaskStatus.FAILED,
+                                         error_type=ErrorType.JOB_DIED.value,
+                                         error_msg="the run was never submitted to Ray (the service stopped "
+                                                   "while submitting it); resume the task to run it")
+        try:
+            state = self.launcher.state(rec.current_run)
+        except L.RayJobNotFound:
+            state = L.RayJobState("FAILED", "Ray has no record of this job (was the cluster restarted?)")
+        except (L.RayUnavailable, L.RayJobError):
+            return False  # reads must not fail because Ray is briefly away
+        return self._settle(rec, state)
+
+    def reconcile_all(self) -> bool:
+        """Settle every active record, asking Ray for its whole job list once. True if any changed."""
+        active = self.store.active_tasks()
+        if not active:
+            return False
+        try:
+            states = self.launcher.states()
+        except (L.RayUnavailable, L.RayJobError, L.RayJobNotFound):
+            return False
+        changed = False
+        for rec in active:
+            state = states.get(rec.current_run)
+            if state is None:
+                changed |= self.reconcile(rec)  # not in the list yet, or gone: ask about it directly
+            else:
+                changed |= self._settle(rec, state)
+        return changed
+
+    def _settle(self, rec: TaskRecord, state: L.RayJobState) -> bool:
+        if not state.is_terminal:
+            return False
+        # The runner records its own outcome before it exits, and Ray reports a terminal status only
+        # after the exit; so if the record is still active here, the runner never recorded one.
+        if state.status == "STOPPED":
+            return self.store.finish_run(rec.task_id, rec.current_run, TaskStatus.STOPPED,
+                                         message="stopped by Ray")
+        reason = (f"the Ray job {rec.current_run} ended ({state.status}) without recording an outcome"
+                  + (f": {state.message}" if state.message else ""))
+        if rec.stop_requested:
+            return self.store.finish_run(rec.task_id, rec.current_run, TaskStatus.STOPPED, message=reason)
+        return self.store.finish_run(rec.task_id, rec.current_run, TaskStatus.FAILED,
+                                     error_type=ErrorType.JOB_DIED.value, error_msg=reason)
+
+    def start(self) -> None:
+        """Reconcile in the background too, every ``interval_seconds``, so records settle even when
+        nobody reads them."""
+        if self._thread is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(self.interval_seconds):
+                try:
+                    self.reconcile_all()
+                except Exception:  # keep the loop alive; the next pass retries
+                    log.exception("reconciliation pass failed")
+
+        self._thread = threading.Thread(target=loop, name="rayproc-reconciler", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()

@@ -1,0 +1,33 @@
+"""Handing a task's run to Ray: the one place the service starts work on the cluster."""
+
+from __future__ import annotations
+
+from jobs import launcher as L
+from jobs.store import Store
+from serve_app.ray_errors import ray_errors
+from serve_app.settings import Settings
+
+
+class RunSubmitter:
+    """Submits one run of a task as a Ray job and records that Ray accepted it.
+
+    Every start of work goes through :meth:`submit`: a task's first run (create) and each later one
+    (resume). The run's record must exist first, in status 0; if Ray cannot take the job, the error
+    (503 when the cluster is unreachable) reaches the caller, who undoes its record.
+    """
+
+    def __init__(self, settings: Settings, store: Store, launcher: L.JobLauncher) -> None:
+        self.settings = settings
+        self.store = store
+        self.launcher = launcher
+
+    def submit(self, *, task_id: str, project_id: str, task_type: str, run_id: str) -> None:
+        entrypoint = L.runner_entrypoint(
+            db_path=str(self.settings.db_path), task_id=task_id, run_id=run_id,
+            allowed_roots=self.settings.allowed_roots, plugins=self.settings.operator_plugins)
+        metadata = {L.METADATA_KEY: task_id, "rayproc_project_id": project_id, "rayproc_task_type": task_type,
+                    "rayproc_run_id": run_id}
+        with ray_errors():
+            self.launcher.submit(run_id=run_id, entrypoint=entrypoint, metadata=metadata)
+        # From here on the reconciler may judge the run by Ray's status.
+        self.store.mark_submitted(run_id)

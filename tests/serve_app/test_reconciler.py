@@ -1,0 +1,115 @@
+"""The reconciler's rules, on a real database, with its clock in the test's hands (no sleeps).
+
+Ray's side is its job client seen through the real ``JobLauncher``, standing in for a cluster whose jobs
+are in a known state; the lifecycle tests run the same rules against the real cluster.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from jobs.launcher import JobLauncher, new_run_id
+from jobs.status import TaskStatus
+from jobs.store import Store
+from serve_app.reconciler import FRESH_PROGRESS_MS, UNSUBMITTED_GRACE_MS, Reconciler
+
+
+class Clock:
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+class JobClient:
+    """Ray's job client for a cluster where every job is in ``status``; counts the questions."""
+
+    status = "FAILED"
+    asked = 0
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def get_job_info(self, job_id: str):
+        type(self).asked += 1
+        return SimpleNamespace(status=SimpleNamespace(value=self.status), message="exited with code 137")
+
+
+@pytest.fixture
+def world(tmp_path: Path):
+    JobClient.status, JobClient.asked = "FAILED", 0
+    clock = Clock(1_700_000_000_000)
+    store = Store(tmp_path / "rayproc.db", clock=clock)
+    reconciler = Reconciler(store, JobLauncher("http://ray", client_factory=JobClient), interval_seconds=60,
+                            clock=clock)
+    return store, reconciler, clock
+
+
+def _task(store: Store, *, submitted: bool = True, claimed: bool = True) -> str:
+    task_id = "reconciledTask012345"
+    run_id = new_run_id(task_id, 1)
+    store.insert_task({
+        "task_id": task_id, "project_id": "p1", "workspace_id": "0", "name": "t", "description": "",
+        "task_type": "sys_data_analyse", "source_type": "OBS", "source": "/in", "version_id": None,
+        "version_name": None, "data_source": None, "inputs": [], "template": {}, "work_path": {},
+        "input_root": "/in", "output_dir": "/out", "execution": {}, "current_run": run_id,
+    })
+    if submitted:
+        store.mark_submitted(run_id)
+    if claimed:
+        store.claim_run(task_id, run_id)
+    return task_id
+
+
+def test_a_reporting_runner_is_not_asked_about_until_its_progress_is_a_second_old(world) -> None:
+    store, reconciler, clock = world
+    task_id = _task(store)
+    clock.now += FRESH_PROGRESS_MS - 1
+    assert not reconciler.settle_if_stale(store.get_task(task_id))
+    assert JobClient.asked == 0
+    clock.now += 1
+    assert reconciler.settle_if_stale(store.get_task(task_id))
+    rec = store.get_task(task_id)
+    assert JobClient.asked == 1
+    assert rec.status == TaskStatus.FAILED and rec.error_type == "job_died" and "137" in rec.error_msg
+
+
+def test_a_finished_record_is_never_asked_about(world) -> None:
+    store, reconciler, clock = world
+    task_id = _task(store)
+    store.finish_run(task_id, store.get_task(task_id).current_run, TaskStatus.COMPLETED, result={})
+    clock.now += 60_000
+    assert not reconciler.settle_if_stale(store.get_task(task_id))
+    assert JobClient.asked == 0
+
+
+def test_a_run_never_submitted_fails_only_after_the_grace_period(world) -> None:
+    store, reconciler, clock = world
+    task_id = _task(store, submitted=False, claimed=False)
+    clock.now += UNSUBMITTED_GRACE_MS - 1
+    assert not reconciler.reconcile(store.get_task(task_id))  # may still be being submitted
+    clock.now += 1
+    assert reconciler.reconcile(store.get_task(task_id))
+    rec = store.get_task(task_id)
+    assert rec.status == TaskStatus.FAILED and "never submitted" in rec.error_msg
+    assert JobClient.asked == 0  # Ray has nothing to say about a job it never got
+
+
+@pytest.mark.parametrize(("ray_status", "stop_requested", "expected"), [
+    ("RUNNING", False, TaskStatus.RUNNING),
+    ("STOPPED", False, TaskStatus.STOPPED),
+    ("FAILED", True, TaskStatus.STOPPED),
+    ("SUCCEEDED", False, TaskStatus.FAILED),
+], ids=["still-running", "stopped-by-ray", "died-while-stopping", "exited-without-an-outcome"])
+def test_settling_follows_rays_view_and_the_stop_flag(world, ray_status, stop_requested, expected) -> None:
+    store, reconciler, clock = world
+    JobClient.status = ray_status
+    task_id = _task(store)
+    if stop_requested:
+        store.request_stop(task_id)
+    assert reconciler.reconcile(store.get_task(task_id)) is (expected != TaskStatus.RUNNING)
+    assert store.get_task(task_id).status == expected
