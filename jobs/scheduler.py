@@ -112,8 +112,8 @@ class ChunkExecutor(Protocol):
     def wait(self, handles: Sequence[object], timeout: float) -> list[object]:
         """The handles among ``handles`` whose chunk has finished (at most one), waiting up to ``timeout``."""
 
-    def result(self, handle: object) -> Finished:
-        """A finished chunk's outcome; raises :class:`TaskFailure` if it failed."""
+    def result(self, handle: object, index: int) -> Finished:
+        """Chunk ``index``'s outcome, once finished; raises :class:`TaskFailure` if it failed."""
 
     def cancel(self, handle: object) -> None: ...
 
@@ -137,7 +137,7 @@ class InProcessExecutor:
         done, _ = cf.wait(handles, timeout=timeout, return_when=cf.FIRST_COMPLETED)
         return [next(f for f in handles if f in done)] if done else []
 
-    def result(self, handle: cf.Future) -> Finished:
+    def result(self, handle: cf.Future, index: int) -> Finished:
         try:
             return Finished(self.node, handle.result())
         except OperatorError as exc:
@@ -183,7 +183,7 @@ class RayExecutor:
         ready, _ = self._ray.wait(list(handles), num_returns=1, timeout=timeout)
         return ready
 
-    def result(self, handle: object) -> Finished:
+    def result(self, handle: object, index: int) -> Finished:
         ray = self._ray
         try:
             node, records = ray.get(handle)
@@ -192,7 +192,8 @@ class RayExecutor:
                 raise chunk_failure(exc.cause) from exc
             raise TaskFailure(ErrorType.OPERATOR_ERROR, str(exc).strip().splitlines()[-1]) from exc
         except ray.exceptions.RayError as exc:  # retries exhausted: worker or node lost every time
-            raise TaskFailure(ErrorType.CLUSTER_ERROR, f"a chunk could not be processed on the cluster: {exc}") from exc
+            raise TaskFailure(ErrorType.CLUSTER_ERROR,
+                              f"chunk {index} could not be processed on the cluster: {exc}") from exc
         return Finished(node, records)
 
     def cancel(self, handle: object) -> None:
@@ -275,7 +276,7 @@ class _Drain:
             for handle in ready:
                 warming = False
                 index = self.in_flight.pop(handle)
-                finished = self.executor.result(handle)
+                finished = self.executor.result(handle, index)
                 if finished.records is not None:  # None: it found the run stopped before it started
                     self._commit(index, finished.records, finished.node)
             if not ready:

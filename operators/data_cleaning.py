@@ -47,8 +47,8 @@ class DataCleaning(Operator):
     ``max_brightness``, ``min_entropy``, ``min_width``, ``min_height``,
     ``max_aspect_ratio`` (long side / short side). The first rule that matches
     names the reason. Output: ``kept.jsonl`` (the kept items, with labels and
-    boxes: a manifest a next task can take as its source), ``removed.jsonl`` (item, reason) and, with ``output: copy``, the kept
-    files copied under ``kept/``.
+    boxes: a manifest a next task can take as its source), ``removed.jsonl``
+    (item, reason) and, with ``output: copy``, the kept files copied under ``kept/``.
     """
 
     name = "data_cleaning"

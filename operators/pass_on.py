@@ -3,9 +3,10 @@
     {"image": <path>, "label": <class label>, "boxes": [{"bbox": [x, y, w, h], "label": ...}]}
 
 ``image`` is absolute (an input item), or relative to the folder of the file that
-holds the row (a file the task wrote, under its output folder); ``label`` and ``boxes`` appear when the item has
-them (``boxes`` may be empty: an augmented copy whose boxes all left the image). A row may carry more keys for people to read (``item``, a selection's
-reason); a reader of manifests ignores them. An operator that passes items on
+holds the row (a file the task wrote, under its output folder); ``label`` and
+``boxes`` appear when the item has them (``boxes`` may be empty: an augmented copy
+whose boxes all left the image). A row may carry more keys for people to read
+(``item``, a selection's reason); a reader of manifests ignores them. An operator that passes items on
 names its file in ``Operator.passes_on`` and builds each row with
 :func:`pass_on_row`, so no other code needs to know its file name or row layout.
 """
