@@ -106,6 +106,7 @@ from benchmarks.bench_lifecycle import (
     stop_service,
 )
 from benchmarks.bench_lifecycle import machine as base_machine
+from jobs.layout import RunLayout
 from operators.image_io import PREVIEW_SIDE, draft_box
 from operators.pipeline import THUMBNAIL_SIZE
 
@@ -524,8 +525,6 @@ def rayproc_analyse(rp: Rayproc, folder: Path, n: int, chunk_size: int, interval
     running = next((s for s in seen if s.status == RUNNING), None)
     run = rp.run_record(task_id)
     claim, end = run["start_time"] / 1000, run["end_time"] / 1000
-    from jobs.layout import RunLayout
-
     layout = RunLayout(body["work_path"]["output_path"])
     parts = sorted((p.stat().st_mtime_ns / 1e9, p) for p in layout.parts_dir.glob("*.jsonl"))
     manifest = layout.manifest.stat().st_mtime_ns / 1e9
@@ -560,7 +559,7 @@ def rayproc_analyse(rp: Rayproc, folder: Path, n: int, chunk_size: int, interval
     }
     if sampler is not None:
         out["memory"] = sampler.summary(task_id, last.at, last_commit)
-    shutil.rmtree(out_dir, ignore_errors=True)  # outputs of 20,000 images add up; only the timings matter here
+    shutil.rmtree(layout.output_dir, ignore_errors=True)  # outputs of 20,000 images add up; only the timings matter here
     return out
 
 

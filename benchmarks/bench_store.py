@@ -35,13 +35,13 @@ import numpy as np
 
 from jobs.launcher import JobLauncher
 from jobs.store import ListQuery, Store
+from rayproc_contract.status import TaskType
 from tests.support.cluster import free_port
 from tests.support.store_v1 import create_v1, get_v1, insert_v1, list_v1
 
 OUT = Path(__file__).parent / "out" / "store.json"
 PROJECT = "bench"
-TASK_TYPES = ("sys_data_analyse", "sys_data_cleaning", "sys_data_augmentation", "sys_data_validation",
-              "sys_data_selection")
+TASK_TYPES = tuple(t.value for t in TaskType)
 #: The list pages measured: (label, ListQuery, the same page for the first schema's query).
 LISTS = (
     ("list: first page", ListQuery(), {}),

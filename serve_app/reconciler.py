@@ -89,7 +89,7 @@ class Reconciler:
         return changed
 
     def _settle(self, rec: TaskRecord, state: L.RayJobState) -> bool:
-        if not state.is_terminal:
+        if not state.is_terminal():
             return False
         # The runner records its own outcome before it exits, and Ray reports a terminal status only
         # after the exit; so if the record is still active here, the runner never recorded one.
