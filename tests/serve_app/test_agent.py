@@ -8,8 +8,10 @@ interpreter with synapse-sdk is present, the real SDK also runs against the serv
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,20 +182,40 @@ def test_ray_unreachable_is_503_and_changes_nothing(tmp_path: Path) -> None:
     assert client.get("/agent/v1/p1/health/").json() == {"status": "ok", "ray": "unreachable"}
 
 
-def _synapse_python() -> str | None:
-    candidates = [os.environ.get("RAYPROC_SYNAPSE_PYTHON"), str(Path(__file__).resolve().parents[2] / ".venv312/bin/python")]
-    for python in filter(None, candidates):
-        if Path(python).exists() and subprocess.run([python, "-c", "import synapse_sdk"],
-                                                     capture_output=True).returncode == 0:
-            return python
-    return None
+ROOT = Path(__file__).resolve().parents[2]
+SDK_VERSION = json.loads((SUPPORT / "synapse_requests.json").read_text())["sdk"].split()[-1]
+
+
+def _python_312() -> str | None:
+    found = [os.environ.get("RAYPROC_PYTHON312"), *sorted(glob.glob("/root/.pyenv/versions/3.12*/bin/python3.12")),
+             shutil.which("python3.12")]
+    return next((p for p in found if p and Path(p).exists()), None)
+
+
+def _synapse_python() -> tuple[str | None, str]:
+    """A Python 3.12 with synapse-sdk: ``.venv312`` in the checkout, made (once) from any 3.12 found,
+    with the synapse-sdk version the recording came from. Returns ``(python, why not)``."""
+    venv_python = ROOT / ".venv312" / "bin" / "python"
+    if not venv_python.exists():
+        base = _python_312()
+        if base is None:
+            return None, "no Python 3.12 on this machine (set RAYPROC_PYTHON312)"
+        made = subprocess.run([base, "-m", "venv", str(ROOT / ".venv312")], capture_output=True, text=True)
+        if made.returncode != 0:
+            return None, f"could not make .venv312: {made.stderr[-300:]}"
+    has_sdk = subprocess.run([str(venv_python), "-c", "import synapse_sdk"], capture_output=True).returncode == 0
+    if not has_sdk:
+        pip = subprocess.run([str(venv_python), "-m", "pip", "install", "-q", f"synapse-sdk=={SDK_VERSION}"],
+                             capture_output=True, text=True, timeout=600)
+        if pip.returncode != 0:
+            return None, f"could not install synapse-sdk {SDK_VERSION} for Python 3.12: {pip.stderr[-300:]}"
+    return str(venv_python), ""
 
 
 def test_the_real_sdk_under_python_312(service: Service, world: World) -> None:
-    python = _synapse_python()
+    python, why_not = _synapse_python()
     if python is None:
-        pytest.skip("no Python 3.12 with synapse-sdk here (set RAYPROC_SYNAPSE_PYTHON or make .venv312 as "
-                    "tests/support/synapse_record.py says); the recorded requests above still ran")
+        pytest.skip(f"the real synapse-sdk cannot run here: {why_not}; the recorded requests above still ran")
     running = _slow_task(service, world, delay=1.5)  # still running once the SDK has started up
     service.wait(running, lambda t: t["processed_count"] >= 2, allowed={0, 1}, project=P)
     proc = subprocess.run([python, str(SUPPORT / "synapse_live.py"), f"{service.url}/agent/v1/{P}", world.token,
