@@ -128,8 +128,12 @@ class CheckedItem:
     def row(self, dataset_id: str, import_id: int, ts: int) -> tuple:
         """The values of ``_ITEM_COLUMNS``."""
         return (dataset_id, import_id, json.dumps(self.data, ensure_ascii=False, sort_keys=True), self.image,
-                self.digest, json.dumps(self.annotations, ensure_ascii=False),
-                json.dumps(self.predictions, ensure_ascii=False), len(self.annotations), len(self.predictions), ts)
+                self.digest, _json_list(self.annotations), _json_list(self.predictions), len(self.annotations),
+                len(self.predictions), ts)
+
+
+def _json_list(values: list) -> str:
+    return json.dumps(values, ensure_ascii=False) if values else "[]"  # most items carry no labels
 
 
 class Datasets(Database):
@@ -274,8 +278,11 @@ class Datasets(Database):
                                "WHERE import_id = ?", (import_id,)).fetchone()
             staged = not row["commit_to_project"]
             table = "staged_items" if staged else "items"
-            ids = [int(conn.execute(f"INSERT INTO {table} ({_ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                    item.row(dataset_id, import_id, ts)).lastrowid) for item in rows]
+            conn.executemany(f"INSERT INTO {table} ({_ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             [item.row(dataset_id, import_id, ts) for item in rows])
+            # Under the write lock AUTOINCREMENT hands out consecutive ids in row order.
+            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+            ids = list(range(last - len(rows) + 1, last + 1)) if rows else []
             kept = json.loads(row["failures"])
             kept.extend(failures[: max(0, MAX_FAILURES_KEPT - len(kept))])
             # Label Studio counts the annotations and predictions it created: a staged import creates none yet.

@@ -26,7 +26,7 @@ from jobs.store import ListQuery, TaskRecord
 from serve_app import errors as E
 from serve_app.auth import Reader, Writer
 from serve_app.deps import ServiceDep
-from serve_app.ray_errors import ray_errors
+from serve_app.ray_errors import ray_errors, ray_reachability
 from serve_app.service import TaskService
 
 router = APIRouter(prefix="/agent/v1/{project_id}", tags=["synapse agent"])
@@ -115,12 +115,7 @@ def get_job(*, access: Reader, service: ServiceDep, job_id: str) -> dict:
 @router.get("/health/")
 def health(*, access: Reader, service: ServiceDep) -> dict:
     """The agent answers, and whether the Ray Jobs API does."""
-    try:
-        service.launcher.states()
-        ray = "reachable"
-    except Exception:
-        ray = "unreachable"
-    return {"status": "ok", "ray": ray}
+    return {"status": "ok", "ray": ray_reachability(service.launcher)}
 
 
 def _known_run(service: TaskService, run_id: str) -> None:
