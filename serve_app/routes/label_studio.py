@@ -39,9 +39,11 @@ def _task_project(request: Request, principal: Authenticated,
 class Reimport(BaseModel):
     """Label Studio's reimport body: the staged imports (their "file uploads") to commit."""
 
-    model_config = ConfigDict(extra="ignore")  # Label Studio's files_as_tasks_list has no meaning here
+    model_config = ConfigDict(extra="forbid")
 
     file_upload_ids: Annotated[list[int], Field(min_length=1, max_length=1000)]
+    #: Label Studio reads uploaded files as task lists or one task per file; a staged import is already items.
+    files_as_tasks_list: bool = True
 
 
 @router.get("/api/projects/")

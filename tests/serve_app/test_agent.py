@@ -25,6 +25,8 @@ from tests.conftest import Service, free_port
 from tests.serve_app.test_ray_unreachable import _app, _seed_task
 from tests.support.images import make_many
 
+pytestmark = pytest.mark.ray
+
 SUPPORT = Path(__file__).resolve().parents[1] / "support"
 RECORDED = json.loads((SUPPORT / "synapse_requests.json").read_text())["calls"]
 P, OTHER = "agent", "agent-other"
@@ -77,9 +79,6 @@ def _sse(response: httpx.Response) -> list[dict]:
     lines = [line for line in response.text.split("\n") if line]
     assert all(line.startswith("data: ") for line in lines), lines[:5]
     return [json.loads(line[len("data: "):]) for line in lines]
-
-
-pytestmark = pytest.mark.ray
 
 
 def test_the_recording_covers_every_call_the_service_offers() -> None:

@@ -118,7 +118,10 @@ def test_staged_import_is_committed_by_reimport(service: Service, tokens: dict) 
     datasets = client.get(f"/v2/{STAGED}/datasets").json()["datasets"]
     assert [d["item_count"] for d in datasets] == [0]
 
-    r = client.post(f"/api/projects/{STAGED}/reimport", json={"file_upload_ids": status.file_upload_ids})
+    r = client.post(f"/api/projects/{STAGED}/reimport", json={"file_upload_ids": status.file_upload_ids, "x": 1})
+    assert r.status_code == 400 and r.json()["error_code"] == "invalid_request"
+    r = client.post(f"/api/projects/{STAGED}/reimport",  # the body Label Studio's import dialog sends
+                    json={"file_upload_ids": status.file_upload_ids, "files_as_tasks_list": False})
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["task_count"] == 4 and body["prediction_count"] == 4 and isinstance(body["duration"], int)
