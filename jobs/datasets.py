@@ -3,12 +3,18 @@
 An import's raw items are written to a JSON Lines file before its Ray job starts;
 the job validates, hashes and records them here. A published version is a frozen
 list of item ids: items imported later never change it.
+
+An import made with ``commit_to_project=false`` (Label Studio's staged import)
+records its items in ``staged_items``; they become items, with ids, only when
+the import is committed, so nothing reads them before that.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobs.db import Database
@@ -67,7 +73,30 @@ CREATE TABLE IF NOT EXISTS version_items (
     item_id    INTEGER NOT NULL,
     PRIMARY KEY (version_id, item_id)
 );
+CREATE TABLE IF NOT EXISTS staged_items (
+    staged_id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    import_id        INTEGER NOT NULL,
+    dataset_id       TEXT NOT NULL,
+    data             TEXT NOT NULL,
+    image            TEXT,
+    digest           TEXT NOT NULL,
+    annotations      TEXT NOT NULL,
+    predictions      TEXT NOT NULL,
+    annotation_count INTEGER NOT NULL,
+    prediction_count INTEGER NOT NULL,
+    create_time      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS staged_import ON staged_items (import_id, staged_id);
 """
+
+#: Columns added after the first release; a database made before them gains them on open.
+_ADDED_COLUMNS = {
+    "items": (("annotations", "TEXT NOT NULL DEFAULT '[]'"), ("predictions", "TEXT NOT NULL DEFAULT '[]'")),
+    "imports": (("commit_to_project", "INTEGER NOT NULL DEFAULT 1"), ("preannotated_from_fields", "TEXT"),
+                ("updated_at", "INTEGER"), ("committed_at", "INTEGER")),
+}
+_ITEM_COLUMNS = ("dataset_id, import_id, data, image, digest, annotations, predictions, annotation_count, "
+                 "prediction_count, create_time")
 
 DEFAULT_DATASET = "default"
 ACTIVE_IMPORT = ("created", "in_progress")
@@ -78,9 +107,48 @@ def _id(prefix: str) -> str:
     return prefix + secrets.token_hex(8)
 
 
+class ImportNotFound(LookupError):
+    """No such import in the project."""
+
+
+class ImportNotStaged(ValueError):
+    """The import cannot be committed in its current state (the message says why)."""
+
+
+@dataclass(frozen=True)
+class CheckedItem:
+    """One validated item of an import, ready to record."""
+
+    data: dict
+    image: str | None
+    digest: str
+    annotations: list = field(default_factory=list)
+    predictions: list = field(default_factory=list)
+
+    def row(self, dataset_id: str, import_id: int, ts: int) -> tuple:
+        """The values of ``_ITEM_COLUMNS``."""
+        return (dataset_id, import_id, json.dumps(self.data, ensure_ascii=False, sort_keys=True), self.image,
+                self.digest, _json_list(self.annotations), _json_list(self.predictions), len(self.annotations),
+                len(self.predictions), ts)
+
+
+def _json_list(values: list) -> str:
+    return json.dumps(values, ensure_ascii=False) if values else "[]"  # most items carry no labels
+
+
 class Datasets(Database):
     def __init__(self, path: str | Path) -> None:
         super().__init__(path, _SCHEMA)
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        # The service and every import job open the file; the write lock makes one of them add the columns.
+        with self._tx() as conn:
+            for table, columns in _ADDED_COLUMNS.items():
+                have = {r["name"] for r in conn.execute(f"PRAGMA table_info({table})")}
+                for name, decl in columns:
+                    if name not in have:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
 
     # ----- datasets ----------------------------------------------------------------------
 
@@ -158,17 +226,22 @@ class Datasets(Database):
     # ----- imports -----------------------------------------------------------------------
 
     def create_import(self, project_id: str, dataset_id: str, payload_path: str, total: int,
-                      return_task_ids: bool) -> int:
+                      return_task_ids: bool, *, commit_to_project: bool = True,
+                      preannotated_from_fields: list[str] | None = None) -> int:
+        ts = now_ms()
         with self._tx() as conn:
             cur = conn.execute(
                 "INSERT INTO imports (project_id, dataset_id, status, return_task_ids, payload_path, total, "
-                "created_at) VALUES (?, ?, 'created', ?, ?, ?, ?)",
-                (project_id, dataset_id, int(return_task_ids), payload_path, total, now_ms()))
+                "created_at, updated_at, commit_to_project, preannotated_from_fields) "
+                "VALUES (?, ?, 'created', ?, ?, ?, ?, ?, ?, ?)",
+                (project_id, dataset_id, int(return_task_ids), payload_path, total, ts, ts, int(commit_to_project),
+                 json.dumps(preannotated_from_fields) if preannotated_from_fields else None))
             return int(cur.lastrowid)
 
     def set_import_job(self, import_id: int, ray_job_id: str) -> None:
         with self._tx() as conn:
-            conn.execute("UPDATE imports SET ray_job_id = ? WHERE import_id = ?", (ray_job_id, import_id))
+            conn.execute("UPDATE imports SET ray_job_id = ?, updated_at = ? WHERE import_id = ?",
+                         (ray_job_id, now_ms(), import_id))
 
     def delete_import(self, import_id: int) -> None:
         with self._tx() as conn:
@@ -182,49 +255,141 @@ class Datasets(Database):
         out = dict(row)
         out["failures"] = json.loads(out["failures"])
         out["task_ids"] = json.loads(out["task_ids"]) if out["task_ids"] else None
+        out["preannotated_from_fields"] = json.loads(out["preannotated_from_fields"] or "null")
+        out["commit_to_project"] = bool(out["commit_to_project"])
+        out["updated_at"] = out["updated_at"] or out["created_at"]
         return out
 
     def start_import(self, import_id: int) -> bool:
+        ts = now_ms()
         with self._tx() as conn:
-            cur = conn.execute("UPDATE imports SET status = 'in_progress', started_at = ? "
-                               "WHERE import_id = ? AND status = 'created'", (now_ms(), import_id))
+            cur = conn.execute("UPDATE imports SET status = 'in_progress', started_at = ?, updated_at = ? "
+                               "WHERE import_id = ? AND status = 'created'", (ts, ts, import_id))
             return bool(cur.rowcount)
 
-    def record_items(self, import_id: int, dataset_id: str, rows: list[tuple[dict, str | None, str, int, int]],
+    def record_items(self, import_id: int, dataset_id: str, rows: list[CheckedItem],
                      failures: list[dict]) -> list[int]:
-        """Insert one batch of validated items and its failures; returns the new item ids."""
+        """Insert one batch of validated items and its failures; returns the new item ids.
+
+        A staged import's items go to ``staged_items`` and get item ids when it is committed."""
         ts = now_ms()
-        ids = []
         with self._tx() as conn:
-            for data, image, digest, annotations, predictions in rows:
-                cur = conn.execute(
-                    "INSERT INTO items (dataset_id, import_id, data, image, digest, annotation_count, "
-                    "prediction_count, create_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (dataset_id, import_id, json.dumps(data, ensure_ascii=False, sort_keys=True), image, digest,
-                     annotations, predictions, ts))
-                ids.append(int(cur.lastrowid))
-            row = conn.execute("SELECT failures, task_ids, return_task_ids FROM imports WHERE import_id = ?",
-                               (import_id,)).fetchone()
+            row = conn.execute("SELECT failures, task_ids, return_task_ids, commit_to_project FROM imports "
+                               "WHERE import_id = ?", (import_id,)).fetchone()
+            staged = not row["commit_to_project"]
+            table = "staged_items" if staged else "items"
+            conn.executemany(f"INSERT INTO {table} ({_ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             [item.row(dataset_id, import_id, ts) for item in rows])
+            # Under the write lock AUTOINCREMENT hands out consecutive ids in row order.
+            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+            ids = list(range(last - len(rows) + 1, last + 1)) if rows else []
             kept = json.loads(row["failures"])
             kept.extend(failures[: max(0, MAX_FAILURES_KEPT - len(kept))])
-            task_ids = (json.loads(row["task_ids"]) if row["task_ids"] else []) + ids
+            # Label Studio counts the annotations and predictions it created: a staged import creates none yet.
+            annotations = 0 if staged else sum(len(r.annotations) for r in rows)
+            predictions = 0 if staged else sum(len(r.predictions) for r in rows)
+            task_ids = (json.loads(row["task_ids"]) if row["task_ids"] else []) + ([] if staged else ids)
             conn.execute(
                 "UPDATE imports SET task_count = task_count + ?, annotation_count = annotation_count + ?, "
                 "prediction_count = prediction_count + ?, failed_count = failed_count + ?, failures = ?, "
-                "task_ids = ? WHERE import_id = ?",
-                (len(rows), sum(r[3] for r in rows), sum(r[4] for r in rows), len(failures), json.dumps(kept),
-                 json.dumps(task_ids) if row["return_task_ids"] else None, import_id))
-        return ids
+                "task_ids = ?, updated_at = ? WHERE import_id = ?",
+                (len(rows), annotations, predictions, len(failures), json.dumps(kept),
+                 json.dumps(task_ids) if row["return_task_ids"] and not staged else None, ts, import_id))
+        return [] if staged else ids
 
     def finish_import(self, import_id: int, status: str, error: str | None = None) -> bool:
+        ts = now_ms()
         with self._tx() as conn:
-            cur = conn.execute("UPDATE imports SET status = ?, error = ?, finished_at = ? "
+            cur = conn.execute("UPDATE imports SET status = ?, error = ?, finished_at = ?, updated_at = ? "
                                "WHERE import_id = ? AND status IN ('created', 'in_progress')",
-                               (status, error, now_ms(), import_id))
+                               (status, error, ts, ts, import_id))
+            if cur.rowcount and status != "completed":
+                conn.execute("DELETE FROM staged_items WHERE import_id = ?", (import_id,))
             return bool(cur.rowcount)
+
+    def commit_imports(self, project_id: str, import_ids: list[int]) -> dict:
+        """Commit staged imports: their items become the project's, with ids, in one transaction.
+
+        Raises :class:`ImportNotFound` or :class:`ImportNotStaged`; then nothing is committed.
+        Returns the counts created and the new item ids."""
+        ts = now_ms()
+        created = {"task_count": 0, "annotation_count": 0, "prediction_count": 0, "task_ids": []}
+        with self._tx() as conn:
+            for import_id in dict.fromkeys(import_ids):
+                record = conn.execute("SELECT * FROM imports WHERE import_id = ? AND project_id = ?",
+                                      (import_id, project_id)).fetchone()
+                if record is None:
+                    raise ImportNotFound(f"import {import_id} not found")
+                _check_stageable(record)
+                cur = conn.execute(f"INSERT INTO items ({_ITEM_COLUMNS}) SELECT {_ITEM_COLUMNS} FROM staged_items "
+                                   "WHERE import_id = ? ORDER BY staged_id", (import_id,))
+                # One INSERT under the write lock: AUTOINCREMENT hands out consecutive ids in row order.
+                ids = list(range(cur.lastrowid - cur.rowcount + 1, cur.lastrowid + 1)) if cur.rowcount > 0 else []
+                counts = conn.execute("SELECT COALESCE(SUM(annotation_count), 0), COALESCE(SUM(prediction_count), 0) "
+                                      "FROM staged_items WHERE import_id = ?", (import_id,)).fetchone()
+                conn.execute("DELETE FROM staged_items WHERE import_id = ?", (import_id,))
+                conn.execute("UPDATE imports SET committed_at = ?, updated_at = ?, annotation_count = ?, "
+                             "prediction_count = ?, task_ids = ? WHERE import_id = ?",
+                             (ts, ts, counts[0], counts[1], json.dumps(ids) if record["return_task_ids"] else None,
+                              import_id))
+                created["task_count"] += len(ids)
+                created["annotation_count"] += counts[0]
+                created["prediction_count"] += counts[1]
+                created["task_ids"].extend(ids)
+        return created
+
+    # ----- a project's items, as Label Studio's tasks --------------------------------------
+
+    def project_counts(self, project_ids: list[str]) -> dict[str, dict]:
+        """Per project: items, annotations, predictions and items with at least one annotation."""
+        if not project_ids:
+            return {}
+        marks = ",".join("?" * len(project_ids))
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT d.project_id, COUNT(i.item_id) AS tasks, COALESCE(SUM(i.annotation_count), 0) AS annotations, "
+                "COALESCE(SUM(i.prediction_count), 0) AS predictions, "
+                "COALESCE(SUM(i.annotation_count > 0), 0) AS annotated "
+                f"FROM datasets d JOIN items i ON i.dataset_id = d.dataset_id WHERE d.project_id IN ({marks}) "
+                "GROUP BY d.project_id", project_ids).fetchall()
+        return {r["project_id"]: dict(r) for r in rows}
+
+    def project_items(self, project_id: str, *, limit: int, page: int) -> tuple[dict, list[dict]]:
+        """One page of the project's items (every dataset), oldest first, and the project's totals."""
+        base = "FROM items i JOIN datasets d ON d.dataset_id = i.dataset_id WHERE d.project_id = ?"
+        with self._connect() as conn:
+            totals = conn.execute(f"SELECT COUNT(*) AS total, COALESCE(SUM(i.annotation_count), 0) AS annotations, "
+                                  f"COALESCE(SUM(i.prediction_count), 0) AS predictions {base}",
+                                  (project_id,)).fetchone()
+            rows = conn.execute(f"SELECT i.*, d.project_id {base} ORDER BY i.item_id LIMIT ? OFFSET ?",
+                                (project_id, limit, page * limit)).fetchall()
+        return dict(totals), [_labelled_item(r) for r in rows]
+
+    def project_item(self, item_id: int) -> dict | None:
+        """One item with its labels and the project it belongs to."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT i.*, d.project_id FROM items i JOIN datasets d ON d.dataset_id = i.dataset_id "
+                               "WHERE i.item_id = ?", (item_id,)).fetchone()
+        return _labelled_item(row) if row else None
+
+
+def _check_stageable(record: sqlite3.Row) -> None:
+    if record["commit_to_project"]:
+        raise ImportNotStaged(f"import {record['import_id']} was committed to the project as it ran; "
+                              "only an import made with commit_to_project=false is committed later")
+    if record["committed_at"] is not None:
+        raise ImportNotStaged(f"import {record['import_id']} is already committed")
+    if record["status"] != "completed":
+        raise ImportNotStaged(f"import {record['import_id']} is {record['status']}; "
+                              "only a completed import can be committed")
 
 
 def _item(row) -> dict:
     return {"id": row["item_id"], "data": json.loads(row["data"]), "image": row["image"], "digest": row["digest"],
             "annotation_count": row["annotation_count"], "prediction_count": row["prediction_count"],
             "import_id": row["import_id"], "create_time": row["create_time"]}
+
+
+def _labelled_item(row) -> dict:
+    return {**_item(row), "project_id": row["project_id"], "dataset_id": row["dataset_id"], "annotations": json.loads(row["annotations"]),
+            "predictions": json.loads(row["predictions"])}

@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from jobs.datasets import Datasets
+from jobs.datasets import CheckedItem, Datasets
 from jobs.sources import PathNotAllowed, list_images, resolve_within
 
 log = logging.getLogger("rayproc.importer")
@@ -53,11 +53,33 @@ def normalize(raw: dict) -> tuple[dict, list, list]:
     return data, annotations, predictions
 
 
-def check_item(raw: dict, roots: Sequence[str]) -> tuple[dict, str | None, str, int, int]:
+def preannotations(data: dict, fields: Sequence[str]) -> list[dict]:
+    """Label Studio's ``preannotated_from_fields``: one prediction per named field of the item's data.
+
+    Without a labeling config, Label Studio reads a plain value as a choice on ``text``; a dict value is
+    taken as the prediction's value as it is. The field stays in the data. Raises ValueError when the
+    item lacks a field."""
+    out = []
+    for name in fields:
+        if name not in data:
+            raise ValueError(f"preannotated field {name!r} is not in the item's data")
+        value = data[name]
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            value = {"choices": value if isinstance(value, list) else [value]}
+        out.append({"result": [{"from_name": name, "to_name": "text", "type": "choices", "value": value}],
+                    "score": 1.0, "model_version": "preannotated"})
+    return out
+
+
+def check_item(raw: dict, roots: Sequence[str], preannotate: Sequence[str] = ()) -> CheckedItem:
     """Validate and hash one item. Raises ValueError with the reason for a failed item."""
     data, annotations, predictions = normalize(raw)
     if not data:
         raise ValueError("the item has no data")
+    if preannotate:
+        predictions = [*predictions, *preannotations(data, preannotate)]
     image = data.get("image")
     image_path = None
     digest = _digest(data)
@@ -74,7 +96,7 @@ def check_item(raw: dict, roots: Sequence[str]) -> tuple[dict, str | None, str, 
             raise ValueError(f"image: not a file: {image!r}")
         image_path = str(resolved)
         digest = _file_digest(resolved)
-    return data, image_path, digest, len(annotations), len(predictions)
+    return CheckedItem(data, image_path, digest, annotations, predictions)
 
 
 def _payload(path: Path, roots: Sequence[str]) -> Iterator[dict]:
@@ -122,7 +144,8 @@ def run(db: str, import_id: int, roots: Sequence[str]) -> str:
         log.warning("import %s is not waiting to run: nothing to do", import_id)
         return "skipped"
     record = datasets.get_import(import_id)
-    batch: list = []
+    preannotate = record["preannotated_from_fields"] or ()
+    batch: list[CheckedItem] = []
     failures: list[dict] = []
     position = 0
     try:
@@ -130,7 +153,7 @@ def run(db: str, import_id: int, roots: Sequence[str]) -> str:
             try:
                 if not isinstance(raw, dict):
                     raise ValueError("the item is not a JSON object")
-                batch.append(check_item(raw, roots))
+                batch.append(check_item(raw, roots, preannotate))
             except ValueError as exc:
                 failures.append({"index": position, "reason": str(exc)})
             if len(batch) + len(failures) >= BATCH:

@@ -12,7 +12,7 @@ import shlex
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,9 +67,11 @@ def importer_entrypoint(*, db_path: str, import_id: int, allowed_roots: Sequence
 
 
 def _classify(exc: Exception) -> Exception:
-    import requests  # a dependency of ray[default]
+    import aiohttp  # both dependencies of ray[default]; aiohttp carries the log tail
+    import requests
 
-    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError)):
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError,
+                        aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError)):
         return RayUnavailable(f"cannot reach the Ray cluster: {exc}")
     text = str(exc)
     if "404" in text or "does not exist" in text or "not found" in text.lower():
@@ -159,6 +161,16 @@ class JobLauncher:
 
     def logs(self, run_id: str) -> str:
         return str(self._call(lambda c: c.get_job_logs(run_id)))
+
+    async def tail_logs(self, run_id: str) -> AsyncIterator[str]:
+        """The run's log as Ray writes it, chunk by chunk (about one a second), from the start; the
+        iterator ends when the job ends. Only a chunk at a time is held, whatever the log's size."""
+        client = self._get()
+        try:
+            async for chunk in client.tail_job_logs(run_id):
+                yield chunk
+        except Exception as exc:
+            raise _classify(exc) from exc
 
     def states(self) -> dict[str, RayJobState]:
         """Every rayproc job Ray knows about, by submission id (one request)."""

@@ -46,20 +46,26 @@ class ProjectAccess:
     role: str
 
 
+def project_access(project_id: str, action: str, request: Request, principal: Principal) -> ProjectAccess:
+    """May ``principal`` do ``action`` in ``project_id``? For routes that name the project elsewhere
+    than in their path (Label Studio's ``?project=``, a task's own project)."""
+    E.validate_resource_id(project_id, "project")
+    accounts = get_accounts(request)
+    if not request.app.state.auth_enabled:
+        accounts.ensure_project(project_id)  # development mode: projects appear on first use
+        return ProjectAccess(project_id, principal, "admin")
+    role = accounts.role_in(principal, project_id)
+    if role is None:
+        raise E.NotFound(f"project {project_id!r} not found")
+    if role != "admin" and action not in ROLE_ACTIONS[role]:
+        raise E.Forbidden(f"your role in project {project_id!r} is {role}; it does not allow this")
+    return ProjectAccess(project_id, principal, role)
+
+
 def _project_access(action: str):
     def dependency(project_id: str, request: Request,
                    principal: Annotated[Principal, Depends(current_principal)]) -> ProjectAccess:
-        E.validate_resource_id(project_id, "project")
-        accounts = get_accounts(request)
-        if not request.app.state.auth_enabled:
-            accounts.ensure_project(project_id)  # development mode: projects appear on first use
-            return ProjectAccess(project_id, principal, "admin")
-        role = accounts.role_in(principal, project_id)
-        if role is None:
-            raise E.NotFound(f"project {project_id!r} not found")
-        if role != "admin" and action not in ROLE_ACTIONS[role]:
-            raise E.Forbidden(f"your role in project {project_id!r} is {role}; it does not allow this")
-        return ProjectAccess(project_id, principal, role)
+        return project_access(project_id, action, request, principal)
 
     return dependency
 

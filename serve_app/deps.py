@@ -10,7 +10,7 @@ from serve_app import errors as E
 from serve_app.service import TaskService
 
 #: Query parameters that are lists by design and may repeat with different values.
-LIST_PARAMETERS = frozenset({"version_id"})
+LIST_PARAMETERS = frozenset({"version_id", "preannotated_from_fields"})
 
 
 def get_service(request: Request) -> TaskService:

@@ -5,24 +5,52 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 
 from jobs import launcher as L
-from jobs.datasets import ACTIVE_IMPORT, DEFAULT_DATASET, Datasets
+from jobs.datasets import ACTIVE_IMPORT, DEFAULT_DATASET, Datasets, ImportNotFound, ImportNotStaged
 from jobs.sources import PathNotAllowed as _PathNotAllowed
 from jobs.sources import resolve_within
+from jobs.store import now_ms
 from serve_app import errors as E
 from serve_app.ray_errors import ray_errors
 from serve_app.settings import Settings
 
 FILE_FORMATS = (".json", ".jsonl", ".csv")
 MAX_FAILURES_SHOWN = 1000
+#: Label Studio splits one ``preannotated_from_fields`` value on any of these.
+FIELD_SEPARATORS = (",", ";", "|")
+MAX_PREANNOTATED_FIELDS = 50
 
 
-def _iso(ms: int | None) -> str | None:
+def iso_time(ms: int | None) -> str | None:
+    """Epoch milliseconds as an ISO 8601 UTC time, as Label Studio sends times."""
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat() if ms else None
+
+
+def numeric_id(value: str, kind: str) -> int:
+    """Label Studio's ids (imports, tasks) are numbers: anything else is a 400, before any lookup."""
+    if not value.isdigit() or len(value) > 18:
+        raise E.InvalidResourceId(f"{kind} ID must be a number, got {value!r}")
+    return int(value)
+
+
+def parse_field_names(values: list[str]) -> list[str]:
+    """``preannotated_from_fields``, repeated or separated as Label Studio separates it; order kept."""
+    names: list[str] = []
+    for value in values:
+        for sep in FIELD_SEPARATORS[1:]:
+            value = value.replace(sep, FIELD_SEPARATORS[0])
+        names.extend(n.strip() for n in value.split(FIELD_SEPARATORS[0]) if n.strip())
+    names = list(dict.fromkeys(names))
+    if len(names) > MAX_PREANNOTATED_FIELDS:
+        raise E.InvalidParameter(f"preannotated_from_fields: at most {MAX_PREANNOTATED_FIELDS} fields")
+    if any(len(n) > 128 for n in names):
+        raise E.InvalidParameter("preannotated_from_fields: a field name has at most 128 characters")
+    return names
 
 
 def parse_items_json(raw: bytes) -> list | dict:
@@ -106,7 +134,12 @@ class ImportService:
         return spec
 
     def create(self, project_id: str, *, items: list[dict] | None = None, folder: dict | None = None,
-               dataset: str = DEFAULT_DATASET, return_task_ids: bool = False) -> int:
+               dataset: str = DEFAULT_DATASET, return_task_ids: bool = False, commit_to_project: bool = True,
+               preannotated_from_fields: list[str] | None = None) -> int:
+        """Record the import and submit its Ray job; answers the import's id.
+
+        With ``commit_to_project=False`` the items are checked and staged, and become the project's
+        only when :meth:`commit` is called (Label Studio's reimport)."""
         ds = self.datasets.ensure_dataset(project_id, dataset)
         payload_dir = self.settings.data_dir / "imports"
         payload_dir.mkdir(parents=True, exist_ok=True)
@@ -116,7 +149,9 @@ class ImportService:
             for row in rows:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         import_id = self.datasets.create_import(project_id, ds["dataset_id"], str(payload),
-                                                len(items) if items is not None else -1, return_task_ids)
+                                                len(items) if items is not None else -1, return_task_ids,
+                                                commit_to_project=commit_to_project,
+                                                preannotated_from_fields=preannotated_from_fields)
         run_id = f"rayproc-import-{import_id}-{secrets.token_hex(3)}"
         entrypoint = L.importer_entrypoint(db_path=str(self.settings.db_path), import_id=import_id,
                                            allowed_roots=self.settings.allowed_roots)
@@ -133,9 +168,7 @@ class ImportService:
         return import_id
 
     def get(self, project_id: str, import_id: str) -> dict:
-        if not import_id.isdigit() or len(import_id) > 18:
-            raise E.InvalidResourceId(f"import ID must be a number, got {import_id!r}")
-        record = self.datasets.get_import(int(import_id), project_id)
+        record = self.datasets.get_import(numeric_id(import_id, "import"), project_id)
         if record is None:
             raise E.NotFound(f"import {import_id} not found")
         if record["status"] in ACTIVE_IMPORT and record["ray_job_id"]:
@@ -153,6 +186,22 @@ class ImportService:
         if state.is_terminal():
             self.datasets.finish_import(record["import_id"], "failed",
                                         f"the import job ended ({state.status}) without finishing: {state.message}")
+
+    def commit(self, project_id: str, import_ids: list[int]) -> dict:
+        """Commit staged imports (Label Studio's reimport of their file uploads), all or none.
+
+        Answers Label Studio's reimport shape: counts created, ``duration`` in whole seconds."""
+        started = now_ms()
+        try:
+            created = self.datasets.commit_imports(project_id, import_ids)
+        except ImportNotFound as exc:
+            raise E.NotFound(str(exc)) from None
+        except ImportNotStaged as exc:
+            raise E.InvalidState(str(exc)) from None
+        return {"task_count": created["task_count"], "annotation_count": created["annotation_count"],
+                "prediction_count": created["prediction_count"],
+                "duration": _whole_seconds(now_ms() - started), "file_upload_ids": list(dict.fromkeys(import_ids)),
+                "found_formats": {}, "data_columns": []}
 
     # ----- datasets ----------------------------------------------------------------------
 
@@ -195,9 +244,13 @@ def manifest_lines(items) -> object:
         yield json.dumps(row, ensure_ascii=False) + "\n"
 
 
+def _whole_seconds(ms: int) -> int:
+    return math.ceil(max(0, ms) / 1000)
+
+
 def _import_view(r: dict) -> dict:
     finished = r["finished_at"]
-    started = r["started_at"] or r["created_at"]
+    staged = not r["commit_to_project"]
     view = {
         "id": r["import_id"],
         "project": r["project_id"],
@@ -209,10 +262,17 @@ def _import_view(r: dict) -> dict:
         "prediction_count": r["prediction_count"],
         "failed_count": r["failed_count"],
         "failures": r["failures"][:MAX_FAILURES_SHOWN],
-        "duration": round(((finished or started) - started) / 1000, 3) if finished else None,
-        "created_at": _iso(r["created_at"]),
-        "started_at": _iso(r["started_at"]),
-        "finished_at": _iso(finished),
+        # Whole seconds from the request to the last item recorded, queueing for Ray included.
+        "duration": _whole_seconds(finished - r["created_at"]) if finished else None,
+        "created_at": iso_time(r["created_at"]),
+        "started_at": iso_time(r["started_at"]),
+        "finished_at": iso_time(finished),
+        "updated_at": iso_time(r["updated_at"]),
+        "commit_to_project": not staged,
+        "committed_at": iso_time(r["committed_at"]),
+        "preannotated_from_fields": r["preannotated_from_fields"],
+        # A staged import is committed by reimporting it: it is its own (only) file upload.
+        "file_upload_ids": [r["import_id"]] if staged else [],
         "error": r["error"],
         "ray_job_id": r["ray_job_id"],
     }

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from serve_app import errors as E
 from serve_app.accounts import Accounts
 from serve_app.deps import reject_conflicting_repeats
-from serve_app.routes import admin, tasks, templates
+from serve_app.routes import admin, agent, tasks, templates
 from serve_app.routes import imports as imports_routes
 from serve_app.service import TaskService
 
@@ -36,6 +36,7 @@ def create_app(service: TaskService, accounts: Accounts) -> FastAPI:
     app.include_router(tasks.router)
     app.include_router(admin.router)
     app.include_router(imports_routes.router)
+    app.include_router(agent.router)
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict:

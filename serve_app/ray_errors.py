@@ -20,3 +20,13 @@ class ray_errors:
         if isinstance(exc, L.RayJobError):
             raise E.InternalError(f"the Ray Jobs API failed: {exc}") from exc
         return False
+
+
+def ray_reachability(launcher: L.JobLauncher) -> str:
+    """``"reachable"`` if the Ray Jobs API answers a listing now, else ``"unreachable"`` (for health checks,
+    which report the cluster rather than fail with it)."""
+    try:
+        launcher.states()
+    except Exception:
+        return "unreachable"
+    return "reachable"

@@ -15,11 +15,14 @@ from serve_app.imports import (
     ImportService,
     export_name,
     manifest_lines,
+    parse_field_names,
     parse_items_file,
     parse_items_json,
 )
+from serve_app.routes import label_studio
 
 router = APIRouter(tags=["imports and datasets"])
+router.include_router(label_studio.router)
 
 
 def get_imports(request: Request) -> ImportService:
@@ -36,6 +39,8 @@ async def import_items(
     imports: Imports,
     request: Request,
     return_task_ids: bool = False,
+    commit_to_project: bool = True,
+    preannotated_from_fields: Annotated[list[str], Query()] = [],  # noqa: B006
     dataset: Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9\-_.]+$")] = DEFAULT_DATASET,
 ) -> dict:
     """Import items; answers at once with ``{"import": <id>}`` and runs the import as a Ray job.
@@ -43,7 +48,11 @@ async def import_items(
     The body is a JSON list of items (``{"image": "/path"}``, ``{"text": "..."}``, optionally with
     ``annotations`` / ``predictions``), or a multipart upload of a JSON, JSON Lines or CSV file (field
     ``file``), or ``{"folder": "/path", "recursive": true, "metadata_sheet": "/path/sheet.csv"}``.
+    ``commit_to_project=false`` stages the items until ``POST .../reimport`` commits them;
+    ``preannotated_from_fields`` (repeated or comma-separated) turns those data fields into predictions.
     """
+    options = {"dataset": dataset, "return_task_ids": return_task_ids, "commit_to_project": commit_to_project,
+               "preannotated_from_fields": parse_field_names(preannotated_from_fields)}
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         form = await request.form()
@@ -51,15 +60,12 @@ async def import_items(
         if upload is None or isinstance(upload, str):
             raise E.InvalidRequest("multipart import: send the file in a field named 'file'")
         items = imports.check_items(parse_items_file(upload.filename or "", await upload.read()))
-        import_id = imports.create(access.project_id, items=items, dataset=dataset, return_task_ids=return_task_ids)
-        return {"import": import_id}
+        return {"import": imports.create(access.project_id, items=items, **options)}
     body = parse_items_json(await request.body())
     if isinstance(body, dict) and "folder" in body:
-        spec = imports.folder_spec(body)
-        import_id = imports.create(access.project_id, folder=spec, dataset=dataset, return_task_ids=return_task_ids)
+        import_id = imports.create(access.project_id, folder=imports.folder_spec(body), **options)
     else:
-        import_id = imports.create(access.project_id, items=imports.check_items(body), dataset=dataset,
-                                   return_task_ids=return_task_ids)
+        import_id = imports.create(access.project_id, items=imports.check_items(body), **options)
     return {"import": import_id}
 
 

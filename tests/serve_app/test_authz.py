@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import Service
+from tests.serve_app.test_imports import _wait_import
 from tests.support.images import make_many
 
 pytestmark = pytest.mark.ray
@@ -24,6 +25,7 @@ class World:
     throwaway: dict[str, str]  # caller -> a completed task in P it may delete
     folder: str
     import_id: int
+    item_id: int  # an item (Label Studio task) of that import
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +50,10 @@ def world(service: Service) -> World:
     ids = [service.create(folder, project=P) for _ in range(3)]
     for task_id in ids:
         service.wait_status(task_id, 2, allowed={0, 1}, project=P)
-    import_id = service.client.post(f"/api/projects/{P}/import", json=[{"text": "x"}]).json()["import"]
-    return World(clients, ids[0], {"member": ids[1], "admin": ids[2]}, str(folder), import_id)
+    import_id = service.client.post(f"/api/projects/{P}/import?return_task_ids=true",
+                                    json=[{"text": "x"}]).json()["import"]
+    status = _wait_import(service, import_id, project=P)
+    return World(clients, ids[0], {"member": ids[1], "admin": ids[2]}, str(folder), import_id, status["task_ids"][0])
 
 
 def _create_body(world: World) -> dict:
@@ -73,6 +77,20 @@ ENDPOINTS = {
     "get_import": ("GET", f"/api/projects/{P}/imports/{{import_id}}/", None,
                    {"viewer": 200, "member": 200, "admin": 200}),
     "datasets": ("GET", f"/v2/{P}/datasets", None, {"viewer": 200, "member": 200, "admin": 200}),
+    "ls_projects": ("GET", "/api/projects/", None, {"viewer": 200, "member": 200, "other": 200, "admin": 200}),
+    "ls_project": ("GET", f"/api/projects/{P}/", None, {"viewer": 200, "member": 200, "admin": 200}),
+    "ls_tasks": ("GET", f"/api/tasks/?project={P}", None, {"viewer": 200, "member": 200, "admin": 200}),
+    "ls_task": ("GET", "/api/tasks/{item_id}/", None, {"viewer": 200, "member": 200, "admin": 200}),
+    "ls_reimport": ("POST", f"/api/projects/{P}/reimport", {"file_upload_ids": "{import_id}"},
+                    {"member": 400, "admin": 400}),  # the import was committed as it ran
+    "agent_jobs": ("GET", f"/agent/v1/{P}/jobs/", None, {"viewer": 200, "member": 200, "admin": 200}),
+    "agent_job": ("GET", f"/agent/v1/{P}/jobs/{{task}}/", None, {"viewer": 200, "member": 200, "admin": 200}),
+    "agent_logs": ("GET", f"/agent/v1/{P}/jobs/{{task}}/logs/", None, {"viewer": 200, "member": 200, "admin": 200}),
+    "agent_log_stream": ("GET", f"/agent/v1/{P}/jobs/{{task}}/logs/stream/", None,
+                         {"viewer": 200, "member": 200, "admin": 200}),
+    "agent_stop": ("POST", f"/agent/v1/{P}/jobs/{{task}}/stop/", None, {"member": 400, "admin": 400}),
+    "agent_resume": ("POST", f"/agent/v1/{P}/jobs/{{task}}/resume/", None, {"member": 400, "admin": 400}),
+    "agent_health": ("GET", f"/agent/v1/{P}/health/", None, {"viewer": 200, "member": 200, "admin": 200}),
     "whoami": ("GET", "/v1/whoami", None, {"viewer": 200, "member": 200, "other": 200, "admin": 200}),
     "projects": ("GET", "/v1/projects", None, {"viewer": 200, "member": 200, "other": 200, "admin": 200}),
     "users": ("GET", "/v1/users", None, {"admin": 200}),
@@ -85,7 +103,9 @@ ENDPOINTS = {
     "cluster": ("GET", "/v1/cluster", None, {"admin": 200}),
 }
 PROJECT_ENDPOINTS = {"list", "get", "create", "stop", "resume", "delete", "templates", "template_items", "report",
-                     "logs", "import", "get_import", "datasets"}
+                     "logs", "import", "get_import", "datasets", "ls_project", "ls_tasks", "ls_task", "ls_reimport",
+                     "agent_jobs", "agent_job", "agent_logs", "agent_log_stream", "agent_stop", "agent_resume",
+                     "agent_health"}
 
 
 def _expected(endpoint: str, caller: str) -> int:
@@ -104,9 +124,11 @@ def _expected(endpoint: str, caller: str) -> int:
 def test_authorization_matrix(world: World, endpoint: str, caller: str) -> None:
     method, path, body, _ = ENDPOINTS[endpoint]
     path = path.format(task=world.task_id, throwaway=world.throwaway.get(caller, world.task_id),
-                       import_id=world.import_id)
+                       import_id=world.import_id, item_id=world.item_id)
     if body == "create":
         body = _create_body(world)
+    elif body == {"file_upload_ids": "{import_id}"}:
+        body = {"file_upload_ids": [world.import_id]}
     elif isinstance(body, dict):
         body = {k: v.format(caller=caller) if isinstance(v, str) else v for k, v in body.items()}
     r = world.clients[caller].request(method, path, json=body)
