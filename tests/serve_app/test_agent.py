@@ -8,10 +8,8 @@ interpreter with synapse-sdk is present, the real SDK also runs against the serv
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,30 +183,17 @@ ROOT = Path(__file__).resolve().parents[2]
 SDK_VERSION = json.loads((SUPPORT / "synapse_requests.json").read_text())["sdk"].split()[-1]
 
 
-def _python_312() -> str | None:
-    found = [os.environ.get("RAYPROC_PYTHON312"), *sorted(glob.glob("/root/.pyenv/versions/3.12*/bin/python3.12")),
-             shutil.which("python3.12")]
-    return next((p for p in found if p and Path(p).exists()), None)
-
-
 def _synapse_python() -> tuple[str | None, str]:
-    """A Python 3.12 with synapse-sdk: ``.venv312`` in the checkout, made (once) from any 3.12 found,
-    with the synapse-sdk version the recording came from. Returns ``(python, why not)``."""
-    venv_python = ROOT / ".venv312" / "bin" / "python"
-    if not venv_python.exists():
-        base = _python_312()
-        if base is None:
-            return None, "no Python 3.12 on this machine (set RAYPROC_PYTHON312)"
-        made = subprocess.run([base, "-m", "venv", str(ROOT / ".venv312")], capture_output=True, text=True)
-        if made.returncode != 0:
-            return None, f"could not make .venv312: {made.stderr[-300:]}"
-    has_sdk = subprocess.run([str(venv_python), "-c", "import synapse_sdk"], capture_output=True).returncode == 0
-    if not has_sdk:
-        pip = subprocess.run([str(venv_python), "-m", "pip", "install", "-q", f"synapse-sdk=={SDK_VERSION}"],
-                             capture_output=True, text=True, timeout=600)
-        if pip.returncode != 0:
-            return None, f"could not install synapse-sdk {SDK_VERSION} for Python 3.12: {pip.stderr[-300:]}"
-    return str(venv_python), ""
+    """The Python 3.12 with synapse-sdk that `.ci/run` prepares (``.venv312`` in the checkout, or
+    ``RAYPROC_SYNAPSE_PYTHON``). Nothing is installed here: tests download nothing. Returns ``(python, why not)``."""
+    python = os.environ.get("RAYPROC_SYNAPSE_PYTHON") or str(ROOT / ".venv312" / "bin" / "python")
+    if not Path(python).exists():
+        return None, (f"no Python 3.12 with synapse-sdk at {python} (make it with: python3.12 -m venv .venv312 && "
+                      f".venv312/bin/pip install synapse-sdk=={SDK_VERSION})")
+    found = subprocess.run([python, "-c", "import synapse_sdk.clients.agent"], capture_output=True, text=True)
+    if found.returncode != 0:
+        return None, f"synapse-sdk does not import under {python}: {found.stderr[-300:]}"
+    return python, ""
 
 
 def test_the_real_sdk_under_python_312(service: Service, world: World) -> None:
