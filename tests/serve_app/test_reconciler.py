@@ -60,6 +60,8 @@ def _task(store: Store, *, submitted: bool = True, claimed: bool = True) -> str:
     })
     if submitted:
         store.mark_submitted(run_id)
+    else:  # a dispatcher took it from the queue and is submitting it
+        assert store.claim_queued(max_running=1, max_per_project=None).run_id == run_id
     if claimed:
         store.claim_run(task_id, run_id)
     return task_id
