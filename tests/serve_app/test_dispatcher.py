@@ -18,14 +18,7 @@ from jobs.store import Store
 from serve_app.dispatcher import Dispatcher
 from serve_app.settings import Settings
 from serve_app.submission import RunSubmitter
-
-
-class Clock:
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
+from tests.support.clock import Clock
 
 
 class JobClient:

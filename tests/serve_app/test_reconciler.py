@@ -15,14 +15,7 @@ from jobs.launcher import JobLauncher, new_run_id
 from jobs.status import TaskStatus
 from jobs.store import Store
 from serve_app.reconciler import FRESH_PROGRESS_MS, UNSUBMITTED_GRACE_MS, Reconciler
-
-
-class Clock:
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
+from tests.support.clock import Clock
 
 
 class JobClient:
