@@ -58,8 +58,9 @@ class Reconciler:
         phase, since = self.store.run_phase(rec.current_run)
         if phase == "queued":
             return False  # waiting for a slot: Ray has not heard of it, and that is no failure
-        if phase == "submitting":
-            # Being submitted right now; only a submission abandoned by a crashed service is settled.
+        if phase == "submitting" and rec.status == TaskStatus.INITIALIZED:
+            # Being submitted right now; only a submission abandoned by a crashed service is settled. (A task
+            # its runner claimed was submitted, whatever its run's row says: Ray's status judges it.)
             if self._clock() - since < UNSUBMITTED_GRACE_MS:
                 return False
             return self._failed(rec, "the run was never submitted to Ray (the service stopped while "

@@ -138,7 +138,8 @@ class TaskService:
         rec = self.store.get_task(task_id, project_id, with_runs=True)
         if rec is None:
             raise E.NotFound(f"processor task {task_id!r} not found")
-        rec.queue_position = self.store.queue_positions([rec.current_run]).get(rec.current_run)
+        if rec.status == TaskStatus.INITIALIZED:
+            rec.queue_position = self.store.queue_positions([rec.current_run]).get(rec.current_run)
         return rec
 
     def get(self, project_id: str, task_id: str) -> TaskRecord:
@@ -150,14 +151,20 @@ class TaskService:
 
     def list(self, project_id: str, query: ListQuery) -> tuple[int, list[TaskRecord]]:
         count, records = self.store.list_tasks(project_id, query)
-        if any(not r.status.is_terminal() for r in records) and self.reconciler.reconcile_all():
+        positions = self._queue_positions(records)
+        # Tasks waiting in the queue are not Ray's yet: only those handed to it are worth asking Ray about.
+        if any(not r.status.is_terminal() and r.current_run not in positions for r in records) \
+                and self.reconciler.reconcile_all():
             count, records = self.store.list_tasks(project_id, query)
+            positions = self._queue_positions(records)
         runs = self.store.runs_for([r.task_id for r in records])
-        positions = self.store.queue_positions(r.current_run for r in records if r.status == TaskStatus.INITIALIZED)
         for r in records:
             r.runs = runs.get(r.task_id, [])
             r.queue_position = positions.get(r.current_run)
         return count, records
+
+    def _queue_positions(self, records: list[TaskRecord]) -> dict[str, int]:
+        return self.store.queue_positions(r.current_run for r in records if r.status == TaskStatus.INITIALIZED)
 
     def report(self, project_id: str, task_id: str) -> str:
         rec = self.get(project_id, task_id)
