@@ -6,7 +6,7 @@ import enum
 
 from rayproc_contract.status import TaskStatus
 
-__all__ = ["ErrorType", "TaskFailure", "TaskStatus"]
+__all__ = ["INFRASTRUCTURE_ERRORS", "ErrorType", "TaskFailure", "TaskStatus"]
 
 
 class ErrorType(str, enum.Enum):
@@ -21,6 +21,14 @@ class ErrorType(str, enum.Enum):
     CLUSTER_ERROR = "cluster_error"
     RAY_UNAVAILABLE = "ray_unavailable"
     INTERNAL_ERROR = "internal_error"
+
+
+#: Failures of the cluster, not of the task: a new run from the committed chunks may well succeed, so the service
+#: retries them by itself (``max_run_attempts``). Every other type is the input's, the parameters' or the
+#: output storage's and would fail again the same way: ``input_not_found``, ``no_items``, ``path_not_allowed``
+#: and ``operator_error`` (the input or the parameters), ``output_error`` (the work path cannot be written: full,
+#: read-only or gone, which a person must fix) and ``internal_error`` (a fault in rayproc itself).
+INFRASTRUCTURE_ERRORS = frozenset({ErrorType.JOB_DIED, ErrorType.CLUSTER_ERROR, ErrorType.RAY_UNAVAILABLE})
 
 
 class TaskFailure(Exception):

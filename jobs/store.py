@@ -88,6 +88,24 @@ CREATE INDEX IF NOT EXISTS tasks_current ON tasks (project_id, workspace_id, cre
     WHERE is_current = 1;
 """
 
+# The admission queue, on the same rows (added by migration, so older files get them too). A run is *queued*
+# (queued = 1: waiting for a slot, not before not_before), then *submitting* (claimed by a dispatcher: queued = 0,
+# submitted = 0, submit_time = the claim) and then *submitted* (Ray accepted its job). Queue order: the task's
+# priority (higher first), then queued_time, then run_id. attempt counts the runs started automatically after
+# an infrastructure failure: 1 for a run a person asked for (create, resume).
+_QUEUE_COLUMNS = {
+    "tasks": (("priority", "INTEGER NOT NULL DEFAULT 0"),),
+    "runs": (("queued", "INTEGER NOT NULL DEFAULT 0"), ("queued_time", "INTEGER"),
+             ("not_before", "INTEGER NOT NULL DEFAULT 0"), ("attempt", "INTEGER NOT NULL DEFAULT 1")),
+}
+_QUEUE_INDEXES = """;
+CREATE INDEX IF NOT EXISTS runs_queue ON runs (queued_time, run_id) WHERE queued = 1;
+"""
+# A run handed to Ray that has not ended: its task is active and its run has left the queue.
+_RUNNING = ("FROM tasks t JOIN runs r ON r.run_id = t.current_run "
+            "WHERE t.status IN (?, ?) AND r.queued = 0")
+_QUEUE_ORDER = "t.priority DESC, r.queued_time ASC, r.run_id ASC"
+
 _JSON_COLUMNS = ("data_source", "inputs", "template", "work_path", "execution", "result")
 _ACTIVE = (int(TaskStatus.INITIALIZED), int(TaskStatus.RUNNING))
 
@@ -130,7 +148,10 @@ class TaskRecord:
     stop_requested: bool
     is_current: bool = True
     version_count: int = 1
+    priority: int = 0
     runs: list[dict] = field(default_factory=list)
+    #: 1-based place in the admission queue while the current run waits there; filled by the service's reads.
+    queue_position: int | None = None
 
     def duration_seconds(self, now: int | None = None) -> int:
         elapsed = self.elapsed_ms
@@ -160,7 +181,12 @@ class Store(Database):
         if "is_current" not in self._columns(conn, "tasks"):
             conn.execute("ALTER TABLE tasks ADD COLUMN is_current INTEGER NOT NULL DEFAULT 0")
             conn.execute(_MARK_CURRENT_EVERYWHERE)
-        for statement in filter(str.strip, _INDEXES.split(";")):
+        for table, columns in _QUEUE_COLUMNS.items():
+            present = self._columns(conn, table)
+            for column, decl in columns:
+                if column not in present:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+        for statement in filter(str.strip, (_INDEXES + _QUEUE_INDEXES).split(";")):
             conn.execute(statement)
 
     # ----- reads -------------------------------------------------------------------------
@@ -237,15 +263,12 @@ class Store(Database):
             was_current = _newest(conn, series)
             conn.execute(f"INSERT INTO tasks ({cols}) VALUES ({marks})", list(values.values()))
             _mark_newest(conn, series, (row["task_id"], was_current))
-            conn.execute(
-                "INSERT INTO runs (run_id, task_id, seq, submit_time) VALUES (?, ?, 1, ?)",
-                (row["current_run"], row["task_id"], ts),
-            )
+            _queue_run(conn, row["task_id"], row["current_run"], 1, ts)
 
     def mark_submitted(self, run_id: str) -> None:
         """Ray accepted the run's job: from now on reconciliation may judge it by Ray's status."""
         with self._tx() as conn:
-            conn.execute("UPDATE runs SET submitted = 1 WHERE run_id = ?", (run_id,))
+            conn.execute("UPDATE runs SET submitted = 1, queued = 0 WHERE run_id = ?", (run_id,))
 
     def run_submitted(self, run_id: str) -> tuple[bool, int]:
         """(whether Ray accepted the run, when the submission started in epoch ms)."""
@@ -254,11 +277,14 @@ class Store(Database):
         return (bool(row["submitted"]), int(row["submit_time"])) if row else (False, 0)
 
     def delete_task(self, task_id: str) -> bool:
-        """Delete a finished task. Returns False if it is (still or again) active."""
+        """Delete a finished task, or one whose run still waits in the queue (nothing of it runs).
+        Returns False if it is running (or about to: a dispatcher claimed its run)."""
         with self._tx() as conn:
             series = _series_of(conn, task_id)
             cur = conn.execute(
-                "DELETE FROM tasks WHERE task_id = ? AND status NOT IN (?, ?)", (task_id, *_ACTIVE))
+                "DELETE FROM tasks WHERE task_id = ? AND (status NOT IN (?, ?) OR (status = ? AND "
+                "(SELECT queued FROM runs WHERE run_id = tasks.current_run) = 1))",
+                (task_id, *_ACTIVE, int(TaskStatus.INITIALIZED)))
             if cur.rowcount:
                 conn.execute("DELETE FROM runs WHERE task_id = ?", (task_id,))
                 _mark_newest(conn, series, ())
@@ -274,7 +300,7 @@ class Store(Database):
             )
             if cur.rowcount:
                 conn.execute(
-                    "UPDATE runs SET outcome = 'stopped', end_time = ?, message = 'stopped before it started' "
+                    "UPDATE runs SET outcome = 'stopped', end_time = ?, message = 'stopped before it started', queued = 0 "
                     "WHERE run_id = (SELECT current_run FROM tasks WHERE task_id = ?)", (ts, task_id))
             return bool(cur.rowcount)
 
@@ -288,7 +314,7 @@ class Store(Database):
             return bool(cur.rowcount)
 
     def begin_new_run(self, task_id: str, run_id: str, resumable: tuple[TaskStatus, ...]) -> bool:
-        """Point the task at a new run (resume). Only from one of ``resumable``."""
+        """Point the task at a new run (resume), queued for admission. Only from one of ``resumable``."""
         ts = self._clock()
         marks = ",".join("?" * len(resumable))
         with self._tx() as conn:
@@ -300,8 +326,7 @@ class Store(Database):
             if not cur.rowcount:
                 return False
             seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM runs WHERE task_id = ?", (task_id,)).fetchone()[0]
-            conn.execute(
-                "INSERT INTO runs (run_id, task_id, seq, submit_time) VALUES (?, ?, ?, ?)", (run_id, task_id, seq, ts))
+            _queue_run(conn, task_id, run_id, seq, ts)
             return True
 
     def abandon_run(self, task_id: str, run_id: str, previous: TaskRecord) -> None:
@@ -375,6 +400,110 @@ class Store(Database):
             )
             return bool(cur.rowcount)
 
+    # ----- the admission queue (the service's dispatcher) ---------------------------------
+
+    def run_phase(self, run_id: str) -> tuple[str, int]:
+        """(``queued``, ``submitting`` or ``submitted``, and since when in epoch ms) for one run.
+
+        A queued run's time is when it was queued; a submitting run's, when a dispatcher claimed it."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT queued, submitted, submit_time, queued_time FROM runs WHERE run_id = ?",
+                               (run_id,)).fetchone()
+        if row is None:
+            return "submitting", 0
+        if row["submitted"]:
+            return "submitted", int(row["submit_time"])
+        if row["queued"]:
+            return "queued", int(row["queued_time"] or row["submit_time"])
+        return "submitting", int(row["submit_time"])
+
+    def running_counts(self) -> tuple[int, dict[str, int]]:
+        """Runs handed to Ray and not ended: in all, and by project."""
+        with self._connect() as conn:
+            return _running_counts(conn)
+
+    def claim_queued(self, *, max_running: int, max_per_project: int | None) -> QueuedRun | None:
+        """Take the first queued run that may start now without passing a limit, and mark it submitting.
+
+        Counting and claiming are one write transaction, so two dispatchers (two replicas, or a service and
+        its successor) can never both take a run, nor together pass a limit."""
+        now = self._clock()
+        with self._tx() as conn:
+            running, by_project = _running_counts(conn)
+            if running >= max_running:
+                return None
+            rows = conn.execute(
+                "SELECT r.run_id, r.seq, t.task_id, t.project_id, t.task_type FROM runs r "
+                "JOIN tasks t ON t.current_run = r.run_id "
+                f"WHERE r.queued = 1 AND t.status = ? AND r.not_before <= ? ORDER BY {_QUEUE_ORDER}",
+                (int(TaskStatus.INITIALIZED), now))
+            for row in rows:
+                if max_per_project is not None and by_project.get(row["project_id"], 0) >= max_per_project:
+                    continue
+                conn.execute("UPDATE runs SET queued = 0, submit_time = ? WHERE run_id = ? AND queued = 1",
+                             (now, row["run_id"]))
+                return QueuedRun(row["task_id"], row["project_id"], row["task_type"], row["run_id"], row["seq"])
+            return None
+
+    def requeue(self, run: QueuedRun, new_run_id: str, not_before: int) -> bool:
+        """Put a claimed run whose submission failed back in the queue under a fresh id.
+
+        Ray may have accepted the job after all (the answer was lost) and never takes an id twice; under a new
+        id, a job that did start is no longer the task's run and exits without work. Keeps the queue place."""
+        with self._tx() as conn:
+            cur = conn.execute("UPDATE tasks SET current_run = ? WHERE task_id = ? AND current_run = ? AND status = ?",
+                               (new_run_id, run.task_id, run.run_id, int(TaskStatus.INITIALIZED)))
+            if not cur.rowcount:
+                return False
+            conn.execute("UPDATE runs SET run_id = ?, queued = 1, not_before = ? WHERE run_id = ? AND submitted = 0",
+                         (new_run_id, not_before, run.run_id))
+            return True
+
+    def queue_positions(self, run_ids: Iterable[str]) -> dict[str, int]:
+        """1-based places in the queue (in the order runs leave it) of those of ``run_ids`` that are queued."""
+        wanted = set(run_ids)
+        if not wanted:
+            return {}
+        with self._connect() as conn:
+            rows = conn.execute(
+                f"SELECT r.run_id FROM runs r JOIN tasks t ON t.current_run = r.run_id "
+                f"WHERE r.queued = 1 AND t.status = ? ORDER BY {_QUEUE_ORDER}", (int(TaskStatus.INITIALIZED),))
+            return {row["run_id"]: place for place, row in enumerate(rows, 1) if row["run_id"] in wanted}
+
+    def failed_runs(self, error_types: Iterable[str], max_attempts: int) -> list[tuple[str, str, int]]:
+        """(task id, run id, attempt) of failed tasks that failed with one of ``error_types`` on a run whose
+        attempt is below ``max_attempts`` and that nobody asked to stop."""
+        types = list(error_types)
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT t.task_id, r.run_id, r.attempt FROM tasks t JOIN runs r ON r.run_id = t.current_run "
+                f"WHERE t.status = ? AND t.stop_requested = 0 AND t.error_type IN ({','.join('?' * len(types))}) "
+                "AND r.attempt < ?", (int(TaskStatus.FAILED), *types, max_attempts)).fetchall()
+        return [(r["task_id"], r["run_id"], int(r["attempt"])) for r in rows]
+
+    def retry_run(self, task_id: str, failed_run: str, run_id: str, *, error_types: Iterable[str],
+                  max_attempts: int, not_before: int) -> bool:
+        """Queue a new run of a task whose run ``failed_run`` failed with one of ``error_types``, if it is still
+        so, nobody asked to stop it and its attempts are not used up. Whoever retries first wins; the rest
+        change nothing."""
+        types = list(error_types)
+        ts = self._clock()
+        with self._tx() as conn:
+            row = conn.execute("SELECT attempt, seq FROM runs WHERE run_id = ?", (failed_run,)).fetchone()
+            if row is None or row["attempt"] >= max_attempts:
+                return False
+            cur = conn.execute(
+                "UPDATE tasks SET status = ?, current_run = ?, error_type = NULL, error_msg = NULL, result = NULL, "
+                f"update_time = ? WHERE task_id = ? AND current_run = ? AND status = ? AND stop_requested = 0 "
+                f"AND error_type IN ({','.join('?' * len(types))})",
+                (int(TaskStatus.INITIALIZED), run_id, ts, task_id, failed_run, int(TaskStatus.FAILED), *types))
+            if not cur.rowcount:
+                return False
+            _queue_run(conn, task_id, run_id, int(row["seq"]) + 1, ts, attempt=int(row["attempt"]) + 1,
+                       not_before=not_before)
+            return True
+
+
 
 # Settles every series at once: used only to migrate a file whose tasks carry no is_current yet.
 _MARK_CURRENT_EVERYWHERE = f"""
@@ -432,3 +561,27 @@ def _record(row: sqlite3.Row, version_count: int) -> TaskRecord:
     data["stop_requested"] = bool(data["stop_requested"])
     data["is_current"] = bool(data["is_current"])
     return TaskRecord(**data)
+
+
+@dataclass(frozen=True)
+class QueuedRun:
+    """A run a dispatcher claimed from the queue, with what its submission needs."""
+
+    task_id: str
+    project_id: str
+    task_type: str
+    run_id: str
+    seq: int
+
+
+def _queue_run(conn: sqlite3.Connection, task_id: str, run_id: str, seq: int, ts: int, *, attempt: int = 1,
+               not_before: int = 0) -> None:
+    conn.execute(
+        "INSERT INTO runs (run_id, task_id, seq, submit_time, queued, queued_time, not_before, attempt) "
+        "VALUES (?, ?, ?, ?, 1, ?, ?, ?)", (run_id, task_id, seq, ts, ts, not_before, attempt))
+
+
+def _running_counts(conn: sqlite3.Connection) -> tuple[int, dict[str, int]]:
+    rows = conn.execute(f"SELECT t.project_id, COUNT(*) AS n {_RUNNING} GROUP BY t.project_id", _ACTIVE).fetchall()
+    by_project = {r["project_id"]: int(r["n"]) for r in rows}
+    return sum(by_project.values()), by_project

@@ -102,7 +102,10 @@ class BaseTask:
 
     @property
     def status_name(self) -> str:
-        """``"initialized"``, ``"running"``, ``"completed"``, ``"failed"`` or ``"stopped"``."""
+        """``"queued"`` (initialized, waiting for a slot on the cluster), ``"initialized"``, ``"running"``,
+        ``"completed"``, ``"failed"`` or ``"stopped"``."""
+        if self._info.status == TaskStatus.INITIALIZED and getattr(self._info, "queue_position", None) is not None:
+            return "queued"
         try:
             return TaskStatus(self._info.status).label
         except ValueError:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.fields import FieldInfo
 
 __all__ = [
-    "Lenient", "ProcessorTaskPublic", "ProcessorTasksPublic", "SourceType", "TaskInfo", "TaskPage", "lenient",
+    "Lenient", "ProcessorTaskPublic", "RunInfo", "RunPublic", "ProcessorTasksPublic", "SourceType", "TaskInfo", "TaskPage", "lenient",
 ]
 
 #: Where a task's input comes from (``data_source.type``, the list's ``source_type``).
@@ -32,6 +32,22 @@ class Lenient:
 
     default: Any = None
     factory: Callable[[], Any] | None = None
+
+
+class RunPublic(BaseModel):
+    """One run of a task (the first, a resume, or an automatic retry after an infrastructure failure)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    run_id: str = Field(description="The run's Ray submission id.")
+    attempt: Annotated[int, Lenient(1)] = Field(
+        description="1 for a run a person started (create, resume); n for the (n-1)th automatic retry after it.")
+    outcome: Annotated[str | None, Lenient(None)] = Field(
+        description="completed, failed or stopped; null while the run has not ended.")
+    reason: Annotated[str | None, Lenient(None)] = Field(description="Why the run ended, when it says more.")
+    queued_time: Annotated[int | None, Lenient(None)] = Field(description="When it was queued (epoch ms).")
+    start_time: Annotated[int | None, Lenient(None)] = Field(description="When its runner started (epoch ms).")
+    end_time: Annotated[int | None, Lenient(None)] = Field(description="When it ended (epoch ms).")
 
 
 class ProcessorTaskPublic(BaseModel):
@@ -65,6 +81,11 @@ class ProcessorTaskPublic(BaseModel):
     ray_job_id: Annotated[str, Lenient(None)] = Field(description="Ray submission id of the current run.")
     ray_job_ids: Annotated[list[str], Lenient(factory=list)] = Field(
         description="Ray submission ids of every run, oldest first.")
+    priority: Annotated[int, Lenient(0)] = Field(description="Admission priority: higher starts first.")
+    queue_position: Annotated[int | None, Lenient(None)] = Field(
+        description="1-based place in the admission queue while the task waits for a slot (status 0); else null.")
+    runs: Annotated[list[RunPublic], Lenient(factory=list)] = Field(
+        description="Every run, oldest first: why each ended, and when.")
 
 
 # One page of a task listing: ``count`` is the total over every page. (No docstring: it would become the API
@@ -114,10 +135,13 @@ def _reader_type(annotation: Any, readers: dict[type[BaseModel], type[BaseModel]
     return annotation
 
 
+RunInfo = lenient(RunPublic, "RunInfo", "One run of a task, read tolerantly (see :class:`RunPublic`).")
+
 TaskInfo = lenient(ProcessorTaskPublic, "TaskInfo", """A processor task exactly as the service describes it (ModelArts'
 ``DescribeProcessorTaskResp`` plus progress and runs). :class:`rayproc_client.Task` wraps it; its fields are all
-here. Fields the service leaves out take their defaults; fields this release does not know are kept.""")
+here. Fields the service leaves out take their defaults; fields this release does not know are kept.""",
+                   readers={RunPublic: RunInfo})
 
 TaskPage = lenient(ProcessorTasksPublic, "TaskPage",
                    "One page of a task listing: ``count`` is the total over every page.",
-                   readers={ProcessorTaskPublic: TaskInfo})
+                   readers={ProcessorTaskPublic: TaskInfo, RunPublic: RunInfo})

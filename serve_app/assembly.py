@@ -14,6 +14,7 @@ from jobs.datasets import Datasets
 from jobs.launcher import JobLauncher
 from jobs.store import Store, now_ms
 from operators.registry import OperatorRegistry, default_registry
+from serve_app.dispatcher import Dispatcher
 from serve_app.imports import ImportService
 from serve_app.reconciler import Reconciler
 from serve_app.service import TaskService
@@ -24,15 +25,17 @@ from serve_app.submission import RunSubmitter
 def build_service(settings: Settings, *, store: Store | None = None, launcher: JobLauncher | None = None,
                   registry: OperatorRegistry | None = None, clock: Callable[[], int] = now_ms) -> TaskService:
     """The task commands for ``settings`` (paths already resolved), with the imports, the submitter and
-    the reconciler they use. The background reconciliation is not started here: the caller starts it
-    with ``service.reconciler.start()`` once it serves requests."""
+    the reconciler and the dispatcher they use. Neither background pass is started here: the caller starts
+    them with ``service.reconciler.start()`` and ``service.dispatcher.start()`` once it serves requests."""
     store = store or Store(settings.db_path, clock=clock)
     launcher = launcher or JobLauncher(settings.dashboard_url, stop_grace_seconds=settings.stop_grace_seconds)
     registry = registry or default_registry()
     load_plugins(settings.operator_plugins, registry)
+    dispatcher = Dispatcher(settings, store, RunSubmitter(settings, store, launcher), clock=clock)
     return TaskService(
         settings, store, launcher, registry=registry,
         imports=ImportService(settings, Datasets(settings.db_path), launcher),
-        reconciler=Reconciler(store, launcher, interval_seconds=settings.reconcile_interval_seconds, clock=clock),
-        submitter=RunSubmitter(settings, store, launcher),
+        reconciler=Reconciler(store, launcher, interval_seconds=settings.reconcile_interval_seconds, clock=clock,
+                              on_failure=dispatcher.after_failure),
+        dispatcher=dispatcher,
     )

@@ -30,12 +30,14 @@ class RayprocApi:
         self.accounts = Accounts(self.service.settings.db_path)
         self.service.reconciler.reconcile_all()  # settle runs that ended while the service was down
         self.service.reconciler.start()
+        self.service.dispatcher.start()  # after the settling above, which queues retries of runs it failed
 
     def __serve_build_asgi_app__(self):
         return create_app(self.service, self.accounts)
 
     def __del__(self) -> None:
         self.service.reconciler.close()
+        self.service.dispatcher.close()
 
 
 def build_app(settings: Settings):

@@ -3,7 +3,8 @@
 A runner records its own outcome before it exits. A record that is still active after its Ray job
 ended therefore belongs to a runner that never got to record one (killed, its node lost, the cluster
 restarted), and the reconciler finishes it: stopped if a stop was asked for or Ray stopped it, else
-failed with ``job_died`` and Ray's message. It runs on demand (the commands ask it before answering
+failed with ``job_died`` and Ray's message (which the dispatcher retries, told through ``on_failure``). Runs
+still waiting in the admission queue are not Ray's yet and are left alone. It runs on demand (the commands ask it before answering
 about an active record) and in a background pass, so records settle even when nobody reads them.
 """
 
@@ -32,8 +33,9 @@ class Reconciler:
     """
 
     def __init__(self, store: Store, launcher: L.JobLauncher, *, interval_seconds: float,
-                 clock: Callable[[], int] = now_ms) -> None:
+                 clock: Callable[[], int] = now_ms, on_failure: Callable[[], None] | None = None) -> None:
         self.store = store
+        self._on_failure = on_failure
         self.launcher = launcher
         self.interval_seconds = interval_seconds
         self._clock = clock
@@ -53,15 +55,16 @@ class Reconciler:
 
     def reconcile(self, rec: TaskRecord) -> bool:
         """Settle one active record against Ray's view of its current run. True if it changed."""
-        submitted, since = self.store.run_submitted(rec.current_run)
-        if not submitted:
-            # Being submitted right now; only a submission abandoned by a crashed service is settled.
+        phase, since = self.store.run_phase(rec.current_run)
+        if phase == "queued":
+            return False  # waiting for a slot: Ray has not heard of it, and that is no failure
+        if phase == "submitting" and rec.status == TaskStatus.INITIALIZED:
+            # Being submitted right now; only a submission abandoned by a crashed service is settled. (A task
+            # its runner claimed was submitted, whatever its run's row says: Ray's status judges it.)
             if self._clock() - since < UNSUBMITTED_GRACE_MS:
                 return False
-            return self.store.finish_run(rec.task_id, rec.current_run, TaskStatus.FAILED,
-                                         error_type=ErrorType.JOB_DIED.value,
-                                         error_msg="the run was never submitted to Ray (the service stopped "
-                                                   "while submitting it); resume the task to run it")
+            return self._failed(rec, "the run was never submitted to Ray (the service stopped while "
+                                     "submitting it)")
         try:
             state = self.launcher.state(rec.current_run)
         except L.RayJobNotFound:
@@ -100,8 +103,14 @@ class Reconciler:
                   + (f": {state.message}" if state.message else ""))
         if rec.stop_requested:
             return self.store.finish_run(rec.task_id, rec.current_run, TaskStatus.STOPPED, message=reason)
-        return self.store.finish_run(rec.task_id, rec.current_run, TaskStatus.FAILED,
-                                     error_type=ErrorType.JOB_DIED.value, error_msg=reason)
+        return self._failed(rec, reason)
+
+    def _failed(self, rec: TaskRecord, reason: str) -> bool:
+        changed = self.store.finish_run(rec.task_id, rec.current_run, TaskStatus.FAILED,
+                                        error_type=ErrorType.JOB_DIED.value, error_msg=reason)
+        if changed and self._on_failure is not None:
+            self._on_failure()
+        return changed
 
     def start(self) -> None:
         """Reconcile in the background too, every ``interval_seconds``, so records settle even when

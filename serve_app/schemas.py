@@ -86,6 +86,9 @@ class ProcessorTaskCreate(_Strict):
     version_id: Str64 | None = None
     workspace_id: Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN.pattern)] = "0"
     execution: Execution | None = None
+    priority: Annotated[int, Field(ge=-100, le=100, description=(
+        "Place in the admission queue (a rayproc extension): higher starts first; equal priorities start in the "
+        "order they were created."))] = 0
 
     @model_validator(mode="after")
     def _one_input(self) -> ProcessorTaskCreate:

@@ -1,7 +1,8 @@
 """Task commands: create, stop, resume, delete, and the reads (get, list, report, logs).
 
-Settling records against Ray is the reconciler's (:mod:`serve_app.reconciler`), starting a run on
-Ray the submitter's (:mod:`serve_app.submission`); :mod:`serve_app.assembly` builds all of them.
+Settling records against Ray is the reconciler's (:mod:`serve_app.reconciler`); the commands only queue
+runs, and handing them to Ray is the dispatcher's (:mod:`serve_app.dispatcher`); :mod:`serve_app.assembly`
+builds all of them.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from jobs.store import ListQuery, Store, TaskRecord
 from operators.registry import OperatorRegistry
 from serve_app import errors as E
 from serve_app import report
+from serve_app.dispatcher import Dispatcher
 from serve_app.imports import ImportService
 from serve_app.ray_errors import ray_errors
 from serve_app.reconciler import Reconciler
 from serve_app.schemas import ProcessorTaskCreate
 from serve_app.settings import Settings
-from serve_app.submission import RunSubmitter
 from serve_app.views import task_view
 
 _ID_ALPHABET = string.ascii_letters + string.digits
@@ -41,10 +42,11 @@ class TaskService:
     """The processor-task commands the API routes call.
 
     Reads have the reconciler settle a stale active record before they answer, so an answer does not
-    claim running for long after its job has ended. Work starts only through ``submitter.submit``."""
+    claim running for long after its job has ended. Creates and resumes only queue a run (no Ray call) and
+    wake the dispatcher, which starts it when a slot is free."""
 
     def __init__(self, settings: Settings, store: Store, launcher: L.JobLauncher, *, registry: OperatorRegistry,
-                 imports: ImportService, reconciler: Reconciler, submitter: RunSubmitter) -> None:
+                 imports: ImportService, reconciler: Reconciler, dispatcher: Dispatcher) -> None:
         self.settings = settings
         self.store = store
         self.launcher = launcher
@@ -52,7 +54,7 @@ class TaskService:
         #: Imports and datasets; tasks read DATASET sources through it.
         self.imports = imports
         self.reconciler = reconciler
-        self.submitter = submitter
+        self.dispatcher = dispatcher
 
     # ----- create ------------------------------------------------------------------------
 
@@ -91,13 +93,9 @@ class TaskService:
             "data_source": data_source if body.data_source is not None else None,
             "inputs": [data_source], "template": template, "work_path": work_path,
             "input_root": str(input_root), "output_dir": str(output_dir), "execution": {"chunk_size": chunk},
-            "current_run": run_id,
+            "current_run": run_id, "priority": body.priority,
         })
-        try:
-            self.submitter.submit(task_id=task_id, project_id=project_id, task_type=task_type.value, run_id=run_id)
-        except BaseException:
-            self.store.remove_unsubmitted(task_id)
-            raise
+        self.dispatcher.wake()
         return self._get(project_id, task_id)
 
     def _input_root(self, project_id: str, source_type: str, source: str) -> Path:
@@ -140,6 +138,8 @@ class TaskService:
         rec = self.store.get_task(task_id, project_id, with_runs=True)
         if rec is None:
             raise E.NotFound(f"processor task {task_id!r} not found")
+        if rec.status == TaskStatus.INITIALIZED:
+            rec.queue_position = self.store.queue_positions([rec.current_run]).get(rec.current_run)
         return rec
 
     def get(self, project_id: str, task_id: str) -> TaskRecord:
@@ -151,12 +151,20 @@ class TaskService:
 
     def list(self, project_id: str, query: ListQuery) -> tuple[int, list[TaskRecord]]:
         count, records = self.store.list_tasks(project_id, query)
-        if any(not r.status.is_terminal() for r in records) and self.reconciler.reconcile_all():
+        positions = self._queue_positions(records)
+        # Tasks waiting in the queue are not Ray's yet: only those handed to it are worth asking Ray about.
+        if any(not r.status.is_terminal() and r.current_run not in positions for r in records) \
+                and self.reconciler.reconcile_all():
             count, records = self.store.list_tasks(project_id, query)
+            positions = self._queue_positions(records)
         runs = self.store.runs_for([r.task_id for r in records])
         for r in records:
             r.runs = runs.get(r.task_id, [])
+            r.queue_position = positions.get(r.current_run)
         return count, records
+
+    def _queue_positions(self, records: list[TaskRecord]) -> dict[str, int]:
+        return self.store.queue_positions(r.current_run for r in records if r.status == TaskStatus.INITIALIZED)
 
     def report(self, project_id: str, task_id: str) -> str:
         rec = self.get(project_id, task_id)
@@ -186,6 +194,8 @@ class TaskService:
         if rec.status.is_terminal():
             raise E.InvalidState(f"task {task_id} is already {rec.status.label} (status {int(rec.status)}); "
                                  "only an initialized or running task can be stopped")
+        if rec.queue_position is not None and self.store.stop_if_not_started(task_id):
+            return self._get(project_id, task_id)  # Ray never heard of the run: nothing to ask it
         # Ask Ray first: if the cluster is unreachable nothing changes and the caller gets a 503.
         with ray_errors():
             try:
@@ -200,6 +210,7 @@ class TaskService:
         if not rec.status.is_terminal():
             self.reconciler.reconcile(rec)
             rec = self._get(project_id, task_id)
+        self.dispatcher.wake()  # a slot may have freed
         return rec
 
     def resume(self, project_id: str, task_id: str) -> TaskRecord:
@@ -211,16 +222,14 @@ class TaskService:
         run_id = L.new_run_id(task_id, len(rec.runs) + 1)
         if not self.store.begin_new_run(task_id, run_id, RESUMABLE):
             raise E.Conflict(f"task {task_id} changed state while resuming; read it and try again")
-        try:
-            self.submitter.submit(task_id=task_id, project_id=project_id, task_type=rec.task_type, run_id=run_id)
-        except BaseException:
-            self.store.abandon_run(task_id, run_id, rec)
-            raise
+        self.dispatcher.wake()
         return self._get(project_id, task_id)
 
     def delete(self, project_id: str, task_id: str) -> None:
         E.validate_resource_id(task_id)
         rec = self.get(project_id, task_id)
-        if not rec.status.is_terminal() or not self.store.delete_task(task_id):
+        # A task waiting in the queue may go too: nothing of it runs. The store decides, atomically against
+        # a dispatcher claiming the run at this moment.
+        if not self.store.delete_task(task_id):
             raise E.Conflict(f"task {task_id} is {rec.status.label}; stop it before deleting it")
 

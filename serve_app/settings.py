@@ -39,6 +39,24 @@ class Settings(BaseSettings):
     stop_grace_seconds: float = Field(10.0, ge=1.0, le=600.0,
                                       description="How long a stopped run may take to commit chunks in flight.")
     reconcile_interval_seconds: float = Field(2.0, gt=0, le=300)
+    max_running_tasks: int | None = Field(
+        None, ge=1, le=10_000,
+        description="Most runs handed to Ray at once, cluster-wide; more wait in the queue. Default: the cluster's "
+                    "CPU count (a small task runs inside its driver on one CPU, so fewer leaves CPUs idle, while "
+                    "more only starts more job drivers than the cluster runs at once).")
+    max_running_per_project: int | None = Field(
+        None, ge=1, le=10_000, description="Most runs handed to Ray at once for one project. Default: no limit "
+                                           "beyond the cluster's.")
+    dispatch_interval_seconds: float = Field(
+        1.0, gt=0, le=300, description="How often queued runs are looked at besides creates, resumes and stops "
+                                       "(slots also free when runs end).")
+    max_run_attempts: int = Field(
+        3, ge=1, le=20, description="Runs a task gets in all after infrastructure failures (job_died, "
+                                    "cluster_error, ray_unavailable) before it stays failed; 1 never retries.")
+    retry_backoff_seconds: float = Field(
+        5.0, ge=0, le=3600, description="Wait before the first automatic retry; it doubles for each later one, "
+                                        "up to retry_backoff_max_seconds.")
+    retry_backoff_max_seconds: float = Field(300.0, ge=0, le=86_400)
 
     @field_validator("allowed_roots", "operator_plugins", mode="before")
     @classmethod

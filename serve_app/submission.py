@@ -11,9 +11,9 @@ from serve_app.settings import Settings
 class RunSubmitter:
     """Submits one run of a task as a Ray job and records that Ray accepted it.
 
-    Every start of work goes through :meth:`submit`: a task's first run (create) and each later one
-    (resume). The run's record must exist first, in status 0; if Ray cannot take the job, the error
-    (503 when the cluster is unreachable) reaches the caller, who undoes its record.
+    Every start of work goes through :meth:`submit`, called by the dispatcher (:mod:`serve_app.dispatcher`)
+    for a run it claimed from the queue: a task's first run (create) and each later one (resume, retry).
+    If Ray cannot take the job, the error reaches the dispatcher, which puts the run back in the queue.
     """
 
     def __init__(self, settings: Settings, store: Store, launcher: L.JobLauncher) -> None:

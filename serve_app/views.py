@@ -30,6 +30,9 @@ def task_view(rec: TaskRecord, *, return_result: bool = True) -> dict:
         "stop_requested": rec.stop_requested,
         "ray_job_id": rec.current_run,
         "ray_job_ids": [r["run_id"] for r in rec.runs],
+        "priority": rec.priority,
+        "queue_position": rec.queue_position,
+        "runs": [run_view(r) for r in rec.runs],
     }
     if rec.status == TaskStatus.FAILED:
         view["error_msg"] = rec.error_msg
@@ -37,3 +40,10 @@ def task_view(rec: TaskRecord, *, return_result: bool = True) -> dict:
     if rec.status == TaskStatus.COMPLETED and return_result:
         view["result"] = rec.result
     return view
+
+
+def run_view(run: dict) -> dict:
+    """One run (attempt) of a task: why it ended, and when it started and ended (epoch ms)."""
+    return {"run_id": run["run_id"], "attempt": run.get("attempt", 1), "outcome": run["outcome"],
+            "reason": run["message"], "queued_time": run.get("queued_time"), "start_time": run["start_time"],
+            "end_time": run["end_time"]}

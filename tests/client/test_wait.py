@@ -163,3 +163,11 @@ def test_a_running_task_has_no_errors_and_an_unknown_status_is_named() -> None:
     client, _ = sync_client(statuses(1))
     assert Task(client, "p1", TaskInfo.model_validate(task_json(status=1))).errors == []
     assert Task(client, "p1", TaskInfo.model_validate(task_json(status=9))).status_name == "unknown (9)"
+
+
+def test_a_task_waiting_in_the_queue_is_named_queued() -> None:
+    client, _ = sync_client(statuses(0))
+    assert Task(client, "p1", TaskInfo.model_validate(task_json(status=0, queue_position=3))).status_name == "queued"
+    assert Task(client, "p1", TaskInfo.model_validate(task_json(status=0))).status_name == "initialized"
+    assert Task(client, "p1", TaskInfo.model_validate(task_json(status=0, queue_position=None))).status_name == (
+        "initialized")  # handed to Ray, not running yet

@@ -19,6 +19,9 @@ def _full() -> dict:
         "version_name": None, "version_count": 1, "is_current": True, "work_path": {"path": "/o"},
         "workspace_id": "0", "completion_percentage": 100.0, "total_count": 2, "processed_count": 2,
         "failed_count": 0, "stop_requested": False, "ray_job_id": "r1", "ray_job_ids": ["r1"],
+        "priority": 0, "queue_position": None,
+        "runs": [{"run_id": "r1", "attempt": 1, "outcome": "completed", "reason": None,
+                  "queued_time": 1_700_000_000_000, "start_time": 1_700_000_000_100, "end_time": 1_700_000_003_100}],
     }
 
 
@@ -47,6 +50,12 @@ def test_the_service_model_requires_every_field_but_the_status_dependent_ones() 
 def test_a_full_answer_reads_back_field_for_field() -> None:
     answer = ProcessorTaskPublic.model_validate(_full()).model_dump(exclude_unset=True)
     assert TaskInfo.model_validate(answer).model_dump(exclude_unset=True) == answer
+
+
+def test_a_run_is_read_tolerantly_too() -> None:
+    info = TaskInfo.model_validate({**MINIMAL, "runs": [{"run_id": "r1"}]})
+    assert (info.queue_position, info.priority) == (None, 0)
+    assert (info.runs[0].run_id, info.runs[0].attempt, info.runs[0].outcome) == ("r1", 1, None)
 
 
 def test_the_reading_keeps_unknown_fields_and_is_frozen() -> None:

@@ -70,9 +70,10 @@ def test_finishing_twice_keeps_the_first_outcome(store: Store) -> None:
     assert store.get_task("t1").status == TaskStatus.COMPLETED
 
 
-def test_resume_only_from_allowed_states_and_delete_only_when_finished(store: Store) -> None:
+def test_resume_only_from_allowed_states_and_delete_only_when_finished_or_queued(store: Store) -> None:
     _insert(store)
     assert not store.begin_new_run("t1", "r2", (TaskStatus.STOPPED, TaskStatus.FAILED))
+    store.mark_submitted("r1")  # handed to Ray: no longer a queued task that may simply go
     assert not store.delete_task("t1")
     store.claim_run("t1", "r1")
     store.finish_run("t1", "r1", TaskStatus.FAILED, error_type="x", error_msg="y")

@@ -15,14 +15,7 @@ from jobs.launcher import JobLauncher, new_run_id
 from jobs.status import TaskStatus
 from jobs.store import Store
 from serve_app.reconciler import FRESH_PROGRESS_MS, UNSUBMITTED_GRACE_MS, Reconciler
-
-
-class Clock:
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
+from tests.support.clock import Clock
 
 
 class JobClient:
@@ -60,6 +53,8 @@ def _task(store: Store, *, submitted: bool = True, claimed: bool = True) -> str:
     })
     if submitted:
         store.mark_submitted(run_id)
+    else:  # a dispatcher took it from the queue and is submitting it
+        assert store.claim_queued(max_running=1, max_per_project=None).run_id == run_id
     if claimed:
         store.claim_run(task_id, run_id)
     return task_id
