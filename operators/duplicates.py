@@ -115,7 +115,8 @@ def _bucket_pairs(values: np.ndarray, key: np.ndarray, max_distance: int) -> tup
 
 
 def _near_pairs(unique: np.ndarray, max_distance: int, bands: int) -> tuple[np.ndarray, ...]:
-    """Every pair of distinct values within ``max_distance``, once each, as ``(lo, hi, distance)``."""
+    """Every pair of positions whose values are within ``max_distance``, once each, as ``(lo, hi, distance)``
+    (equal values at two positions are a pair at distance 0)."""
     parts = [_bucket_pairs(unique, key, max_distance) for key in _band_keys(unique, bands)]
     i = np.concatenate([p[0] for p in parts]).astype(np.int64)
     j = np.concatenate([p[1] for p in parts]).astype(np.int64)
@@ -154,23 +155,54 @@ def _groups(labels: np.ndarray) -> list[list[int]]:
     return sorted(groups, key=lambda g: g[0])
 
 
+#: Candidate pairs checked by a ``confirm`` callback at a time (bounds the memory the check may use).
+CONFIRM_BATCH = 1 << 14
+
+
 def near_duplicate_groups(hashes: np.ndarray | Sequence[int], max_distance: int = DEFAULT_MAX_DISTANCE,
-                          bands: int | None = None) -> list[list[int]]:
+                          bands: int | None = None, *, keys: np.ndarray | None = None,
+                          confirm: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> list[list[int]]:
     """Groups of indices whose 64-bit hashes are linked by steps of at most ``max_distance`` bits.
 
     Groups are connected components: if a~b and b~c, all three form one group even
     when a and c are further apart. Each group has two or more items and is sorted;
     groups are ordered by their first index. ``bands`` defaults to
     ``max_distance + 1``; more bands give more candidates, never fewer results.
+
+    With ``confirm``, a pair of hashes within the distance is a link only if
+    ``confirm(i, j)`` (arrays of item indices, one representative each) says so; it
+    is called on batches of candidate pairs, so the hash search stays sub-quadratic
+    and the finer check runs only on candidates. ``keys`` (one row per item, any
+    fixed-width dtype) then tells which items are the same for the check: items
+    sharing a hash are compared too unless they also share a key.
     """
     hashes = _as_hashes(hashes)
     bands = _band_count(max_distance, bands)
     if hashes.size < 2:
         return []
-    unique, inverse = np.unique(hashes, return_inverse=True)
-    lo, hi, _ = _near_pairs(unique, max_distance, bands)
-    roots = _components(unique.size, lo, hi)
+    if confirm is None:
+        unique, inverse = np.unique(hashes, return_inverse=True)
+        lo, hi, _ = _near_pairs(unique, max_distance, bands)
+        roots = _components(unique.size, lo, hi)
+        return _groups(roots[inverse.ravel()])
+    identity = np.arange(hashes.size) if keys is None else _row_labels(np.asarray(keys))
+    _, first, inverse = np.unique(identity, return_index=True, return_inverse=True)
+    values = hashes[first]
+    lo, hi, _ = _near_pairs(values, max_distance, bands)  # equal values pair up through their shared buckets
+    keep = np.zeros(lo.size, dtype=bool)
+    for start in range(0, lo.size, CONFIRM_BATCH):
+        part = slice(start, start + CONFIRM_BATCH)
+        keep[part] = confirm(first[lo[part]], first[hi[part]])
+    roots = _components(values.size, lo[keep], hi[keep])
     return _groups(roots[inverse.ravel()])
+
+
+def _row_labels(keys: np.ndarray) -> np.ndarray:
+    """One integer per row, equal exactly for equal rows."""
+    rows = np.ascontiguousarray(keys.reshape(len(keys), -1))
+    as_void = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+    return np.unique(as_void, return_inverse=True)[1].ravel()
+
 
 
 def duplicate_scores(hashes: np.ndarray | Sequence[int], max_distance: int = DEFAULT_MAX_DISTANCE,

@@ -64,6 +64,12 @@ class Planes:
         return self.values @ _LUMA32
 
     @cached_property
+    def gray(self) -> np.ndarray:
+        """``(n, h, w)`` uint8 luma (OpenCV's BT.601 conversion, rounded), for 8-bit filters."""
+        n, h, w, _ = self.rgb.shape
+        return cv2.cvtColor(self.rgb.reshape(n * h, w, 3), cv2.COLOR_RGB2GRAY).reshape(n, h, w)
+
+    @cached_property
     def hsp(self) -> np.ndarray:
         """``(n, h * w)`` float32 perceived brightness per pixel, in [0, 1]."""
         v = self.values
@@ -150,6 +156,87 @@ def laplacian_variance(x: np.ndarray | Planes) -> np.ndarray:
         _, std = cv2.meanStdDev(lap)
         out[i] = float(std[0, 0]) ** 2
     return out
+
+
+#: Side of the block-mean grid of :func:`layout_descriptor` (its length is the square of this).
+LAYOUT_SIDE = 16
+# Edge sharpness: a pixel is on an edge when the luma range across the window around it is at least
+# this share of the image's own contrast (and at least EDGE_MIN_STEP levels), so flat regions and
+# faint texture never count, whatever the image's brightness or contrast.
+EDGE_WINDOW = 7
+EDGE_FRACTION = 0.3
+EDGE_MIN_STEP = 4.0
+# An image with fewer edge pixels than this per axis has no edges to judge (flat, empty images).
+EDGE_MIN_PIXELS = 16
+# The sharpest edges decide: a picture with a sharp subject on a soft background is sharp.
+EDGE_QUANTILE = 0.99
+_LEVELS = 256
+
+
+def layout_descriptor(x: np.ndarray | Planes, side: int = LAYOUT_SIDE) -> np.ndarray:
+    """``(n, side * side)`` float32 block means of luma (0-255): the picture's layout at ``side`` x ``side``.
+
+    Coarse enough that resizing, re-encoding and small edits barely move it, fine
+    enough that different pictures differ."""
+    luma = as_planes(x).luma
+    out = np.empty((len(luma), side * side), dtype=np.float32)
+    for i, g in enumerate(luma):  # OpenCV's area mean is the block mean, several times faster than numpy's
+        out[i] = cv2.resize(g, (side, side), interpolation=cv2.INTER_AREA).ravel()
+    return out
+
+
+def _edge_histograms(gray: np.ndarray, floors: np.ndarray, window: int) -> np.ndarray:
+    """``(n, len(floors[0]), 256)`` histograms of steepest one-pixel step / edge height (in 256 levels) along
+    the rows of ``gray`` (``(n, h, w)`` uint8; pass it transposed for the columns), one per edge floor: a pixel
+    counts where the rise across its window is at least that floor."""
+    n, h, w = gray.shape
+    rows = gray.reshape(n * h, w)
+    step = cv2.copyMakeBorder(cv2.absdiff(rows[:, 1:], rows[:, :-1]), 0, 0, 0, 1, cv2.BORDER_CONSTANT, value=0)
+    # The step between pixels j and j + 1 sits at j: the steps of a window and the pixels of the rise they
+    # make up must be the same span, or one step may look like a whole edge.
+    span = np.ones((1, window + 1), np.uint8)
+    anchor = (window // 2, 0)
+    height = cv2.subtract(cv2.dilate(rows, span, anchor=anchor), cv2.erode(rows, span, anchor=anchor))
+    steepest = cv2.dilate(step, np.ones((1, window), np.uint8))
+    levels = cv2.divide(steepest, height, scale=_LEVELS - 1).reshape(n, h, w)  # 0 where height is 0
+    height = height.reshape(n, h, w)
+    counts = np.empty((n, floors.shape[1], _LEVELS), dtype=np.float64)
+    for i in range(n):  # a few C calls per image; numpy's masks and bincount would copy every pixel first
+        for k, floor in enumerate(floors[i]):
+            on_edge = cv2.compare(height[i], int(floor), cv2.CMP_GE)
+            counts[i, k] = cv2.calcHist([levels[i]], [0], on_edge, [_LEVELS], [0, _LEVELS]).ravel()
+    return counts
+
+
+def edge_sharpness(x: np.ndarray | Planes, window: int = EDGE_WINDOW, quantile: float = EDGE_QUANTILE) -> np.ndarray:
+    """How sharp an image's edges are, in [0, 1]: 1 for one-pixel steps, about 0.5 / sigma for edges blurred
+    by a Gaussian of ``sigma`` thumbnail pixels.
+
+    Measured only where there are edges: at each pixel whose luma rises across a ``window``-pixel span by at
+    least ``EDGE_FRACTION`` of the image's own contrast, the largest one-pixel step of that rise over the
+    rise; the score is the ``quantile`` of that ratio, so the sharpest edges decide (a sharp subject on a
+    soft background is sharp). The ratio does not depend on brightness or contrast, and flat regions
+    (backgrounds, skies, page margins) take no part, so a sharp drawing on white is as sharp as a photo.
+    An image with content but no such edge (all of its changes gradual) is judged on every rise of at least
+    ``EDGE_MIN_STEP`` levels instead; one without even those (flat) scores 1.0: nothing in it looks blurred.
+    Every other row and every other column are measured, each along itself.
+    """
+    p = as_planes(x)
+    gray = p.gray
+    layout = layout_descriptor(p)
+    contrast_range = layout.max(axis=1) - layout.min(axis=1)  # of block means: noise and specks do not count
+    relative = np.clip(np.ceil(np.maximum(EDGE_FRACTION * contrast_range, EDGE_MIN_STEP)), 0, 255)
+    floors = np.stack([relative, np.full_like(relative, EDGE_MIN_STEP)], axis=1)
+    counts = (_edge_histograms(np.ascontiguousarray(gray[:, ::2, :]), floors, window)
+              + _edge_histograms(np.ascontiguousarray(gray[:, :, ::2].transpose(0, 2, 1)), floors, window))
+    totals = counts.sum(axis=2)
+    use_relative = totals[:, 0] >= EDGE_MIN_PIXELS
+    chosen = np.where(use_relative[:, None], counts[:, 0], counts[:, 1])
+    total = np.where(use_relative, totals[:, 0], totals[:, 1])
+    above = np.cumsum(chosen[:, ::-1], axis=1)  # edge pixels at or above each level, from the top
+    wanted = np.maximum(np.ceil((1.0 - quantile) * total), 1)[:, None]
+    top = _LEVELS - 1 - np.argmax(above >= wanted, axis=1)
+    return np.where(total >= EDGE_MIN_PIXELS, top / (_LEVELS - 1), 1.0)
 
 
 def unit_row_percentiles(x: np.ndarray, q: Sequence[float]) -> np.ndarray:
