@@ -169,32 +169,71 @@ def near_duplicate_groups(hashes: np.ndarray | Sequence[int], max_distance: int 
     groups are ordered by their first index. ``bands`` defaults to
     ``max_distance + 1``; more bands give more candidates, never fewer results.
 
-    With ``confirm``, a pair of hashes within the distance is a link only if
-    ``confirm(i, j)`` (arrays of item indices, one representative each) says so; it
-    is called on batches of candidate pairs, so the hash search stays sub-quadratic
-    and the finer check runs only on candidates. ``keys`` (one row per item, any
-    fixed-width dtype) then tells which items are the same for the check: items
-    sharing a hash are compared too unless they also share a key.
+    With ``confirm``, ``hashes`` may also be ``(n, k)``: k hashes per item, each
+    searched on its own, a pair being a candidate when any of them is within the
+    distance; a candidate pair is a link only if ``confirm(i, j)`` (arrays of item
+    indices, one representative each) says so. It is called on batches of candidate
+    pairs, so the hash search stays sub-quadratic and the finer check runs only on
+    candidates. Confirmed groups are stars, not chains: each member is linked to its
+    group's centre (see :func:`_stars`). ``keys`` (one row per item, any fixed-width dtype) tells which items
+    are the same for the check: items sharing every hash are compared too unless they
+    also share a key.
     """
-    hashes = _as_hashes(hashes)
     bands = _band_count(max_distance, bands)
-    if hashes.size < 2:
-        return []
     if confirm is None:
+        hashes = _as_hashes(hashes)
+        if hashes.size < 2:
+            return []
         unique, inverse = np.unique(hashes, return_inverse=True)
         lo, hi, _ = _near_pairs(unique, max_distance, bands)
         roots = _components(unique.size, lo, hi)
         return _groups(roots[inverse.ravel()])
-    identity = np.arange(hashes.size) if keys is None else _row_labels(np.asarray(keys))
+    table = np.asarray(hashes)
+    table = table.reshape(len(table), -1) if table.size else table.reshape(0, 1)
+    columns = [_as_hashes(np.ascontiguousarray(table[:, c])) for c in range(table.shape[1])]
+    if len(table) < 2:
+        return []
+    identity = np.arange(len(table)) if keys is None else _row_labels(np.asarray(keys))
     _, first, inverse = np.unique(identity, return_index=True, return_inverse=True)
-    values = hashes[first]
-    lo, hi, _ = _near_pairs(values, max_distance, bands)  # equal values pair up through their shared buckets
+    found = [_near_pairs(column[first], max_distance, bands)[:2] for column in columns]
+    lo = np.concatenate([f[0] for f in found])
+    hi = np.concatenate([f[1] for f in found])
+    if len(columns) > 1:  # a pair near in several hashes is checked once
+        _, once = np.unique(lo * first.size + hi, return_index=True)
+        lo, hi = lo[once], hi[once]
     keep = np.zeros(lo.size, dtype=bool)
     for start in range(0, lo.size, CONFIRM_BATCH):
         part = slice(start, start + CONFIRM_BATCH)
         keep[part] = confirm(first[lo[part]], first[hi[part]])
-    roots = _components(values.size, lo[keep], hi[keep])
-    return _groups(roots[inverse.ravel()])
+    return _groups(_stars(first.size, lo[keep], hi[keep])[inverse.ravel()])
+
+
+def _stars(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Labels grouping each node with a centre it is linked to directly, centres taken by most links first.
+
+    Unlike connected components, a chain of look-alikes (a~b, b~c, c~d...) does not
+    become one group: every member of a group is confirmed against its centre, so two
+    members are at most two similar steps apart. Isolated nodes keep their own label.
+    """
+    labels = np.arange(n)
+    if a.size == 0:
+        return labels
+    ends = np.concatenate([a, b])
+    others = np.concatenate([b, a])
+    order = np.argsort(ends, kind="stable")
+    ends, others = ends[order], others[order]
+    starts = np.searchsorted(ends, np.arange(n + 1))
+    degree = np.diff(starts)
+    assigned = np.zeros(n, dtype=bool)
+    for node in np.lexsort((np.arange(n), -degree))[: np.count_nonzero(degree)].tolist():
+        if assigned[node]:
+            continue
+        neighbours = others[starts[node]:starts[node + 1]]
+        free = neighbours[~assigned[neighbours]]
+        assigned[node] = True
+        assigned[free] = True
+        labels[free] = node
+    return labels
 
 
 def _row_labels(keys: np.ndarray) -> np.ndarray:

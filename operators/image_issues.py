@@ -67,7 +67,7 @@ RAYPROC = "rayproc"
 CLEANVISION = "cleanvision"
 IssueProfile = Literal["rayproc", "cleanvision"]
 #: Default blurry threshold per profile: on ``sharpness`` (rayproc) or cleanvision's blur score.
-BLURRY_THRESHOLDS = {RAYPROC: 0.6, CLEANVISION: 0.29}
+BLURRY_THRESHOLDS = {RAYPROC: 0.68, CLEANVISION: 0.29}
 
 class ImageIssues(Operator):
     """Flags image issues, each with a score per image (lower is worse) and a threshold you can set per task.
@@ -84,7 +84,7 @@ class ImageIssues(Operator):
     - ``rayproc`` (default): ``blurry`` when the sharpness of the image's edges
       (in [0, 1], measured only where there are edges, so flat backgrounds,
       graphics, text and small images are judged by their edges) is under
-      ``blurry_threshold`` (default 0.6); near duplicates are images whose
+      ``blurry_threshold`` (default 0.68); near duplicates are images whose
       layout hashes are within ``near_duplicate_distance`` bits and whose
       16x16 layouts correlate at least ``near_duplicate_similarity``: resized,
       re-encoded, brightened, darkened and grayscale copies are found, different
@@ -110,7 +110,7 @@ class ImageIssues(Operator):
         dark_threshold: Annotated[float, Field(ge=0, le=1)] = 0.32
         light_threshold: Annotated[float, Field(ge=0, le=1)] = 0.05
         blurry_threshold: Annotated[float | None, Field(
-            ge=0, le=1, description="Flag blurry below this score; default 0.6 (rayproc) or 0.29 (cleanvision).")
+            ge=0, le=1, description="Flag blurry below this score; default 0.68 (rayproc) or 0.29 (cleanvision).")
         ] = None
         low_information_threshold: Annotated[float, Field(ge=0, le=1)] = 0.3
         odd_aspect_ratio_threshold: Annotated[float, Field(ge=0, le=1)] = 0.35
@@ -267,10 +267,13 @@ def pixel_hash_groups(table: RecordTable, max_distance: int) -> list[list[int]]:
 
 
 def layout_groups(table: RecordTable, max_distance: int, min_similarity: float) -> list[list[int]]:
-    """Near-duplicate groups: layout hashes within ``max_distance`` bits (found by LSH banding, never by
-    comparing all pairs), each candidate pair confirmed by the correlation of the two 16x16 layouts."""
+    """Near-duplicate groups: images whose layout hashes or pHashes are within ``max_distance`` bits (found
+    by LSH banding, never by comparing all pairs; the two hashes fail on different edits, so each finds
+    copies the other misses), each candidate pair confirmed by the correlation of the two 16x16 layouts."""
     n = table.ok_count
-    hashes = np.fromiter((H.hex_to_hash(h) for h in table.iter_values(LAYOUT_HASH)), dtype=np.uint64, count=n)
+    hashes = np.empty((n, 2), dtype=np.uint64)
+    hashes[:, 0] = np.fromiter((H.hex_to_hash(h) for h in table.iter_values(LAYOUT_HASH)), dtype=np.uint64, count=n)
+    hashes[:, 1] = np.fromiter((H.hex_to_hash(h) for h in table.iter_values(PHASH)), dtype=np.uint64, count=n)
     layouts = np.frombuffer(bytes.fromhex("".join(table.iter_values(LAYOUT))), dtype=np.uint8).reshape(n, -1)
 
     def similar(i: np.ndarray, j: np.ndarray) -> np.ndarray:
