@@ -208,7 +208,15 @@ def _edge_histograms(gray: np.ndarray, floors: np.ndarray, window: int) -> np.nd
     return counts
 
 
-def edge_sharpness(x: np.ndarray | Planes, window: int = EDGE_WINDOW, quantile: float = EDGE_QUANTILE) -> np.ndarray:
+def upscale_factors(width: np.ndarray, height: np.ndarray, side: int) -> np.ndarray:
+    """``(n, 2)`` whole factors by which a ``side`` x ``side`` thumbnail enlarged each image across and down
+    (1 for images at least ``side`` pixels on that axis)."""
+    dims = np.stack([np.asarray(width), np.asarray(height)], axis=1).astype(np.float64)
+    return np.clip(np.rint(side / np.maximum(dims, 1)), 1, side).astype(np.intp)
+
+
+def edge_sharpness(x: np.ndarray | Planes, upscale: np.ndarray | None = None, window: int = EDGE_WINDOW,
+                   quantile: float = EDGE_QUANTILE) -> np.ndarray:
     """How sharp an image's edges are, in [0, 1]: 1 for one-pixel steps, about 0.5 / sigma for edges blurred
     by a Gaussian of ``sigma`` thumbnail pixels.
 
@@ -220,15 +228,27 @@ def edge_sharpness(x: np.ndarray | Planes, window: int = EDGE_WINDOW, quantile: 
     An image with content but no such edge (all of its changes gradual) is judged on every rise of at least
     ``EDGE_MIN_STEP`` levels instead; one without even those (flat) scores 1.0: nothing in it looks blurred.
     Every other row and every other column are measured, each along itself.
+
+    ``upscale`` (``(n, 2)``, see :func:`upscale_factors`) says how much the thumbnail enlarged a small
+    image across and down: its window then spans ``window`` of the image's own pixels, so a small image is
+    judged by its own pixels (area resampling enlarges by repeating pixels, keeping each step whole).
     """
     p = as_planes(x)
     gray = p.gray
+    n = len(p)
     layout = layout_descriptor(p)
     contrast_range = layout.max(axis=1) - layout.min(axis=1)  # of block means: noise and specks do not count
     relative = np.clip(np.ceil(np.maximum(EDGE_FRACTION * contrast_range, EDGE_MIN_STEP)), 0, 255)
     floors = np.stack([relative, np.full_like(relative, EDGE_MIN_STEP)], axis=1)
-    counts = (_edge_histograms(np.ascontiguousarray(gray[:, ::2, :]), floors, window)
-              + _edge_histograms(np.ascontiguousarray(gray[:, :, ::2].transpose(0, 2, 1)), floors, window))
+    factors = np.ones((n, 2), dtype=np.intp) if upscale is None else np.asarray(upscale, dtype=np.intp)
+    counts = np.zeros((n, 2, _LEVELS))
+    kinds, which = np.unique(factors, axis=0, return_inverse=True)
+    for k, (fx, fy) in enumerate(kinds.tolist()):  # one pass per enlargement: nearly always just one
+        members = np.flatnonzero(which.ravel() == k)
+        g = gray if members.size == n else gray[members]
+        counts[members] += _edge_histograms(np.ascontiguousarray(g[:, ::2, :]), floors[members], window * fx)
+        counts[members] += _edge_histograms(np.ascontiguousarray(g[:, :, ::2].transpose(0, 2, 1)), floors[members],
+                                            window * fy)
     totals = counts.sum(axis=2)
     use_relative = totals[:, 0] >= EDGE_MIN_PIXELS
     chosen = np.where(use_relative[:, None], counts[:, 0], counts[:, 1])

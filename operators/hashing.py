@@ -147,7 +147,7 @@ def difference_hash(pixels: np.ndarray) -> np.ndarray:
 
 # Fixed random hyperplanes for the similarity hash, one per bit, over the layout's cells. Drawn once from a
 # seeded generator (PCG64 with the normal distribution is stable across numpy releases), so hashes computed
-# on any node and in any release agree; tests pin two hash values.
+# on any node and in any release agree; a test pins a hash value.
 _SIMILARITY_SEED = 20240611
 _SIMILARITY_PLANES: dict[int, np.ndarray] = {}
 

@@ -100,6 +100,7 @@ class ImageIssues(Operator):
     name = "image_issues"
     task_type = TaskType.ANALYSE
     requires = ("image_features",)
+    # EDGE_STD and GRAY_HIST_STD only with the cleanvision profile.
     columns: ClassVar[tuple[str, ...]] = (BRIGHTNESS_P99, BRIGHTNESS_P05, EDGE_STD, GRAY_HIST_STD, PHASH,
                                           SHARPNESS, LAYOUT, LAYOUT_HASH, PIXEL_DIGEST)
 
@@ -123,15 +124,23 @@ class ImageIssues(Operator):
         grayscale_by_content: bool = Field(
             False, description="Also flag colour-mode images whose three channels are equal.")
 
+    @property
+    def needs_previews(self) -> bool:
+        return self.params.issue_profile == CLEANVISION  # cleanvision's blur score is taken on its 64 px preview
+
     def process_batch(self, batch: ImageBatch) -> dict[str, list]:
         p99, p05 = F.unit_row_percentiles(batch.planes.hsp, [99, 5])  # np.percentile's values, faster
-        edge, hist = zip(*(_edge_stats(p) for p in batch.previews), strict=True)
         planes = batch.planes
         hashes = H.perceptual_hash_of_luma(planes.luma)
         layout = F.layout_descriptor(planes)
+        out: dict[str, list] = {}
+        if self.needs_previews:
+            edge, hist = zip(*(_edge_stats(p) for p in batch.previews), strict=True)
+            out = {EDGE_STD: list(edge), GRAY_HIST_STD: list(hist)}
         return {
-            BRIGHTNESS_P99: p99, BRIGHTNESS_P05: p05, EDGE_STD: list(edge), GRAY_HIST_STD: list(hist),
-            PHASH: [H.hash_to_hex(h) for h in hashes], SHARPNESS: F.edge_sharpness(planes),
+            **out, BRIGHTNESS_P99: p99, BRIGHTNESS_P05: p05,
+            PHASH: [H.hash_to_hex(h) for h in hashes],
+            SHARPNESS: F.edge_sharpness(planes, F.upscale_factors(batch.width, batch.height, batch.rgb.shape[1])),
             LAYOUT: H.layout_to_hex(layout), LAYOUT_HASH: [H.hash_to_hex(h) for h in H.similarity_hash(layout)],
             PIXEL_DIGEST: list(batch.digests),
         }
@@ -211,7 +220,6 @@ class ImageIssues(Operator):
         counts = {name: int(flags[name].sum()) for name in ISSUE_TYPES}
         summary = {
             "counts": counts,
-            "profile": p.issue_profile,
             "thresholds": {**thresholds, "near_duplicate_distance": p.near_duplicate_distance,
                            **({"near_duplicate_similarity": p.near_duplicate_similarity}
                               if p.issue_profile == RAYPROC else {})},
