@@ -195,7 +195,7 @@ def near_duplicate_groups(hashes: np.ndarray | Sequence[int], max_distance: int 
         return []
     identity = np.arange(len(table)) if keys is None else _row_labels(np.asarray(keys))
     _, first, inverse = np.unique(identity, return_index=True, return_inverse=True)
-    found = [_near_pairs(column[first], max_distance, bands)[:2] for column in columns]
+    found = [_informative_pairs(column[first], max_distance, bands) for column in columns]
     lo = np.concatenate([f[0] for f in found])
     hi = np.concatenate([f[1] for f in found])
     if len(columns) > 1:  # a pair near in several hashes is checked once
@@ -234,6 +234,18 @@ def _stars(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         assigned[free] = True
         labels[free] = node
     return labels
+
+
+def _informative_pairs(values: np.ndarray, max_distance: int, bands: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_near_pairs` among the positions whose value fewer than ``_DENSE_BUCKET`` positions share.
+
+    A hash value that hundreds of different pictures share (pHash gives every nearly flat picture
+    the same one) tells nothing about any of them, and checking all their pairs would be quadratic;
+    such pictures are still found through their other hashes."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    usable = np.flatnonzero(counts[inverse.ravel()] < _DENSE_BUCKET)
+    lo, hi, _ = _near_pairs(values[usable], max_distance, bands)
+    return usable[lo], usable[hi]
 
 
 def _row_labels(keys: np.ndarray) -> np.ndarray:
