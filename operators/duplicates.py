@@ -149,7 +149,9 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _groups(labels: np.ndarray) -> list[list[int]]:
     """Indices sharing a label, groups of two or more, each sorted, ordered by first index."""
-    order = np.argsort(labels, kind="stable")
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    shared = np.flatnonzero(counts[inverse.ravel()] > 1)  # splitting only these: most items are in no group
+    order = shared[np.argsort(labels[shared], kind="stable")]
     cuts = np.flatnonzero(np.diff(labels[order])) + 1
     groups = [g.tolist() for g in np.split(order, cuts) if g.size > 1]
     return sorted(groups, key=lambda g: g[0])
