@@ -42,7 +42,6 @@ Markdown table on stdout. The set is cached under ``--work`` between runs.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
@@ -350,16 +349,23 @@ def run_rayproc(folder: Path, params: dict) -> Flags:
     return Flags(dict(flagged), groups, seconds)
 
 
-def run_cleanvision(folder: Path, skip: set[str]) -> Flags:
-    from cleanvision import Imagelab
-
-    view = folder.parent / "cleanvision_view"
+def _view(folder: Path, name: str, skip: set[str]) -> Path:
+    """A folder of hard links to the files of ``folder`` except ``skip`` (what a tool that cannot read some
+    files is given)."""
+    view = folder.parent / name
     if view.exists():
         shutil.rmtree(view)
     view.mkdir()
-    for name in os.listdir(folder):
-        if name not in skip:
-            os.link(folder / name, view / name)
+    for item in os.listdir(folder):
+        if item not in skip:
+            os.link(folder / item, view / item)
+    return view
+
+
+def run_cleanvision(folder: Path, skip: set[str]) -> Flags:
+    from cleanvision import Imagelab
+
+    view = _view(folder, "cleanvision_view", skip)
     start = time.perf_counter()
     lab = Imagelab(data_path=str(view))
     lab.find_issues(n_jobs=1)
@@ -383,13 +389,7 @@ def run_imagededup(folder: Path, method: str, skip: set[str]) -> Flags:
 
     logging.getLogger("imagededup").setLevel(logging.ERROR)
     hasher = getattr(methods, method)(verbose=False)
-    view = folder.parent / "dedup_view"
-    if view.exists():
-        shutil.rmtree(view)
-    view.mkdir()
-    for name in os.listdir(folder):
-        if name not in skip:
-            os.link(folder / name, view / name)
+    view = _view(folder, "dedup_view", skip)
     start = time.perf_counter()
     encodings = hasher.encode_images(image_dir=str(view))
     near = hasher.find_duplicates(encoding_map=encodings, max_distance_threshold=10)

@@ -226,12 +226,17 @@ def test_items_sharing_a_hash_are_still_confirmed_unless_their_keys_agree() -> N
 # ----- the profile switch and its params --------------------------------------------------------------
 
 
-def test_cleanvision_profile_keeps_cleanvisions_blur_flags_and_default(tmp_path: Path) -> None:
+def _drawing_and_blurred_copy(tmp_path: Path, seed: int, k: float) -> Path:
     folder = tmp_path / "images"
     folder.mkdir()
-    art = clip_art(7)
+    art = clip_art(seed)
     art.save(folder / "art.png")
-    blur(art, 2.5).save(folder / "art_blurred.png")
+    blur(art, k).save(folder / "art_blurred.png")
+    return folder
+
+
+def test_cleanvision_profile_keeps_cleanvisions_blur_flags_and_default(tmp_path: Path) -> None:
+    folder = _drawing_and_blurred_copy(tmp_path, 7, 2.5)
     ours, rows = _analyse(folder, tmp_path)
     theirs, their_rows = _analyse(folder, tmp_path, {"issue_profile": "cleanvision"})
     assert {k for k, r in rows.items() if "blurry" in r["issues"]} == {"art_blurred.png"}
@@ -242,15 +247,11 @@ def test_cleanvision_profile_keeps_cleanvisions_blur_flags_and_default(tmp_path:
 
 
 def test_a_threshold_set_per_task_is_used(tmp_path: Path) -> None:
-    folder = tmp_path / "images"
-    folder.mkdir()
-    art = clip_art(8)
-    art.save(folder / "art.png")
-    blur(art, 1.5).save(folder / "soft.png")
+    folder = _drawing_and_blurred_copy(tmp_path, 8, 1.5)
     result, rows = _analyse(folder, tmp_path, {"blurry_threshold": 0.05})
     assert result["issues"]["thresholds"]["blurry"] == 0.05
     assert not any("blurry" in r["issues"] for r in rows.values())
-    assert 0.05 < rows["soft.png"]["scores"]["blurry"] < THRESHOLD
+    assert 0.05 < rows["art_blurred.png"]["scores"]["blurry"] < THRESHOLD
 
 
 @pytest.mark.parametrize("params", [{"issue_profile": "imagededup"}, {"blurry_threshold": 1.5},
