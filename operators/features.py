@@ -217,8 +217,8 @@ def upscale_factors(width: np.ndarray, height: np.ndarray, side: int) -> np.ndar
 
 def edge_sharpness(x: np.ndarray | Planes, upscale: np.ndarray | None = None, window: int = EDGE_WINDOW,
                    quantile: float = EDGE_QUANTILE) -> np.ndarray:
-    """How sharp an image's edges are, in [0, 1]: 1 for one-pixel steps, about 0.5 / sigma for edges blurred
-    by a Gaussian of ``sigma`` thumbnail pixels.
+    """How sharp an image's edges are, in [0, 1]: 1 for one-pixel steps; a step blurred by a Gaussian of sigma
+    0.5, 1, 2, 3 and 4 thumbnail pixels scores 0.88, 0.58, 0.42, 0.33 and 0.25.
 
     Measured only where there are edges: at each pixel whose luma rises across a ``window``-pixel span by at
     least ``EDGE_FRACTION`` of the image's own contrast, the largest one-pixel step of that rise over the
