@@ -260,3 +260,14 @@ def test_a_threshold_set_per_task_is_used(tmp_path: Path) -> None:
 def test_bad_params_are_rejected(params: dict) -> None:
     with pytest.raises(ValidationError):
         ImageIssues.Params(**params)
+
+
+@pytest.mark.parametrize("params", [{"issue_profile": "imagededup"}, {"blurry_threshold": -0.1}],
+                         ids=["profile", "blurry"])
+def test_bad_params_fail_when_the_task_is_resolved_with_the_field_named(params: dict) -> None:
+    from jobs.catalog import CatalogError, parse_task_type, resolve_operators
+    from operators.registry import default_registry
+
+    with pytest.raises(CatalogError, match=f"params.{next(iter(params))}"):
+        resolve_operators(parse_task_type("sys_data_analyse"), [{"id": "image_issues", "params": params}],
+                          default_registry())
