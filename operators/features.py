@@ -336,3 +336,49 @@ def describe(values: np.ndarray) -> dict:
         "p95": round(float(p95), 6),
         "max": round(float(values.max()), 6),
     }
+
+
+#: Side of the gray views a near-duplicate candidate pair is compared on, and the cells of the local check.
+DETAIL_SIDE = 64
+DETAIL_CELLS = 8
+# Levels of one image that predict the other (see :func:`local_difference`): few enough that every level
+# holds many pixels, so a level map cannot fit a different drawing pixel by pixel.
+_TONE_BINS = 32
+
+
+def local_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per pair of gray views ``(m, s, s)`` (levels 0-255), how much the two pictures differ in their most
+    different region, whatever the tone change between them; 0 for the same picture.
+
+    Each view's levels predict the other's: a pixel is predicted by the mean, over the
+    pixels of its level (32 bins), of the other view. Any change of tone that maps levels
+    to levels (brightening, darkening, contrast, clipped highlights, a gray conversion of
+    the luma) is then predicted exactly, while a line, letter or shape that only one
+    picture has is not. The squared error, in units of the predicted view's variance, is
+    averaged over ``DETAIL_CELLS`` x ``DETAIL_CELLS`` cells, and the worst cell of either
+    direction is the result: a difference confined to one corner (a door in an igloo, a
+    letter on a die) counts in full instead of being diluted over the picture.
+    """
+    a = np.asarray(a, dtype=np.float32)
+    b = np.asarray(b, dtype=np.float32)
+    if a.shape != b.shape or a.ndim != 3:
+        raise ValueError(f"views must be two (m, s, s) stacks of one shape, got {a.shape} and {b.shape}")
+    return np.maximum(_predicted_error(a, b), _predicted_error(b, a))
+
+
+def _predicted_error(target: np.ndarray, source: np.ndarray) -> np.ndarray:
+    m = len(target)
+    if m == 0:
+        return np.zeros(0)
+    bins = np.minimum((source * (_TONE_BINS / 256.0)).astype(np.intp), _TONE_BINS - 1)
+    bins += (np.arange(m, dtype=np.intp) * _TONE_BINS)[:, None, None]
+    flat = bins.ravel()
+    sums = np.bincount(flat, weights=target.ravel(), minlength=m * _TONE_BINS)
+    counts = np.bincount(flat, minlength=m * _TONE_BINS)
+    predicted = (sums / np.maximum(counts, 1))[flat].reshape(target.shape)
+    spread = np.maximum(target.reshape(m, -1).std(axis=1), 1.0)[:, None, None]  # flat views: in levels
+    error = (((target - predicted) / spread) ** 2).astype(np.float32)
+    cells = np.empty(m)
+    for k in range(m):  # OpenCV's area mean per view
+        cells[k] = cv2.resize(error[k], (DETAIL_CELLS, DETAIL_CELLS), interpolation=cv2.INTER_AREA).max()
+    return cells

@@ -158,6 +158,31 @@ def _preview(rgb: Image.Image, width: int, height: int) -> np.ndarray:
     return np.asarray(gray, dtype=np.uint8)
 
 
+# A gray view is taken from a JPEG decoded at no less than this many times its side: libjpeg's scaled
+# decoding resamples differently from the area mean, and at the view's own scale a JPEG copy of a PNG
+# would differ from it by that alone.
+_VIEW_DRAFT = 4
+
+
+def load_gray_view(path: str, side: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray | None:
+    """``path`` as a ``side`` x ``side`` uint8 gray view (the thumbnail's square, area resampling; a JPEG at
+    draft scale), or None when the file cannot be decoded any more. Near-duplicate candidates are compared
+    on it, so only candidates pay for it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > max_pixels:
+                    return None
+                if img.format in ("JPEG", "MPO"):
+                    img.draft("RGB", draft_box(img.width, img.height, _VIEW_DRAFT * side))
+                img.load()
+                gray = np.asarray(_to_rgb(img).convert("L"), dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+    return cv2.resize(gray, (side, side), interpolation=cv2.INTER_AREA)
+
+
 def load_rgb(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode ``path`` at full resolution as RGB, with the same limits as :func:`load_thumbnail`."""
     try:

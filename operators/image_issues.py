@@ -33,7 +33,7 @@ from operators.base import (
     StrictParams,
     TaskType,
 )
-from operators.image_io import full_pixel_digest
+from operators.image_io import full_pixel_digest, load_gray_view
 from operators.pipeline import ITEM
 
 DARK = "dark"
@@ -68,6 +68,9 @@ CLEANVISION = "cleanvision"
 IssueProfile = Literal["rayproc", "cleanvision"]
 #: Default blurry threshold per profile: on ``sharpness`` (rayproc) or cleanvision's blur score.
 BLURRY_THRESHOLDS = {RAYPROC: 0.68, CLEANVISION: 0.29}
+#: Defaults of the ``rayproc`` profile's near-duplicate checks (``docs/blur.md``).
+DEFAULT_SIMILARITY = 0.9
+DEFAULT_DIFFERENCE = 0.2
 
 class ImageIssues(Operator):
     """Flags image issues, each with a score per image (lower is worse) and a threshold you can set per task.
@@ -120,7 +123,11 @@ class ImageIssues(Operator):
             ge=0, le=16, description="Max differing hash bits (layout hash, or pHash for 'cleanvision').")] = 4
         near_duplicate_similarity: Annotated[float, Field(
             ge=-1, le=1, description="Min correlation of two images' 16x16 layouts for them to be near "
-                                     "duplicates (profile 'rayproc').")] = 0.9
+                                     "duplicates (profile 'rayproc').")] = DEFAULT_SIMILARITY
+        near_duplicate_difference: Annotated[float, Field(
+            ge=0, le=100, description="Max local difference of two near duplicates' 64x64 gray views, "
+                                      "after matching their tones (profile 'rayproc'; 0 is the same picture).")
+        ] = DEFAULT_DIFFERENCE
         grayscale_by_content: bool = Field(
             False, description="Also flag colour-mode images whose three channels are equal.")
 
@@ -160,10 +167,9 @@ class ImageIssues(Operator):
         """Exact and near-duplicate groups of ok-item positions; a near group equal to an exact group is
         left out (it says nothing more)."""
         exact = confirmed_exact_groups(table)
-        if self.params.issue_profile == CLEANVISION:
-            near = pixel_hash_groups(table, self.params.near_duplicate_distance)
-        else:
-            near = layout_groups(table, self.params.near_duplicate_distance, self.params.near_duplicate_similarity)
+        p = self.params
+        near = near_duplicate_groups(table, p.issue_profile, p.near_duplicate_distance,
+                                     p.near_duplicate_similarity, p.near_duplicate_difference)
         return exact, [g for g in near if g not in exact]
 
     def finalize(self, table: RecordTable) -> Finalized:
@@ -221,7 +227,8 @@ class ImageIssues(Operator):
         summary = {
             "counts": counts,
             "thresholds": {**thresholds, "near_duplicate_distance": p.near_duplicate_distance,
-                           **({"near_duplicate_similarity": p.near_duplicate_similarity}
+                           **({"near_duplicate_similarity": p.near_duplicate_similarity,
+                               "near_duplicate_difference": p.near_duplicate_difference}
                               if p.issue_profile == RAYPROC else {})},
             "exact_duplicate_groups": [_keys(table, g) for g in exact[:MAX_GROUPS_IN_RESULT]],
             "near_duplicate_groups": [_keys(table, g) for g in near[:MAX_GROUPS_IN_RESULT]],
@@ -274,21 +281,64 @@ def pixel_hash_groups(table: RecordTable, max_distance: int) -> list[list[int]]:
     return D.near_duplicate_groups(hashes, max_distance)
 
 
-def layout_groups(table: RecordTable, max_distance: int, min_similarity: float) -> list[list[int]]:
+def near_duplicate_groups(table: RecordTable, profile: IssueProfile, max_distance: int,
+                          min_similarity: float = DEFAULT_SIMILARITY,
+                          max_difference: float = DEFAULT_DIFFERENCE) -> list[list[int]]:
+    """The near-duplicate groups of ok-item positions, as ``profile`` finds them: every operator that
+    groups near duplicates asks here, so they all agree."""
+    if profile == CLEANVISION:
+        return pixel_hash_groups(table, max_distance)
+    return layout_groups(table, max_distance, min_similarity, max_difference)
+
+
+def layout_groups(table: RecordTable, max_distance: int, min_similarity: float,
+                  max_difference: float | None = None) -> list[list[int]]:
     """Near-duplicate groups: images whose layout hashes or pHashes are within ``max_distance`` bits (found
     by LSH banding, never by comparing all pairs; the two hashes fail on different edits, so each finds
-    copies the other misses), each candidate pair confirmed by the correlation of the two 16x16 layouts."""
+    copies the other misses), each candidate pair confirmed by the correlation of the two 16x16 layouts
+    and then, when the files can be read (``table.root``) and ``max_difference`` is set, by
+    :class:`DetailCheck`: look-alike drawings that differ in one line or letter share a layout."""
     n = table.ok_count
     hashes = np.empty((n, 2), dtype=np.uint64)
     hashes[:, 0] = np.fromiter((H.hex_to_hash(h) for h in table.iter_values(LAYOUT_HASH)), dtype=np.uint64, count=n)
     hashes[:, 1] = np.fromiter((H.hex_to_hash(h) for h in table.iter_values(PHASH)), dtype=np.uint64, count=n)
     layouts = np.frombuffer(bytes.fromhex("".join(table.iter_values(LAYOUT))), dtype=np.uint8).reshape(n, -1)
+    detail = DetailCheck(table, max_difference) if table.root is not None and max_difference is not None else None
 
     def similar(i: np.ndarray, j: np.ndarray) -> np.ndarray:
         a, b = H.normalized_layout(layouts[i]), H.normalized_layout(layouts[j])
-        return np.einsum("ij,ij->i", a, b) >= min_similarity
+        keep = np.einsum("ij,ij->i", a, b) >= min_similarity
+        if detail is not None:
+            keep[keep] = detail(i[keep], j[keep])
+        return keep
 
     return D.near_duplicate_groups(hashes, max_distance, keys=layouts, confirm=similar)
+
+
+class DetailCheck:
+    """Confirms candidate pairs on gray views of the files, decoded once per candidate image: a pair holds
+    when its :func:`operators.features.local_difference` is at most ``max_difference``. An image whose
+    file cannot be decoded any more confirms nothing."""
+
+    def __init__(self, table: RecordTable, max_difference: float) -> None:
+        self._table = table
+        self._max_difference = max_difference
+        self._views: dict[int, np.ndarray | None] = {}
+
+    def _view(self, position: int) -> np.ndarray | None:
+        if position not in self._views:
+            item = self._table.value(ITEM, int(self._table.ok_index[position]))
+            self._views[position] = load_gray_view(os.path.join(self._table.root, item), F.DETAIL_SIDE)
+        return self._views[position]
+
+    def __call__(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        keep = np.zeros(i.size, dtype=bool)
+        pairs = [(k, self._view(a), self._view(b)) for k, (a, b) in enumerate(zip(i.tolist(), j.tolist()))]
+        readable = [(k, a, b) for k, a, b in pairs if a is not None and b is not None]
+        if readable:
+            ks, a, b = zip(*readable, strict=True)
+            keep[list(ks)] = F.local_difference(np.stack(a), np.stack(b)) <= self._max_difference
+        return keep
 
 
 def _file_digest(path: str) -> str | None:
