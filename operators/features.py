@@ -351,7 +351,7 @@ def local_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     different region, whatever the tone change between them; 0 for the same picture.
 
     Each view's levels predict the other's: a pixel is predicted by the mean, over the
-    pixels of its level (32 bins), of the other view. Any change of tone that maps levels
+    pixels of its level (32 bins over the view's own range), of the other view. Any change of tone that maps levels
     to levels (brightening, darkening, contrast, clipped highlights, a gray conversion of
     the luma) is then predicted exactly, while a line, letter or shape that only one
     picture has is not. The squared error, in units of the predicted view's variance, is
@@ -370,7 +370,10 @@ def _predicted_error(target: np.ndarray, source: np.ndarray) -> np.ndarray:
     m = len(target)
     if m == 0:
         return np.zeros(0)
-    bins = np.minimum((source * (_TONE_BINS / 256.0)).astype(np.intp), _TONE_BINS - 1)
+    # Levels are binned over the source's own range: a faint drawing (a few levels deep) keeps its detail.
+    low = source.min(axis=(1, 2), keepdims=True)
+    span = np.maximum(source.max(axis=(1, 2), keepdims=True) - low, 1.0)
+    bins = np.minimum(((source - low) * (_TONE_BINS / span)).astype(np.intp), _TONE_BINS - 1)
     bins += (np.arange(m, dtype=np.intp) * _TONE_BINS)[:, None, None]
     flat = bins.ravel()
     sums = np.bincount(flat, weights=target.ravel(), minlength=m * _TONE_BINS)

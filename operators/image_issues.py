@@ -70,7 +70,7 @@ IssueProfile = Literal["rayproc", "cleanvision"]
 BLURRY_THRESHOLDS = {RAYPROC: 0.68, CLEANVISION: 0.29}
 #: Defaults of the ``rayproc`` profile's near-duplicate checks (``docs/blur.md``).
 DEFAULT_SIMILARITY = 0.9
-DEFAULT_DIFFERENCE = 0.2
+DEFAULT_DIFFERENCE = 0.15
 
 class ImageIssues(Operator):
     """Flags image issues, each with a score per image (lower is worse) and a threshold you can set per task.
