@@ -173,6 +173,54 @@ def test_different_pictures_that_share_a_layout_are_not_grouped(tmp_path: Path) 
     assert result["issues"]["counts"]["near_duplicates"] == 0
 
 
+def _with_mark(img: Image.Image) -> Image.Image:
+    """The same drawing with one small extra detail in a corner (a letter on a die, a door in an igloo)."""
+    marked = img.copy()
+    w, h = marked.size
+    ImageDraw.Draw(marked).rectangle([w * 3 // 4, h // 10, w * 3 // 4 + w // 12, h // 10 + h // 10], fill="black")
+    return marked
+
+
+def test_look_alike_drawings_differing_in_one_detail_are_kept_apart(tmp_path: Path) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    original = clip_art(12)
+    original.save(folder / "original.png")
+    _jpeg(original, 70).save(folder / "copy.png")
+    _with_mark(original).save(folder / "variant.png")
+    thumbs = np.stack([load_thumbnail(str(folder / n), 128, preview=False).thumbnail
+                       for n in ("original.png", "variant.png")])
+    unit = H.normalized_layout(F.layout_descriptor(F.Planes(thumbs)))
+    assert float(unit[0] @ unit[1]) >= 0.9  # the layouts alone would group the variant
+    result, rows = _analyse(folder, tmp_path)
+    assert result["issues"]["near_duplicate_groups"] == [["copy.png", "original.png"]]
+    assert rows["variant.png"]["scores"]["near_duplicates"] == 1.0
+    assert result["issues"]["thresholds"]["near_duplicate_difference"] == 0.15
+
+
+def _gray_view(img: Image.Image) -> np.ndarray:
+    return np.asarray(img.convert("L").resize((F.DETAIL_SIDE, F.DETAIL_SIDE), Image.Resampling.BOX), np.float32)
+
+
+@pytest.mark.parametrize("edit", [lambda img: img, lambda img: _levels(img, 1.4), lambda img: _levels(img, 0.6),
+                                  lambda img: img.convert("L")], ids=["same", "brightened", "darkened", "gray"])
+def test_local_difference_ignores_tone_changes(edit) -> None:
+    original = clip_art(21)
+    views = np.stack([_gray_view(original)]), np.stack([_gray_view(edit(original))])
+    assert F.local_difference(*views)[0] < 0.05
+
+
+def test_local_difference_finds_a_detail_one_picture_has() -> None:
+    original = clip_art(21)
+    difference = F.local_difference(np.stack([_gray_view(original)]), np.stack([_gray_view(_with_mark(original))]))
+    assert difference[0] > 1.0
+
+
+def test_local_difference_needs_two_stacks_of_one_shape() -> None:
+    with pytest.raises(ValueError, match="one shape"):
+        F.local_difference(np.zeros((1, 8, 8)), np.zeros((1, 8, 9)))
+
+
 def test_similarity_hash_bits_follow_the_layout_correlation() -> None:
     rng = np.random.default_rng(0)
     base = rng.normal(size=(1, 256)).astype(np.float32)
@@ -271,3 +319,22 @@ def test_bad_params_fail_when_the_task_is_resolved_with_the_field_named(params: 
     with pytest.raises(CatalogError, match=f"params.{next(iter(params))}"):
         resolve_operators(parse_task_type("sys_data_analyse"), [{"id": "image_issues", "params": params}],
                           default_registry())
+
+
+@pytest.mark.parametrize("profile", ["rayproc", "cleanvision"])
+def test_cleaning_drops_the_near_duplicates_the_analysis_groups(profile: str, tmp_path: Path) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    original = clip_art(12)
+    original.save(folder / "original.png")
+    _jpeg(original, 70).save(folder / "copy.png")
+    _with_mark(original).save(folder / "variant.png")
+    for seed in range(4):
+        photo(100 + seed).save(folder / f"other_photo_{seed}.png")
+    result, _ = _analyse(folder, tmp_path, {"issue_profile": profile})
+    groups = result["issues"]["near_duplicate_groups"]
+    assert groups  # the copy is found by both profiles
+    params = [{"id": "data_cleaning", "params": {"drop_near_duplicates": True, "near_duplicate_profile": profile}}]
+    _, files, _ = run_direct(folder, "sys_data_cleaning", params, tmp_path / "cleaned")
+    removed = {r["item"]: r["reason"] for r in files["removed.jsonl"]}
+    assert removed == {m: f"near_duplicate_of: {g[0]}" for g in groups for m in g[1:]}
