@@ -4,7 +4,7 @@ Every issue has a score in [0, 1] where lower is worse, and an image has the
 issue when its score is under the threshold, as in cleanvision 0.3.7. Two
 profiles: ``rayproc`` (the default) measures blur by the sharpness of the
 image's edges and confirms near duplicates by the correlation of their layouts
-(``docs/blur.md``, ``docs/near-duplicates.md``); ``cleanvision`` uses
+(``docs/blur.md``); ``cleanvision`` uses
 cleanvision's own blur score and pHash grouping, flag for flag
 (``docs/cleanvision-parity.md``). Every other issue is the same in both.
 """
@@ -88,10 +88,13 @@ class ImageIssues(Operator):
       (in [0, 1], measured only where there are edges, so flat backgrounds,
       graphics, text and small images are judged by their edges) is under
       ``blurry_threshold`` (default 0.68); near duplicates are images whose
-      layout hashes are within ``near_duplicate_distance`` bits and whose
-      16x16 layouts correlate at least ``near_duplicate_similarity``: resized,
-      re-encoded, brightened, darkened and grayscale copies are found, different
-      pictures are not grouped.
+      layout hashes are within ``near_duplicate_distance`` bits, whose
+      16x16 layouts correlate at least ``near_duplicate_similarity`` and whose
+      64x64 gray views, once their tones are matched, differ nowhere by more
+      than ``near_duplicate_difference`` (the views are decoded again for
+      candidate pairs only): resized, re-encoded, brightened, darkened and
+      grayscale copies are found, look-alike drawings that differ in a line or
+      a letter are not grouped.
     - ``cleanvision``: cleanvision 0.3.7's blur score (edge strength of a 64 px
       preview, threshold 0.29) and pHash within ``near_duplicate_distance`` bits.
 
