@@ -355,15 +355,23 @@ def local_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     to levels (brightening, darkening, contrast, clipped highlights, a gray conversion of
     the luma) is then predicted exactly, while a line, letter or shape that only one
     picture has is not. The squared error, in units of the predicted view's variance, is
-    averaged over ``DETAIL_CELLS`` x ``DETAIL_CELLS`` cells, and the worst cell of either
-    direction is the result: a difference confined to one corner (a door in an igloo, a
-    letter on a die) counts in full instead of being diluted over the picture.
+    averaged over ``DETAIL_CELLS`` x ``DETAIL_CELLS`` cells, and the worst cell counts: a
+    difference confined to one corner (a door in an igloo, a letter on a die) counts in
+    full instead of being diluted over the picture.
+
+    The result is the worse direction's error, except that a direction predicted at least
+    twice as well as the result lets the other be up to four times worse: a copy whose
+    highlights were clipped is a tone map of the original, but not the other way round
+    (the clipped levels cannot be told apart), while a detail only one picture has leaves
+    a large error at least one way.
     """
     a = np.asarray(a, dtype=np.float32)
     b = np.asarray(b, dtype=np.float32)
     if a.shape != b.shape or a.ndim != 3:
         raise ValueError(f"views must be two (m, s, s) stacks of one shape, got {a.shape} and {b.shape}")
-    return np.maximum(_predicted_error(a, b), _predicted_error(b, a))
+    one, other = _predicted_error(a, b), _predicted_error(b, a)
+    worse, better = np.maximum(one, other), np.minimum(one, other)
+    return np.minimum(worse, np.maximum(2.0 * better, worse / 4.0))
 
 
 def _predicted_error(target: np.ndarray, source: np.ndarray) -> np.ndarray:

@@ -338,3 +338,12 @@ def test_cleaning_drops_the_near_duplicates_the_analysis_groups(profile: str, tm
     _, files, _ = run_direct(folder, "sys_data_cleaning", params, tmp_path / "cleaned")
     removed = {r["item"]: r["reason"] for r in files["removed.jsonl"]}
     assert removed == {m: f"near_duplicate_of: {g[0]}" for g in groups for m in g[1:]}
+
+
+def test_a_copy_with_clipped_highlights_is_judged_by_the_direction_that_predicts_it() -> None:
+    """Brightening clips a photo's highlights: the copy is a tone map of the original, not the other way round."""
+    original = photo(11)
+    a, b = _gray_view(original)[None], _gray_view(_levels(original, 1.3))[None]
+    clipped_side = F._predicted_error(a, b)[0]  # the original predicted from the clipped copy's levels
+    assert clipped_side > F._predicted_error(b, a)[0]
+    assert F.local_difference(a, b)[0] < min(clipped_side, 0.15)
