@@ -181,13 +181,19 @@ def _with_mark(img: Image.Image) -> Image.Image:
     return marked
 
 
-def test_look_alike_drawings_differing_in_one_detail_are_kept_apart(tmp_path: Path) -> None:
+def _drawing_copy_and_variant(tmp_path: Path) -> Path:
+    """A folder with a drawing, a JPEG copy of it and the drawing with one extra detail."""
     folder = tmp_path / "images"
     folder.mkdir()
     original = clip_art(12)
     original.save(folder / "original.png")
     _jpeg(original, 70).save(folder / "copy.png")
     _with_mark(original).save(folder / "variant.png")
+    return folder
+
+
+def test_look_alike_drawings_differing_in_one_detail_are_kept_apart(tmp_path: Path) -> None:
+    folder = _drawing_copy_and_variant(tmp_path)
     thumbs = np.stack([load_thumbnail(str(folder / n), 128, preview=False).thumbnail
                        for n in ("original.png", "variant.png")])
     unit = H.normalized_layout(F.layout_descriptor(F.Planes(thumbs)))
@@ -323,12 +329,7 @@ def test_bad_params_fail_when_the_task_is_resolved_with_the_field_named(params: 
 
 @pytest.mark.parametrize("profile", ["rayproc", "cleanvision"])
 def test_cleaning_drops_the_near_duplicates_the_analysis_groups(profile: str, tmp_path: Path) -> None:
-    folder = tmp_path / "images"
-    folder.mkdir()
-    original = clip_art(12)
-    original.save(folder / "original.png")
-    _jpeg(original, 70).save(folder / "copy.png")
-    _with_mark(original).save(folder / "variant.png")
+    folder = _drawing_copy_and_variant(tmp_path)
     for seed in range(4):
         photo(100 + seed).save(folder / f"other_photo_{seed}.png")
     result, _ = _analyse(folder, tmp_path, {"issue_profile": profile})
