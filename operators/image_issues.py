@@ -4,7 +4,7 @@ Every issue has a score in [0, 1] where lower is worse, and an image has the
 issue when its score is under the threshold, as in cleanvision 0.3.7. Two
 profiles: ``rayproc`` (the default) measures blur by the sharpness of the
 image's edges and confirms near duplicates by the correlation of their layouts
-(``docs/blur.md``); ``cleanvision`` uses
+and a check of the candidates' files (``docs/blur.md``); ``cleanvision`` uses
 cleanvision's own blur score and pHash grouping, flag for flag
 (``docs/cleanvision-parity.md``). Every other issue is the same in both.
 """
@@ -288,10 +288,18 @@ def near_duplicate_groups(table: RecordTable, profile: IssueProfile, max_distanc
                           min_similarity: float = DEFAULT_SIMILARITY,
                           max_difference: float = DEFAULT_DIFFERENCE) -> list[list[int]]:
     """The near-duplicate groups of ok-item positions, as ``profile`` finds them: every operator that
-    groups near duplicates asks here, so they all agree."""
-    if profile == CLEANVISION:
-        return pixel_hash_groups(table, max_distance)
-    return layout_groups(table, max_distance, min_similarity, max_difference)
+    groups near duplicates asks here, so they all agree. Computed once per table and arguments (the
+    analysis and the cleaning of one task ask for the same groups; the check decodes files)."""
+    found = _NEAR_GROUPS.setdefault(table, {})
+    key = (profile, max_distance) if profile == CLEANVISION else (profile, max_distance, min_similarity,
+                                                                   max_difference)
+    if key not in found:
+        found[key] = (pixel_hash_groups(table, max_distance) if profile == CLEANVISION
+                      else layout_groups(table, max_distance, min_similarity, max_difference))
+    return found[key]
+
+
+_NEAR_GROUPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def layout_groups(table: RecordTable, max_distance: int, min_similarity: float,
