@@ -28,7 +28,7 @@ CASES: dict[str, list[dict]] = {
     "analyse": [_FEATURES, _ISSUES, {"id": "box_features", "params": {"histogram_bins": 4}}],
     "cleaning": [_FEATURES, _ISSUES, {"id": "data_cleaning", "params": {
         "drop_corrupt": True, "drop_exact_duplicates": True, "drop_near_duplicates": True,
-        "near_duplicate_distance": 4, "drop_issues": ["dark"], "min_width": 40, "min_blur_score": 30.0,
+        "near_duplicate_distance": 4, "near_duplicate_profile": "cleanvision", "drop_issues": ["dark"], "min_width": 40, "min_blur_score": 30.0,
         "max_aspect_ratio": 8.0}}],
     "validation": [{"id": "data_validation", "params": {}}],
     "augmentation": [{"id": "data_augmentation", "params": {}}],
