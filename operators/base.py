@@ -85,6 +85,8 @@ class ImageBatch:
     are the original dimensions; ``paths`` are absolute, for operators that need
     the full-resolution image or the file's bytes. ``histograms`` are the
     thumbnails' 768-bin channel histograms when the decoder counted them.
+    ``previews`` (64 px grayscale) are there only when an operator's
+    ``needs_previews`` asked for them.
     ``output_dir`` is where an operator may write per-item files (augmented
     images), or None.
     """
@@ -150,6 +152,11 @@ class Operator:
 
     def __init__(self, params: StrictParams | None = None) -> None:
         self.params = params if params is not None else self.Params()
+
+    @property
+    def needs_previews(self) -> bool:
+        """Whether :attr:`ImageBatch.previews` must be made for this operator (they cost a resize per image)."""
+        return False
 
     def process_batch(self, batch: ImageBatch) -> dict[str, Sequence]:
         """Per-item values for the decoded items of one chunk (default: none)."""

@@ -12,8 +12,6 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field
 
-from operators import duplicates as D
-from operators import hashing as H
 from operators import image_issues as I
 from operators.analyse import BLUR_SCORE, BRIGHTNESS, ENTROPY, HEIGHT, WIDTH
 from operators.base import (
@@ -41,7 +39,9 @@ class DataCleaning(Operator):
 
     Rules (each off unless set, except the first two): ``drop_corrupt`` (files
     that cannot be read), ``drop_exact_duplicates`` and ``drop_near_duplicates``
-    (keep the first of each group in item order, remove the rest),
+    (keep the first of each group in item order, remove the rest; near
+    duplicates are grouped as the analysis groups them, by
+    ``near_duplicate_profile``),
     ``drop_issues`` (any of the analysis issue types, with the analysis
     thresholds), and feature thresholds: ``min_blur_score``, ``min_brightness``,
     ``max_brightness``, ``min_entropy``, ``min_width``, ``min_height``,
@@ -60,7 +60,11 @@ class DataCleaning(Operator):
         drop_corrupt: bool = True
         drop_exact_duplicates: bool = True
         drop_near_duplicates: bool = False
-        near_duplicate_distance: Annotated[int, Field(ge=0, le=16, description="Max differing pHash bits.")] = 4
+        near_duplicate_distance: Annotated[int, Field(
+            ge=0, le=16, description="Max differing hash bits (layout hash, or pHash for 'cleanvision').")] = 4
+        near_duplicate_profile: I.IssueProfile = Field(
+            I.RAYPROC, description="How near duplicates are grouped, as the analysis's issue_profile: "
+                                   "'rayproc' (confirmed layout and detail matches) or 'cleanvision' (pHash).")
         drop_issues: Annotated[list[IssueName], Field(max_length=7)] = []
         min_blur_score: Annotated[float, Field(ge=0)] | None = None
         min_brightness: Annotated[float, Field(ge=0, le=1)] | None = None
@@ -154,9 +158,8 @@ class DataCleaning(Operator):
         if p.drop_exact_duplicates:
             groups += [(_EXACT, g) for g in I.confirmed_exact_groups(table)]
         if p.drop_near_duplicates:
-            hashes = np.fromiter((H.hex_to_hash(h) for h in table.iter_values(I.PHASH)), dtype=np.uint64,
-                                 count=len(ok))
-            groups += [(_NEAR, g) for g in D.near_duplicate_groups(hashes, p.near_duplicate_distance)]
+            near = I.near_duplicate_groups(table, p.near_duplicate_profile, p.near_duplicate_distance)
+            groups += [(_NEAR, g) for g in near]
         for kind, group in groups:
             survivors = [j for j in group if rule[ok[j]] == 0]
             if not survivors:

@@ -115,7 +115,8 @@ def _bucket_pairs(values: np.ndarray, key: np.ndarray, max_distance: int) -> tup
 
 
 def _near_pairs(unique: np.ndarray, max_distance: int, bands: int) -> tuple[np.ndarray, ...]:
-    """Every pair of distinct values within ``max_distance``, once each, as ``(lo, hi, distance)``."""
+    """Every pair of positions whose values are within ``max_distance``, once each, as ``(lo, hi, distance)``
+    (equal values at two positions are a pair at distance 0)."""
     parts = [_bucket_pairs(unique, key, max_distance) for key in _band_keys(unique, bands)]
     i = np.concatenate([p[0] for p in parts]).astype(np.int64)
     j = np.concatenate([p[1] for p in parts]).astype(np.int64)
@@ -148,29 +149,113 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _groups(labels: np.ndarray) -> list[list[int]]:
     """Indices sharing a label, groups of two or more, each sorted, ordered by first index."""
-    order = np.argsort(labels, kind="stable")
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    shared = np.flatnonzero(counts[inverse.ravel()] > 1)  # splitting only these: most items are in no group
+    order = shared[np.argsort(labels[shared], kind="stable")]
     cuts = np.flatnonzero(np.diff(labels[order])) + 1
     groups = [g.tolist() for g in np.split(order, cuts) if g.size > 1]
     return sorted(groups, key=lambda g: g[0])
 
 
+#: Candidate pairs checked by a ``confirm`` callback at a time (bounds the memory the check may use).
+CONFIRM_BATCH = 1 << 14
+
+
 def near_duplicate_groups(hashes: np.ndarray | Sequence[int], max_distance: int = DEFAULT_MAX_DISTANCE,
-                          bands: int | None = None) -> list[list[int]]:
+                          bands: int | None = None, *, keys: np.ndarray | None = None,
+                          confirm: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> list[list[int]]:
     """Groups of indices whose 64-bit hashes are linked by steps of at most ``max_distance`` bits.
 
     Groups are connected components: if a~b and b~c, all three form one group even
     when a and c are further apart. Each group has two or more items and is sorted;
     groups are ordered by their first index. ``bands`` defaults to
     ``max_distance + 1``; more bands give more candidates, never fewer results.
+
+    With ``confirm``, ``hashes`` may also be ``(n, k)``: k hashes per item, each
+    searched on its own, a pair being a candidate when any of them is within the
+    distance; a candidate pair is a link only if ``confirm(i, j)`` (arrays of item
+    indices, one representative each) says so. It is called on batches of candidate
+    pairs, so the hash search stays sub-quadratic and the finer check runs only on
+    candidates. Confirmed groups are stars, not chains: each member is linked to its
+    group's centre (see :func:`_stars`). ``keys`` (one row per item, any fixed-width dtype) tells which items
+    are the same for the check: items sharing every hash are compared too unless they
+    also share a key.
     """
-    hashes = _as_hashes(hashes)
     bands = _band_count(max_distance, bands)
-    if hashes.size < 2:
+    if confirm is None:
+        hashes = _as_hashes(hashes)
+        if hashes.size < 2:
+            return []
+        unique, inverse = np.unique(hashes, return_inverse=True)
+        lo, hi, _ = _near_pairs(unique, max_distance, bands)
+        roots = _components(unique.size, lo, hi)
+        return _groups(roots[inverse.ravel()])
+    table = np.asarray(hashes)
+    table = table.reshape(len(table), -1) if table.size else table.reshape(0, 1)
+    columns = [_as_hashes(np.ascontiguousarray(table[:, c])) for c in range(table.shape[1])]
+    if len(table) < 2:
         return []
-    unique, inverse = np.unique(hashes, return_inverse=True)
-    lo, hi, _ = _near_pairs(unique, max_distance, bands)
-    roots = _components(unique.size, lo, hi)
-    return _groups(roots[inverse.ravel()])
+    identity = np.arange(len(table)) if keys is None else _row_labels(np.asarray(keys))
+    _, first, inverse = np.unique(identity, return_index=True, return_inverse=True)
+    found = [_informative_pairs(column[first], max_distance, bands) for column in columns]
+    lo = np.concatenate([f[0] for f in found])
+    hi = np.concatenate([f[1] for f in found])
+    if len(columns) > 1:  # a pair near in several hashes is checked once
+        _, once = np.unique(lo * first.size + hi, return_index=True)
+        lo, hi = lo[once], hi[once]
+    keep = np.zeros(lo.size, dtype=bool)
+    for start in range(0, lo.size, CONFIRM_BATCH):
+        part = slice(start, start + CONFIRM_BATCH)
+        keep[part] = confirm(first[lo[part]], first[hi[part]])
+    return _groups(_stars(first.size, lo[keep], hi[keep])[inverse.ravel()])
+
+
+def _stars(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Labels grouping each node with a centre it is linked to directly, centres taken by most links first.
+
+    Unlike connected components, a chain of look-alikes (a~b, b~c, c~d...) does not
+    become one group: every member of a group is confirmed against its centre, so two
+    members are at most two similar steps apart. Isolated nodes keep their own label.
+    """
+    labels = np.arange(n)
+    if a.size == 0:
+        return labels
+    ends = np.concatenate([a, b])
+    others = np.concatenate([b, a])
+    order = np.argsort(ends, kind="stable")
+    ends, others = ends[order], others[order]
+    starts = np.searchsorted(ends, np.arange(n + 1))
+    degree = np.diff(starts)
+    assigned = np.zeros(n, dtype=bool)
+    for node in np.lexsort((np.arange(n), -degree))[: np.count_nonzero(degree)].tolist():
+        if assigned[node]:
+            continue
+        neighbours = others[starts[node]:starts[node + 1]]
+        free = neighbours[~assigned[neighbours]]
+        assigned[node] = True
+        assigned[free] = True
+        labels[free] = node
+    return labels
+
+
+def _informative_pairs(values: np.ndarray, max_distance: int, bands: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_near_pairs` among the positions whose value fewer than ``_DENSE_BUCKET`` positions share.
+
+    A hash value that hundreds of different pictures share (pHash gives every nearly flat picture
+    the same one) tells nothing about any of them, and checking all their pairs would be quadratic;
+    such pictures are still found through their other hashes."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    usable = np.flatnonzero(counts[inverse.ravel()] < _DENSE_BUCKET)
+    lo, hi, _ = _near_pairs(values[usable], max_distance, bands)
+    return usable[lo], usable[hi]
+
+
+def _row_labels(keys: np.ndarray) -> np.ndarray:
+    """One integer per row, equal exactly for equal rows."""
+    rows = np.ascontiguousarray(keys.reshape(len(keys), -1))
+    as_void = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+    return np.unique(as_void, return_inverse=True)[1].ravel()
+
 
 
 def duplicate_scores(hashes: np.ndarray | Sequence[int], max_distance: int = DEFAULT_MAX_DISTANCE,

@@ -64,6 +64,12 @@ class Planes:
         return self.values @ _LUMA32
 
     @cached_property
+    def gray(self) -> np.ndarray:
+        """``(n, h, w)`` uint8 luma (OpenCV's BT.601 conversion, rounded), for 8-bit filters."""
+        n, h, w, _ = self.rgb.shape
+        return cv2.cvtColor(self.rgb.reshape(n * h, w, 3), cv2.COLOR_RGB2GRAY).reshape(n, h, w)
+
+    @cached_property
     def hsp(self) -> np.ndarray:
         """``(n, h * w)`` float32 perceived brightness per pixel, in [0, 1]."""
         v = self.values
@@ -152,6 +158,107 @@ def laplacian_variance(x: np.ndarray | Planes) -> np.ndarray:
     return out
 
 
+#: Side of the block-mean grid of :func:`layout_descriptor` (its length is the square of this).
+LAYOUT_SIDE = 16
+# Edge sharpness: a pixel is on an edge when the luma range across the window around it is at least
+# this share of the image's own contrast (and at least EDGE_MIN_STEP levels), so flat regions and
+# faint texture never count, whatever the image's brightness or contrast.
+EDGE_WINDOW = 7
+EDGE_FRACTION = 0.3
+EDGE_MIN_STEP = 4.0
+# An image with fewer edge pixels than this per axis has no edges to judge (flat, empty images).
+EDGE_MIN_PIXELS = 16
+# The sharpest edges decide: a picture with a sharp subject on a soft background is sharp.
+EDGE_QUANTILE = 0.99
+_LEVELS = 256
+
+
+def layout_descriptor(x: np.ndarray | Planes, side: int = LAYOUT_SIDE) -> np.ndarray:
+    """``(n, side * side)`` float32 block means of luma (0-255): the picture's layout at ``side`` x ``side``.
+
+    Coarse enough that resizing, re-encoding and small edits barely move it, fine
+    enough that different pictures differ."""
+    luma = as_planes(x).luma
+    out = np.empty((len(luma), side * side), dtype=np.float32)
+    for i, g in enumerate(luma):  # OpenCV's area mean is the block mean, several times faster than numpy's
+        out[i] = cv2.resize(g, (side, side), interpolation=cv2.INTER_AREA).ravel()
+    return out
+
+
+def _edge_histograms(gray: np.ndarray, floors: np.ndarray, window: int) -> np.ndarray:
+    """``(n, len(floors[0]), 256)`` histograms of steepest one-pixel step / edge height (in 256 levels) along
+    the rows of ``gray`` (``(n, h, w)`` uint8; pass it transposed for the columns), one per edge floor: a pixel
+    counts where the rise across its window is at least that floor."""
+    n, h, w = gray.shape
+    rows = gray.reshape(n * h, w)
+    step = cv2.copyMakeBorder(cv2.absdiff(rows[:, 1:], rows[:, :-1]), 0, 0, 0, 1, cv2.BORDER_CONSTANT, value=0)
+    # The step between pixels j and j + 1 sits at j: the steps of a window and the pixels of the rise they
+    # make up must be the same span, or one step may look like a whole edge.
+    span = np.ones((1, window + 1), np.uint8)
+    anchor = (window // 2, 0)
+    height = cv2.subtract(cv2.dilate(rows, span, anchor=anchor), cv2.erode(rows, span, anchor=anchor))
+    steepest = cv2.dilate(step, np.ones((1, window), np.uint8))
+    levels = cv2.divide(steepest, height, scale=_LEVELS - 1).reshape(n, h, w)  # 0 where height is 0
+    height = height.reshape(n, h, w)
+    counts = np.empty((n, floors.shape[1], _LEVELS), dtype=np.float64)
+    for i in range(n):  # a few C calls per image; numpy's masks and bincount would copy every pixel first
+        for k, floor in enumerate(floors[i]):
+            on_edge = cv2.compare(height[i], int(floor), cv2.CMP_GE)
+            counts[i, k] = cv2.calcHist([levels[i]], [0], on_edge, [_LEVELS], [0, _LEVELS]).ravel()
+    return counts
+
+
+def upscale_factors(width: np.ndarray, height: np.ndarray, side: int) -> np.ndarray:
+    """``(n, 2)`` whole factors by which a ``side`` x ``side`` thumbnail enlarged each image across and down
+    (1 for images at least ``side`` pixels on that axis)."""
+    dims = np.stack([np.asarray(width), np.asarray(height)], axis=1).astype(np.float64)
+    return np.clip(np.rint(side / np.maximum(dims, 1)), 1, side).astype(np.intp)
+
+
+def edge_sharpness(x: np.ndarray | Planes, upscale: np.ndarray | None = None, window: int = EDGE_WINDOW,
+                   quantile: float = EDGE_QUANTILE) -> np.ndarray:
+    """How sharp an image's edges are, in [0, 1]: 1 for one-pixel steps; a step blurred by a Gaussian of sigma
+    0.5, 1, 2, 3 and 4 thumbnail pixels scores 0.88, 0.58, 0.42, 0.33 and 0.25.
+
+    Measured only where there are edges: at each pixel whose luma rises across a ``window``-pixel span by at
+    least ``EDGE_FRACTION`` of the image's own contrast, the largest one-pixel step of that rise over the
+    rise; the score is the ``quantile`` of that ratio, so the sharpest edges decide (a sharp subject on a
+    soft background is sharp). The ratio does not depend on brightness or contrast, and flat regions
+    (backgrounds, skies, page margins) take no part, so a sharp drawing on white is as sharp as a photo.
+    An image with content but no such edge (all of its changes gradual) is judged on every rise of at least
+    ``EDGE_MIN_STEP`` levels instead; one without even those (flat) scores 1.0: nothing in it looks blurred.
+    Every other row and every other column are measured, each along itself.
+
+    ``upscale`` (``(n, 2)``, see :func:`upscale_factors`) says how much the thumbnail enlarged a small
+    image across and down: its window then spans ``window`` of the image's own pixels, so a small image is
+    judged by its own pixels (area resampling enlarges by repeating pixels, keeping each step whole).
+    """
+    p = as_planes(x)
+    gray = p.gray
+    n = len(p)
+    layout = layout_descriptor(p)
+    contrast_range = layout.max(axis=1) - layout.min(axis=1)  # of block means: noise and specks do not count
+    relative = np.clip(np.ceil(np.maximum(EDGE_FRACTION * contrast_range, EDGE_MIN_STEP)), 0, 255)
+    floors = np.stack([relative, np.full_like(relative, EDGE_MIN_STEP)], axis=1)
+    factors = np.ones((n, 2), dtype=np.intp) if upscale is None else np.asarray(upscale, dtype=np.intp)
+    counts = np.zeros((n, 2, _LEVELS))
+    kinds, which = np.unique(factors, axis=0, return_inverse=True)
+    for k, (fx, fy) in enumerate(kinds.tolist()):  # one pass per enlargement: nearly always just one
+        members = np.flatnonzero(which.ravel() == k)
+        g = gray if members.size == n else gray[members]
+        counts[members] += _edge_histograms(np.ascontiguousarray(g[:, ::2, :]), floors[members], window * fx)
+        counts[members] += _edge_histograms(np.ascontiguousarray(g[:, :, ::2].transpose(0, 2, 1)), floors[members],
+                                            window * fy)
+    totals = counts.sum(axis=2)
+    use_relative = totals[:, 0] >= EDGE_MIN_PIXELS
+    chosen = np.where(use_relative[:, None], counts[:, 0], counts[:, 1])
+    total = np.where(use_relative, totals[:, 0], totals[:, 1])
+    above = np.cumsum(chosen[:, ::-1], axis=1)  # edge pixels at or above each level, from the top
+    wanted = np.maximum(np.ceil((1.0 - quantile) * total), 1)[:, None]
+    top = _LEVELS - 1 - np.argmax(above >= wanted, axis=1)
+    return np.where(total >= EDGE_MIN_PIXELS, top / (_LEVELS - 1), 1.0)
+
+
 def unit_row_percentiles(x: np.ndarray, q: Sequence[float]) -> np.ndarray:
     """``np.percentile(x, q, axis=1)`` (its default linear method), bit for bit, for a 2-D float array whose
     values all lie in [0, 1], without sorting every row.
@@ -229,3 +336,60 @@ def describe(values: np.ndarray) -> dict:
         "p95": round(float(p95), 6),
         "max": round(float(values.max()), 6),
     }
+
+
+#: Side of the gray views a near-duplicate candidate pair is compared on, and the cells of the local check.
+DETAIL_SIDE = 64
+DETAIL_CELLS = 8
+# Levels of one image that predict the other (see :func:`local_difference`): few enough that every level
+# holds many pixels, so a level map cannot fit a different drawing pixel by pixel.
+_TONE_BINS = 32
+
+
+def local_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per pair of gray views ``(m, s, s)`` (levels 0-255), how much the two pictures differ in their most
+    different region, whatever the tone change between them; 0 for the same picture.
+
+    Each view's levels predict the other's: a pixel is predicted by the mean, over the
+    pixels of its level (32 bins over the view's own range), of the other view. Any change of tone that maps levels
+    to levels (brightening, darkening, contrast, clipped highlights, a gray conversion of
+    the luma) is then predicted exactly, while a line, letter or shape that only one
+    picture has is not. The squared error, in units of the predicted view's variance, is
+    averaged over ``DETAIL_CELLS`` x ``DETAIL_CELLS`` cells, and the worst cell counts: a
+    difference confined to one corner (a door in an igloo, a letter on a die) counts in
+    full instead of being diluted over the picture.
+
+    The result is the worse direction's error, except that a direction predicted at least
+    twice as well as the result lets the other be up to four times worse: a copy whose
+    highlights were clipped is a tone map of the original, but not the other way round
+    (the clipped levels cannot be told apart), while a detail only one picture has leaves
+    a large error at least one way.
+    """
+    a = np.asarray(a, dtype=np.float32)
+    b = np.asarray(b, dtype=np.float32)
+    if a.shape != b.shape or a.ndim != 3:
+        raise ValueError(f"views must be two (m, s, s) stacks of one shape, got {a.shape} and {b.shape}")
+    one, other = _predicted_error(a, b), _predicted_error(b, a)
+    worse, better = np.maximum(one, other), np.minimum(one, other)
+    return np.minimum(worse, np.maximum(2.0 * better, worse / 4.0))
+
+
+def _predicted_error(target: np.ndarray, source: np.ndarray) -> np.ndarray:
+    m = len(target)
+    if m == 0:
+        return np.zeros(0)
+    # Levels are binned over the source's own range: a faint drawing (a few levels deep) keeps its detail.
+    low = source.min(axis=(1, 2), keepdims=True)
+    span = np.maximum(source.max(axis=(1, 2), keepdims=True) - low, 1.0)
+    bins = np.minimum(((source - low) * (_TONE_BINS / span)).astype(np.intp), _TONE_BINS - 1)
+    bins += (np.arange(m, dtype=np.intp) * _TONE_BINS)[:, None, None]
+    flat = bins.ravel()
+    sums = np.bincount(flat, weights=target.ravel(), minlength=m * _TONE_BINS)
+    counts = np.bincount(flat, minlength=m * _TONE_BINS)
+    predicted = (sums / np.maximum(counts, 1))[flat].reshape(target.shape)
+    spread = np.maximum(target.reshape(m, -1).std(axis=1), 1.0)[:, None, None]  # flat views: in levels
+    error = (((target - predicted) / spread) ** 2).astype(np.float32)
+    cells = np.empty(m)
+    for k in range(m):  # OpenCV's area mean per view
+        cells[k] = cv2.resize(error[k], (DETAIL_CELLS, DETAIL_CELLS), interpolation=cv2.INTER_AREA).max()
+    return cells

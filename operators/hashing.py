@@ -145,6 +145,62 @@ def difference_hash(pixels: np.ndarray) -> np.ndarray:
     return _pack_bits(small[:, :, 1:] - small[:, :, :-1] > _DHASH_TIE_ATOL)
 
 
+# Fixed random hyperplanes for the similarity hash, one per bit, over the layout's cells. Drawn once from a
+# seeded generator (PCG64 with the normal distribution is stable across numpy releases), so hashes computed
+# on any node and in any release agree; a test pins a hash value.
+_SIMILARITY_SEED = 20240611
+_SIMILARITY_PLANES: dict[int, np.ndarray] = {}
+
+
+def _similarity_planes(cells: int) -> np.ndarray:
+    planes = _SIMILARITY_PLANES.get(cells)
+    if planes is None:
+        planes = np.random.default_rng(_SIMILARITY_SEED).standard_normal((cells, HASH_BITS)).astype(np.float32)
+        planes.setflags(write=False)
+        _SIMILARITY_PLANES[cells] = planes
+    return planes
+
+
+def normalized_layout(layout: np.ndarray) -> np.ndarray:
+    """Rows of block means made zero-mean and unit-length (float32): their dot product is the correlation of
+    two layouts, which brightness and contrast changes, re-encoding and grayscale conversion barely move. A
+    flat row stays zero."""
+    rows = np.asarray(layout, dtype=np.float32)
+    rows = rows - rows.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(rows, axis=1, keepdims=True)
+    return np.divide(rows, norm, out=np.zeros_like(rows), where=norm > 1e-3)
+
+
+def similarity_hash(layout: np.ndarray) -> np.ndarray:
+    """64-bit similarity hash (SimHash) per row of block means ``(n, cells)`` -> ``(n,)`` uint64.
+
+    Bit k is the side of fixed random hyperplane k the normalised layout lies on, so
+    two layouts whose correlation is c differ in about ``64 * arccos(c) / pi`` bits:
+    resized, re-encoded, darkened or grayscale copies stay within a few bits, and
+    bits flip only where the picture changed. The layout being contrast-normalised, a
+    white background with a small drawing on it counts as much as a photo, where
+    pHash's bits on near-zero coefficients follow JPEG noise.
+    """
+    unit = normalized_layout(layout)
+    return _pack_bits((unit @ _similarity_planes(unit.shape[1])) > 0)
+
+
+def layout_to_hex(layout: np.ndarray) -> list[str]:
+    """Rows of block means as hex strings of one byte per cell, each row stretched to 0-255 first (the
+    correlation of two rows does not depend on their offset or scale, and the stretch keeps the precision of
+    low-contrast pictures)."""
+    rows = np.asarray(layout, dtype=np.float32)
+    low = rows.min(axis=1, keepdims=True)
+    span = np.maximum(rows.max(axis=1, keepdims=True) - low, 1e-6)
+    levels = np.clip((rows - low) * (255.0 / span) + 0.5, 0, 255).astype(np.uint8)
+    return [row.tobytes().hex() for row in levels]
+
+
+def hex_to_layout(s: str) -> np.ndarray:
+    """Inverse of :func:`layout_to_hex` for one row (the stretched levels, uint8)."""
+    return np.frombuffer(bytes.fromhex(s), dtype=np.uint8)
+
+
 def hash_to_hex(h: np.uint64 | int) -> str:
     """16 lowercase hex digits, zero-padded (the ``imagehash`` string layout)."""
     value = int(h)

@@ -1,8 +1,12 @@
-"""Issue detection for analysis: cleanvision's issue types, scores and default thresholds.
+"""Issue detection for analysis: cleanvision's issue types, each with a score per image and a threshold.
 
 Every issue has a score in [0, 1] where lower is worse, and an image has the
-issue when its score is under the threshold, as in cleanvision 0.3.7 (see
-``docs/cleanvision-parity.md`` for the formulas and where rayproc differs).
+issue when its score is under the threshold, as in cleanvision 0.3.7. Two
+profiles: ``rayproc`` (the default) measures blur by the sharpness of the
+image's edges and confirms near duplicates by the correlation of their layouts
+and a check of the candidates' files (``docs/blur.md``); ``cleanvision`` uses
+cleanvision's own blur score and pHash grouping, flag for flag
+(``docs/cleanvision-parity.md``). Every other issue is the same in both.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import weakref
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 import cv2
 import numpy as np
@@ -29,7 +33,7 @@ from operators.base import (
     StrictParams,
     TaskType,
 )
-from operators.image_io import full_pixel_digest
+from operators.image_io import full_pixel_digest, load_gray_view
 from operators.pipeline import ITEM
 
 DARK = "dark"
@@ -50,72 +54,142 @@ BRIGHTNESS_P05 = "brightness_p05"
 EDGE_STD = "edge_std"
 GRAY_HIST_STD = "gray_histogram_std"
 PHASH = "phash"
+SHARPNESS = "sharpness"
+LAYOUT = "layout"
+LAYOUT_HASH = "layout_hash"
 PIXEL_DIGEST = "pixel_digest"
 ISSUES = "issues"
 SCORES = "issue_scores"
 ISSUES_FILE = "issues.jsonl"
 MAX_GROUPS_IN_RESULT = 100
 
-class ImageIssues(Operator):
-    """Flags image issues, each with a score per image (lower is worse) and a threshold.
+RAYPROC = "rayproc"
+CLEANVISION = "cleanvision"
+IssueProfile = Literal["rayproc", "cleanvision"]
+#: Default blurry threshold per profile: on ``sharpness`` (rayproc) or cleanvision's blur score.
+BLURRY_THRESHOLDS = {RAYPROC: 0.68, CLEANVISION: 0.29}
+#: Defaults of the ``rayproc`` profile's near-duplicate checks (``docs/blur.md``).
+DEFAULT_SIMILARITY = 0.9
+DEFAULT_DIFFERENCE = 0.15
 
-    Issue types and default thresholds follow cleanvision: ``dark`` (99th
-    percentile of perceived brightness < 0.32), ``light`` (5th percentile > 0.95),
-    ``blurry`` (edge strength of a 64-pixel grayscale preview, score < 0.29),
-    ``low_information`` (entropy < 3 bits), ``odd_aspect_ratio`` (short side /
-    long side < 0.35), ``odd_size`` (sqrt(area) far outside the dataset's
-    interquartile range), ``grayscale`` (stored in a grayscale mode),
-    ``exact_duplicates`` (identical decoded pixels) and ``near_duplicates``
-    (perceptual hashes within ``near_duplicate_distance`` bits, grouped without
-    comparing all pairs). Duplicates are reported as groups. Output:
-    ``issues.jsonl`` (per image: its issues and scores) and, in ``result.issues``,
-    counts per issue type and the duplicate groups.
+class ImageIssues(Operator):
+    """Flags image issues, each with a score per image (lower is worse) and a threshold you can set per task.
+
+    Issue types: ``dark`` (99th percentile of perceived brightness < 0.32),
+    ``light`` (5th percentile > 0.95), ``blurry``, ``low_information`` (entropy
+    < 3 bits), ``odd_aspect_ratio`` (short side / long side < 0.35), ``odd_size``
+    (sqrt(area) far outside the dataset's interquartile range), ``grayscale``
+    (stored in a grayscale mode), ``exact_duplicates`` (identical decoded pixels)
+    and ``near_duplicates``, grouped without comparing all pairs.
+
+    ``issue_profile`` chooses how blur and near duplicates are found:
+
+    - ``rayproc`` (default): ``blurry`` when the sharpness of the image's edges
+      (in [0, 1], measured only where there are edges, so flat backgrounds,
+      graphics, text and small images are judged by their edges) is under
+      ``blurry_threshold`` (default 0.68); near duplicates are images whose
+      layout hashes are within ``near_duplicate_distance`` bits, whose
+      16x16 layouts correlate at least ``near_duplicate_similarity`` and whose
+      64x64 gray views, once their tones are matched, differ nowhere by more
+      than ``near_duplicate_difference`` (the views are decoded again for
+      candidate pairs only): resized, re-encoded, brightened, darkened and
+      grayscale copies are found, look-alike drawings that differ in a line or
+      a letter are not grouped.
+    - ``cleanvision``: cleanvision 0.3.7's blur score (edge strength of a 64 px
+      preview, threshold 0.29) and pHash within ``near_duplicate_distance`` bits.
+
+    Output: ``issues.jsonl`` (per image: its issues and scores) and, in
+    ``result.issues``, counts per issue type, the thresholds used and the
+    duplicate groups.
     """
 
     name = "image_issues"
     task_type = TaskType.ANALYSE
     requires = ("image_features",)
+    # EDGE_STD and GRAY_HIST_STD only with the cleanvision profile.
     columns: ClassVar[tuple[str, ...]] = (BRIGHTNESS_P99, BRIGHTNESS_P05, EDGE_STD, GRAY_HIST_STD, PHASH,
-                                          PIXEL_DIGEST)
+                                          SHARPNESS, LAYOUT, LAYOUT_HASH, PIXEL_DIGEST)
 
     class Params(StrictParams):
+        issue_profile: IssueProfile = Field(
+            RAYPROC, description="How blur and near duplicates are found: 'rayproc' (edge sharpness, confirmed "
+                                 "layout matches) or 'cleanvision' (cleanvision 0.3.7's scores, flag for flag).")
         dark_threshold: Annotated[float, Field(ge=0, le=1)] = 0.32
         light_threshold: Annotated[float, Field(ge=0, le=1)] = 0.05
-        blurry_threshold: Annotated[float, Field(ge=0, le=1)] = 0.29
+        blurry_threshold: Annotated[float | None, Field(
+            ge=0, le=1, description="Flag blurry below this score; default 0.68 (rayproc) or 0.29 (cleanvision).")
+        ] = None
         low_information_threshold: Annotated[float, Field(ge=0, le=1)] = 0.3
         odd_aspect_ratio_threshold: Annotated[float, Field(ge=0, le=1)] = 0.35
         odd_size_iqr_factor: Annotated[float, Field(gt=0, le=100)] = 3.0
-        near_duplicate_distance: Annotated[int, Field(ge=0, le=16, description="Max differing pHash bits.")] = 4
+        near_duplicate_distance: Annotated[int, Field(
+            ge=0, le=16, description="Max differing hash bits (layout hash, or pHash for 'cleanvision').")] = 4
+        near_duplicate_similarity: Annotated[float, Field(
+            ge=-1, le=1, description="Min correlation of two images' 16x16 layouts for them to be near "
+                                     "duplicates (profile 'rayproc').")] = DEFAULT_SIMILARITY
+        near_duplicate_difference: Annotated[float, Field(
+            ge=0, le=100, description="Max local difference of two near duplicates' 64x64 gray views, "
+                                      "after matching their tones (profile 'rayproc'; 0 is the same picture).")
+        ] = DEFAULT_DIFFERENCE
         grayscale_by_content: bool = Field(
             False, description="Also flag colour-mode images whose three channels are equal.")
 
+    @property
+    def needs_previews(self) -> bool:
+        return self.params.issue_profile == CLEANVISION  # cleanvision's blur score is taken on its 64 px preview
+
     def process_batch(self, batch: ImageBatch) -> dict[str, list]:
         p99, p05 = F.unit_row_percentiles(batch.planes.hsp, [99, 5])  # np.percentile's values, faster
-        edge, hist = zip(*(_edge_stats(p) for p in batch.previews), strict=True)
-        hashes = H.perceptual_hash_of_luma(batch.planes.luma)
+        planes = batch.planes
+        hashes = H.perceptual_hash_of_luma(planes.luma)
+        layout = F.layout_descriptor(planes)
+        out: dict[str, list] = {}
+        if self.needs_previews:
+            edge, hist = zip(*(_edge_stats(p) for p in batch.previews), strict=True)
+            out = {EDGE_STD: list(edge), GRAY_HIST_STD: list(hist)}
         return {
-            BRIGHTNESS_P99: p99, BRIGHTNESS_P05: p05, EDGE_STD: list(edge), GRAY_HIST_STD: list(hist),
-            PHASH: [H.hash_to_hex(h) for h in hashes], PIXEL_DIGEST: list(batch.digests),
+            **out, BRIGHTNESS_P99: p99, BRIGHTNESS_P05: p05,
+            PHASH: [H.hash_to_hex(h) for h in hashes],
+            SHARPNESS: F.edge_sharpness(planes, F.upscale_factors(batch.width, batch.height, batch.rgb.shape[1])),
+            LAYOUT: H.layout_to_hex(layout), LAYOUT_HASH: [H.hash_to_hex(h) for h in H.similarity_hash(layout)],
+            PIXEL_DIGEST: list(batch.digests),
         }
+
+    @property
+    def blurry_threshold(self) -> float:
+        """The threshold in force: the one asked for, else the profile's default."""
+        p = self.params
+        return BLURRY_THRESHOLDS[p.issue_profile] if p.blurry_threshold is None else p.blurry_threshold
+
+    def blurry_scores(self, table: RecordTable) -> np.ndarray:
+        if self.params.issue_profile == CLEANVISION:
+            return blurry_score(table.column(EDGE_STD), table.column(GRAY_HIST_STD))
+        return table.column(SHARPNESS)
+
+    def duplicate_groups(self, table: RecordTable) -> tuple[list[list[int]], list[list[int]]]:
+        """Exact and near-duplicate groups of ok-item positions; a near group equal to an exact group is
+        left out (it says nothing more)."""
+        exact = confirmed_exact_groups(table)
+        p = self.params
+        near = near_duplicate_groups(table, p.issue_profile, p.near_duplicate_distance,
+                                     p.near_duplicate_similarity, p.near_duplicate_difference)
+        return exact, [g for g in near if g not in exact]
 
     def finalize(self, table: RecordTable) -> Finalized:
         p = self.params
         n = table.ok_count
         # Duplicates first, while no per-item scores exist yet: the search is the largest step.
-        exact = confirmed_exact_groups(table)
-        hashes = np.fromiter((H.hex_to_hash(h) for h in table.iter_values(PHASH)), dtype=np.uint64, count=n)
-        near = [g for g in D.near_duplicate_groups(hashes, p.near_duplicate_distance) if g not in exact]
-        del hashes
+        exact, near = self.duplicate_groups(table)
         scores = {
             DARK: table.column(BRIGHTNESS_P99),
             LIGHT: 1.0 - table.column(BRIGHTNESS_P05),
-            BLURRY: blurry_score(table.column(EDGE_STD), table.column(GRAY_HIST_STD)),
+            BLURRY: self.blurry_scores(table),
             LOW_INFORMATION: np.minimum(0.1 * table.column(ENTROPY), 1.0),
             ODD_ASPECT_RATIO: np.minimum(table.column(ASPECT_RATIO), 1.0 / np.maximum(table.column(ASPECT_RATIO),
                                                                                         1e-12)),
             ODD_SIZE: odd_size_score(np.sqrt(table.column(WIDTH) * table.column(HEIGHT)), p.odd_size_iqr_factor),
         }
-        thresholds = {DARK: p.dark_threshold, LIGHT: p.light_threshold, BLURRY: p.blurry_threshold,
+        thresholds = {DARK: p.dark_threshold, LIGHT: p.light_threshold, BLURRY: self.blurry_threshold,
                       LOW_INFORMATION: p.low_information_threshold, ODD_ASPECT_RATIO: p.odd_aspect_ratio_threshold,
                       ODD_SIZE: 0.5}
         flags = {name: scores[name] < thresholds[name] for name in scores}
@@ -155,7 +229,10 @@ class ImageIssues(Operator):
         counts = {name: int(flags[name].sum()) for name in ISSUE_TYPES}
         summary = {
             "counts": counts,
-            "thresholds": {**thresholds, "near_duplicate_distance": p.near_duplicate_distance},
+            "thresholds": {**thresholds, "near_duplicate_distance": p.near_duplicate_distance,
+                           **({"near_duplicate_similarity": p.near_duplicate_similarity,
+                               "near_duplicate_difference": p.near_duplicate_difference}
+                              if p.issue_profile == RAYPROC else {})},
             "exact_duplicate_groups": [_keys(table, g) for g in exact[:MAX_GROUPS_IN_RESULT]],
             "near_duplicate_groups": [_keys(table, g) for g in near[:MAX_GROUPS_IN_RESULT]],
             "exact_duplicate_group_count": len(exact),
@@ -198,6 +275,81 @@ def confirmed_exact_groups(table: RecordTable) -> list[list[int]]:
         confirmed = candidates
     _CONFIRMED[table] = confirmed
     return confirmed
+
+
+def pixel_hash_groups(table: RecordTable, max_distance: int) -> list[list[int]]:
+    """Near-duplicate groups as cleanvision finds them (with a radius): pHashes within ``max_distance`` bits."""
+    hashes = np.fromiter((H.hex_to_hash(h) for h in table.iter_values(PHASH)), dtype=np.uint64,
+                         count=table.ok_count)
+    return D.near_duplicate_groups(hashes, max_distance)
+
+
+def near_duplicate_groups(table: RecordTable, profile: IssueProfile, max_distance: int,
+                          min_similarity: float = DEFAULT_SIMILARITY,
+                          max_difference: float = DEFAULT_DIFFERENCE) -> list[list[int]]:
+    """The near-duplicate groups of ok-item positions, as ``profile`` finds them: every operator that
+    groups near duplicates asks here, so they all agree. Computed once per table and arguments (the
+    analysis and the cleaning of one task ask for the same groups; the check decodes files)."""
+    found = _NEAR_GROUPS.setdefault(table, {})
+    key = (profile, max_distance) if profile == CLEANVISION else (profile, max_distance, min_similarity,
+                                                                   max_difference)
+    if key not in found:
+        found[key] = (pixel_hash_groups(table, max_distance) if profile == CLEANVISION
+                      else layout_groups(table, max_distance, min_similarity, max_difference))
+    return found[key]
+
+
+_NEAR_GROUPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def layout_groups(table: RecordTable, max_distance: int, min_similarity: float,
+                  max_difference: float | None = None) -> list[list[int]]:
+    """Near-duplicate groups: images whose layout hashes or pHashes are within ``max_distance`` bits (found
+    by LSH banding, never by comparing all pairs; the two hashes fail on different edits, so each finds
+    copies the other misses), each candidate pair confirmed by the correlation of the two 16x16 layouts
+    and then, when the files can be read (``table.root``) and ``max_difference`` is set, by
+    :class:`DetailCheck`: look-alike drawings that differ in one line or letter share a layout."""
+    n = table.ok_count
+    hashes = np.empty((n, 2), dtype=np.uint64)
+    hashes[:, 0] = np.fromiter((H.hex_to_hash(h) for h in table.iter_values(LAYOUT_HASH)), dtype=np.uint64, count=n)
+    hashes[:, 1] = np.fromiter((H.hex_to_hash(h) for h in table.iter_values(PHASH)), dtype=np.uint64, count=n)
+    layouts = np.frombuffer(bytes.fromhex("".join(table.iter_values(LAYOUT))), dtype=np.uint8).reshape(n, -1)
+    detail = DetailCheck(table, max_difference) if table.root is not None and max_difference is not None else None
+
+    def similar(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        a, b = H.normalized_layout(layouts[i]), H.normalized_layout(layouts[j])
+        keep = np.einsum("ij,ij->i", a, b) >= min_similarity
+        if detail is not None:
+            keep[keep] = detail(i[keep], j[keep])
+        return keep
+
+    return D.near_duplicate_groups(hashes, max_distance, keys=layouts, confirm=similar)
+
+
+class DetailCheck:
+    """Confirms candidate pairs on gray views of the files, decoded once per candidate image: a pair holds
+    when its :func:`operators.features.local_difference` is at most ``max_difference``. An image whose
+    file cannot be decoded any more confirms nothing."""
+
+    def __init__(self, table: RecordTable, max_difference: float) -> None:
+        self._table = table
+        self._max_difference = max_difference
+        self._views: dict[int, np.ndarray | None] = {}
+
+    def _view(self, position: int) -> np.ndarray | None:
+        if position not in self._views:
+            item = self._table.value(ITEM, int(self._table.ok_index[position]))
+            self._views[position] = load_gray_view(os.path.join(self._table.root, item), F.DETAIL_SIDE)
+        return self._views[position]
+
+    def __call__(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        keep = np.zeros(i.size, dtype=bool)
+        pairs = [(k, self._view(a), self._view(b)) for k, (a, b) in enumerate(zip(i.tolist(), j.tolist()))]
+        readable = [(k, a, b) for k, a, b in pairs if a is not None and b is not None]
+        if readable:
+            ks, a, b = zip(*readable, strict=True)
+            keep[list(ks)] = F.local_difference(np.stack(a), np.stack(b)) <= self._max_difference
+        return keep
 
 
 def _file_digest(path: str) -> str | None:

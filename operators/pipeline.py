@@ -55,9 +55,11 @@ class Pipeline:
         parsed = [Item.of(raw) for raw in items]
         records: list[dict] = [_record(item) for item in parsed]
         decoded, positions = [], []
+        previews = any(op.needs_previews for op in self.operators)
         for pos, item in enumerate(parsed):
             try:
-                decoded.append(load_thumbnail(os.path.join(root, item.key), self.thumbnail_size, self.max_pixels))
+                decoded.append(load_thumbnail(os.path.join(root, item.key), self.thumbnail_size, self.max_pixels,
+                                              preview=previews))
                 positions.append(pos)
             except ItemError as exc:
                 records[pos].update({STATUS: FAILED, ERROR_CODE: exc.code, ERROR_MSG: exc.message})
@@ -73,7 +75,7 @@ class Pipeline:
             formats=[d.format for d in decoded],
             modes=[d.mode for d in decoded],
             digests=[d.digest for d in decoded],
-            previews=[d.preview for d in decoded],
+            previews=[d.preview for d in decoded] if previews else [],
             histograms=np.stack([d.histogram for d in decoded]),
             output_dir=output_dir,
         )

@@ -212,7 +212,8 @@ def tokens_revoke(token_id: str, data_dir: Path | None) -> None:
 @click.option("--count", type=click.IntRange(1, 1_000_000), default=200, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def sample_images(folder: Path, count: int, seed: int) -> None:
-    """Write COUNT small synthetic PNGs (some dark, some bright, some blurred) to FOLDER to try rayproc on."""
+    """Write COUNT small synthetic PNGs (noise at random levels, so some dark; every fifth blurred) to FOLDER to
+    try rayproc on."""
     import numpy as np
     from PIL import Image, ImageFilter
 

@@ -1,6 +1,6 @@
-"""rayproc's issue flags against cleanvision's own, on the same images.
+"""rayproc's issue flags, with ``issue_profile: cleanvision``, against cleanvision's own, on the same images.
 
-cleanvision is a test-only dependency; rayproc mirrors its formulas and default
+cleanvision is a test-only dependency; that profile mirrors its formulas and default
 thresholds (docs/cleanvision-parity.md lists where rayproc deliberately differs).
 """
 
@@ -29,7 +29,8 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
     lab.find_issues({issue: {} for issue in COMPARED}, n_jobs=1)
     theirs = {issue: {Path(p).name for p in lab.issues.index[lab.issues[f"is_{issue}_issue"]]} for issue in COMPARED}
     out = tmp_path_factory.mktemp("ours")
-    _, _, records = run_direct(folder, "sys_data_analyse", [], out)
+    profile = [{"id": "image_issues", "params": {"issue_profile": "cleanvision"}}]
+    _, _, records = run_direct(folder, "sys_data_analyse", profile, out)
     ours = {issue: {r["item"] for r in records if issue in r.get("issues", [])} for issue in COMPARED}
     shutil.rmtree(out)
     return theirs, ours

@@ -6,10 +6,11 @@ import struct
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from operators.image_io import ItemError, load_thumbnail
+from operators.image_io import ItemError, load_gray_view, load_thumbnail
 from tests.support import images
 
 
@@ -92,3 +93,21 @@ def test_jpeg_decodes_at_the_smallest_scale_that_covers_the_thumbnail() -> None:
     assert draft_box(4000, 3000, 128) == (128, 96)  # -> 1/8 scale, 500x375
     assert draft_box(100, 3000, 128) == (5, 128)
     assert draft_box(1, 1, 128) == (128, 128)
+
+
+def test_gray_view_of_a_jpeg_matches_the_view_of_its_source(tmp_path: Path) -> None:
+    """Near-duplicate candidates are compared on these views: a JPEG copy must look like its PNG original."""
+    img = images.noise(3, (400, 300)).resize((100, 75)).resize((400, 300))
+    img.save(tmp_path / "a.png")
+    img.save(tmp_path / "a.jpg", quality=90)
+    png, jpg = load_gray_view(str(tmp_path / "a.png"), 64), load_gray_view(str(tmp_path / "a.jpg"), 64)
+    assert png.shape == jpg.shape == (64, 64) and png.dtype == np.uint8
+    assert np.abs(png.astype(int) - jpg.astype(int)).mean() < 2
+
+
+@pytest.mark.parametrize("content", [b"", b"hello, not an image", _png_header_only(60_000, 60_000)],
+                         ids=["zero-byte", "text", "bomb"])
+def test_gray_view_of_an_unreadable_file_is_none(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "bad.png").write_bytes(content)
+    assert load_gray_view(str(tmp_path / "bad.png"), 64) is None
+    assert load_gray_view(str(tmp_path / "missing.png"), 64) is None

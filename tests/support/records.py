@@ -19,7 +19,7 @@ FAILURES = (("truncated", "image file is truncated"), ("not_an_image", "cannot i
 
 _FEATURES = {"id": "image_features", "params": {"histogram_bins": 4}}
 _ISSUES = {"id": "image_issues", "params": {
-    "dark_threshold": 0.32, "light_threshold": 0.05, "blurry_threshold": 0.29, "low_information_threshold": 0.3,
+    "issue_profile": "cleanvision", "dark_threshold": 0.32, "light_threshold": 0.05, "blurry_threshold": 0.29, "low_information_threshold": 0.3,
     "odd_aspect_ratio_threshold": 0.35, "odd_size_iqr_factor": 3.0, "near_duplicate_distance": 4}}
 
 #: Operator specs per case, in pipeline order, with every param the outputs depend on given, so a
@@ -28,7 +28,7 @@ CASES: dict[str, list[dict]] = {
     "analyse": [_FEATURES, _ISSUES, {"id": "box_features", "params": {"histogram_bins": 4}}],
     "cleaning": [_FEATURES, _ISSUES, {"id": "data_cleaning", "params": {
         "drop_corrupt": True, "drop_exact_duplicates": True, "drop_near_duplicates": True,
-        "near_duplicate_distance": 4, "drop_issues": ["dark"], "min_width": 40, "min_blur_score": 30.0,
+        "near_duplicate_distance": 4, "near_duplicate_profile": "cleanvision", "drop_issues": ["dark"], "min_width": 40, "min_blur_score": 30.0,
         "max_aspect_ratio": 8.0}}],
     "validation": [{"id": "data_validation", "params": {}}],
     "augmentation": [{"id": "data_augmentation", "params": {}}],
