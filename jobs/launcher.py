@@ -49,9 +49,15 @@ def new_run_id(task_id: str, seq: int) -> str:
 
 
 def runner_entrypoint(*, db_path: str, task_id: str, run_id: str, allowed_roots: Sequence[str],
-                      plugins: Sequence[str]) -> str:
+                      plugins: Sequence[str], ray_address: str | None = None) -> str:
+    """The command of one run's Ray job. ``ray_address`` is the GCS address the driver joins: Ray's job
+    supervisor sets the driver's ``RAY_ADDRESS`` to whichever cluster the host-wide
+    ``/tmp/ray/ray_current_cluster`` names (overriding a runtime_env value), which on a host running more
+    than one Ray is not always ours."""
     # `exec` makes the runner the process Ray signals on stop: stops take effect in ~0.1 s, not ~2 s.
     args = [sys.executable, "-m", "jobs.runner", "--db", db_path, "--task-id", task_id, "--run-id", run_id]
+    if ray_address:
+        args += ["--ray-address", ray_address]
     for root in allowed_roots:
         args += ["--allowed-root", root]
     for plugin in plugins:
@@ -97,12 +103,15 @@ class JobLauncher:
     """A thin, thread-safe wrapper over ``JobSubmissionClient`` created on first use.
 
     Every call to Ray's Jobs API has a deadline (``call_timeout_seconds``); one that passes it is
-    :class:`RayUnavailable`, as an unreachable cluster is.
+    :class:`RayUnavailable`, as an unreachable cluster is. With ``backoff_seconds``, a call made within
+    that long of Ray failing to answer fails at once instead of waiting out its deadline again (see
+    :meth:`for_reads`).
     """
 
     def __init__(self, address: str, *, headers: dict[str, str] | None = None,
                  client_factory: Callable[..., Any] | None = None, stop_grace_seconds: float = 10.0,
-                 submit_retry_seconds: float = 15.0, call_timeout_seconds: float = 10.0) -> None:
+                 submit_retry_seconds: float = 15.0, call_timeout_seconds: float = 10.0,
+                 backoff_seconds: float = 0.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.address = address
         self._headers = headers
         self._factory = client_factory
@@ -111,6 +120,18 @@ class JobLauncher:
         self._lock = threading.Lock()
         self.stop_grace_seconds = stop_grace_seconds
         self.submit_retry_seconds = submit_retry_seconds
+        self.backoff_seconds = backoff_seconds
+        self._clock = clock
+        self._unavailable_until = 0.0
+
+    def for_reads(self, timeout_seconds: float, backoff_seconds: float = 2.0) -> JobLauncher:
+        """A launcher over the same cluster for the calls a read makes: a short deadline, and none at all
+        for ``backoff_seconds`` after Ray failed to answer, so a slow or hung Jobs API costs a read at most
+        one short wait (the background reconciliation keeps asking with the full deadline)."""
+        return JobLauncher(self.address, headers=self._headers, client_factory=self._factory,
+                           stop_grace_seconds=self.stop_grace_seconds, submit_retry_seconds=self.submit_retry_seconds,
+                           call_timeout_seconds=timeout_seconds, backoff_seconds=backoff_seconds,
+                           clock=self._clock)
 
     def _get(self) -> Any:
         with self._lock:
@@ -123,12 +144,17 @@ class JobLauncher:
             return self._client
 
     def _call(self, fn: Callable[[Any], Any]) -> Any:
-        client = self._get()
+        if self._clock() < self._unavailable_until:
+            raise RayUnavailable("the Ray Jobs API did not answer a moment ago; not asking again yet")
         try:
-            return fn(client)
+            return fn(self._get())
+        except RayUnavailable:
+            self._unavailable_until = self._clock() + self.backoff_seconds
+            raise
         except Exception as exc:
             mapped = _classify(exc)
             if isinstance(mapped, RayUnavailable):
+                self._unavailable_until = self._clock() + self.backoff_seconds
                 with self._lock:  # reconnect next time: the head may have come back at a new session
                     self._client = None
             raise mapped from exc

@@ -160,11 +160,12 @@ def _chunk_on_node(gate: str, index: int, job: ChunkJob, items: Sequence[str | d
 class RayExecutor:
     """Each chunk a Ray task asking for ``num_cpus``; two chunks per cluster CPU in flight."""
 
-    def __init__(self, job: ChunkJob, gate: StartGate, *, num_cpus: float, stop_event: threading.Event) -> None:
+    def __init__(self, job: ChunkJob, gate: StartGate, *, num_cpus: float, stop_event: threading.Event,
+                 address: str | None = None) -> None:
         import ray
 
         if not ray.is_initialized():
-            ray.init(logging_level=logging.WARNING, log_to_driver=True)
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
         # ray.init installs its own SIGTERM handler (exit at once); ours lets chunks in flight finish.
         install_stop_handler(stop_event)
         self._ray = ray
@@ -192,8 +193,11 @@ class RayExecutor:
                 raise chunk_failure(exc.cause) from exc
             raise TaskFailure(ErrorType.OPERATOR_ERROR, str(exc).strip().splitlines()[-1]) from exc
         except ray.exceptions.RayError as exc:  # retries exhausted: worker or node lost every time
+            # Ray's text can hold a whole traceback: it goes to the run's log, its first line to the task.
+            log.error("chunk %d could not be processed on the cluster: %s", index, exc)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise TaskFailure(ErrorType.CLUSTER_ERROR,
-                              f"chunk {index} could not be processed on the cluster: {exc}") from exc
+                              f"chunk {index} could not be processed on the cluster: {first[:300]}") from exc
         return Finished(node, records)
 
     def cancel(self, handle: object) -> None:

@@ -27,12 +27,15 @@ def build_service(settings: Settings, *, store: Store | None = None, launcher: J
     the reconciler they use. The background reconciliation is not started here: the caller starts it
     with ``service.reconciler.start()`` once it serves requests."""
     store = store or Store(settings.db_path, clock=clock)
-    launcher = launcher or JobLauncher(settings.dashboard_url, stop_grace_seconds=settings.stop_grace_seconds)
+    launcher = launcher or JobLauncher(settings.dashboard_url, stop_grace_seconds=settings.stop_grace_seconds,
+                                       call_timeout_seconds=settings.ray_call_timeout_seconds)
+    read_launcher = launcher.for_reads(settings.ray_read_timeout_seconds)
     registry = registry or default_registry()
     load_plugins(settings.operator_plugins, registry)
     return TaskService(
         settings, store, launcher, registry=registry,
         imports=ImportService(settings, Datasets(settings.db_path), launcher),
-        reconciler=Reconciler(store, launcher, interval_seconds=settings.reconcile_interval_seconds, clock=clock),
+        reconciler=Reconciler(store, launcher, interval_seconds=settings.reconcile_interval_seconds, clock=clock,
+                              read_launcher=read_launcher),
         submitter=RunSubmitter(settings, store, launcher),
     )

@@ -39,8 +39,12 @@ class RayprocApi:
 
 
 def build_app(settings: Settings):
-    """The Serve application for ``settings`` (paths already resolved)."""
-    return RayprocApi.bind(settings.model_dump(mode="json"))
+    """The Serve application for ``settings`` (paths already resolved).
+
+    Serve's default of 5 requests at once per replica would let a few calls waiting on a slow Ray hold
+    back every read; the database reads need no Ray, so the replica takes many more."""
+    return RayprocApi.options(max_ongoing_requests=settings.max_ongoing_requests).bind(
+        settings.model_dump(mode="json"))
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ def start(settings: Settings) -> RunningService:
         ctx = ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1",
                        dashboard_port=settings.dashboard_port, logging_level=logging.WARNING)
         settings = settings.model_copy(update={"dashboard_url": f"http://{ctx.dashboard_url}"})
+    if not settings.cluster_address:
+        settings = settings.model_copy(update={"cluster_address": ctx.address_info["gcs_address"]})
     serve.start(http_options={"host": settings.host, "port": settings.port})
     serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)
     initial_token = None

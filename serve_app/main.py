@@ -39,9 +39,10 @@ def create_app(service: TaskService, accounts: Accounts) -> FastAPI:
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict:
-        """Liveness, and whether the Ray Jobs API answers."""
+        """Liveness, and whether the Ray Jobs API answers (asked with the read deadline, so this answers
+        within a second even when Ray does not)."""
         try:
-            service.launcher.states()
+            service.reconciler.read_launcher.states()
             ray = "reachable"
         except Exception:
             ray = "unreachable"

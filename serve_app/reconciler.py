@@ -10,6 +10,7 @@ about an active record) and in a background pass, so records settle even when no
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable
 
@@ -23,18 +24,37 @@ log = logging.getLogger("rayproc.service")
 UNSUBMITTED_GRACE_MS = 60_000
 #: Progress this recent shows a running task's runner alive (it records progress several times a second).
 FRESH_PROGRESS_MS = 1_000
+#: Ray's account of a failed job may go on with the driver's last log lines, which can hold its command line.
+_EXIT_CODE = re.compile(r"exit code (-?\d+)")
+_PATH = re.compile(r"(?:[A-Za-z]:)?/[^\s'\"]+")
+
+
+def ray_reason(message: str | None) -> str:
+    """What a task's users are told of Ray's message about a job that ended: its exit code, or its first
+    sentence with file paths (the service's interpreter, its database) left out. The whole message goes to
+    the service log, under the run id."""
+    if not message:
+        return ""
+    code = _EXIT_CODE.search(message)
+    if code:
+        return f"its driver exited with code {code.group(1)}"
+    first = message.strip().splitlines()[0].split(", last available logs")[0]
+    return _PATH.sub("<path>", first)[:300]
 
 
 class Reconciler:
     """Settles active records against Ray's view of their current run.
 
-    ``clock`` gives epoch milliseconds (the store's time base); tests pass their own.
+    ``clock`` gives epoch milliseconds (the store's time base); tests pass their own. ``read_launcher``
+    asks Ray on behalf of reads (a short deadline: a read never waits long on Ray, and a record Ray could
+    not be asked about is settled by the background pass); the background pass and commands use ``launcher``.
     """
 
     def __init__(self, store: Store, launcher: L.JobLauncher, *, interval_seconds: float,
-                 clock: Callable[[], int] = now_ms) -> None:
+                 clock: Callable[[], int] = now_ms, read_launcher: L.JobLauncher | None = None) -> None:
         self.store = store
         self.launcher = launcher
+        self.read_launcher = read_launcher or launcher
         self.interval_seconds = interval_seconds
         self._clock = clock
         self._stop = threading.Event()
@@ -43,7 +63,7 @@ class Reconciler:
     def settle_if_stale(self, rec: TaskRecord) -> bool:
         """Before a read answers: settle ``rec`` if it is active and its runner is not visibly alive.
         True if the record changed (read it again)."""
-        return not rec.status.is_terminal() and not self.reporting(rec) and self.reconcile(rec)
+        return not rec.status.is_terminal() and not self.reporting(rec) and self._reconcile(rec, self.read_launcher)
 
     def reporting(self, rec: TaskRecord) -> bool:
         """A running task whose runner recorded progress just now is alive: asking Ray too would only load
@@ -53,6 +73,9 @@ class Reconciler:
 
     def reconcile(self, rec: TaskRecord) -> bool:
         """Settle one active record against Ray's view of its current run. True if it changed."""
+        return self._reconcile(rec, self.launcher)
+
+    def _reconcile(self, rec: TaskRecord, launcher: L.JobLauncher) -> bool:
         submitted, since = self.store.run_submitted(rec.current_run)
         if not submitted:
             # Being submitted right now; only a submission abandoned by a crashed service is settled.
@@ -63,27 +86,29 @@ class Reconciler:
                                          error_msg="the run was never submitted to Ray (the service stopped "
                                                    "while submitting it); resume the task to run it")
         try:
-            state = self.launcher.state(rec.current_run)
+            state = launcher.state(rec.current_run)
         except L.RayJobNotFound:
             state = L.RayJobState("FAILED", "Ray has no record of this job (was the cluster restarted?)")
         except (L.RayUnavailable, L.RayJobError):
             return False  # reads must not fail because Ray is briefly away
         return self._settle(rec, state)
 
-    def reconcile_all(self) -> bool:
-        """Settle every active record, asking Ray for its whole job list once. True if any changed."""
+    def reconcile_all(self, *, reading: bool = False) -> bool:
+        """Settle every active record, asking Ray for its whole job list once. True if any changed.
+        ``reading``: on behalf of a read, with the read deadline."""
         active = self.store.active_tasks()
         if not active:
             return False
+        launcher = self.read_launcher if reading else self.launcher
         try:
-            states = self.launcher.states()
+            states = launcher.states()
         except (L.RayUnavailable, L.RayJobError, L.RayJobNotFound):
             return False
         changed = False
         for rec in active:
             state = states.get(rec.current_run)
             if state is None:
-                changed |= self.reconcile(rec)  # not in the list yet, or gone: ask about it directly
+                changed |= self._reconcile(rec, launcher)  # not in the list yet, or gone: ask about it directly
             else:
                 changed |= self._settle(rec, state)
         return changed
@@ -96,8 +121,12 @@ class Reconciler:
         if state.status == "STOPPED":
             return self.store.finish_run(rec.task_id, rec.current_run, TaskStatus.STOPPED,
                                          message="stopped by Ray")
+        if state.message:
+            log.warning("Ray job %s ended (%s) without recording an outcome: %s", rec.current_run, state.status,
+                        state.message)
+        told = ray_reason(state.message)
         reason = (f"the Ray job {rec.current_run} ended ({state.status}) without recording an outcome"
-                  + (f": {state.message}" if state.message else ""))
+                  + (f": {told}" if told else ""))
         if rec.stop_requested:
             return self.store.finish_run(rec.task_id, rec.current_run, TaskStatus.STOPPED, message=reason)
         return self.store.finish_run(rec.task_id, rec.current_run, TaskStatus.FAILED,

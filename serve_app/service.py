@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import string
+import tempfile
 from pathlib import Path
 
 from jobs import launcher as L
@@ -35,6 +36,18 @@ RESUMABLE = (TaskStatus.STOPPED, TaskStatus.FAILED)
 
 def new_task_id() -> str:
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(20))
+
+
+def _check_writable(folder: Path) -> None:
+    """A work path the runner could not write would fail the task seconds later: try it now, by making the
+    folder and a file in it (permission bits alone say nothing when the service runs as root)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise E.InvalidParameter(f"work_path.path: cannot write to {str(folder)!r}: "
+                                 f"{exc.strerror or type(exc).__name__}") from None
 
 
 class TaskService:
@@ -130,9 +143,11 @@ class TaskService:
         base = (wp.path or wp.output_path) if wp is not None else None
         base = base or str(self.settings.default_work_root)
         try:
-            return resolve_within(base, self.settings.allowed_roots, must_exist=False) / task_id
+            resolved = resolve_within(base, self.settings.allowed_roots, must_exist=False)
         except _PathNotAllowed as exc:
             raise E.PathNotAllowed(f"work_path.path: {exc}") from None
+        _check_writable(resolved)
+        return resolved / task_id
 
     # ----- read --------------------------------------------------------------------------
 
@@ -151,7 +166,7 @@ class TaskService:
 
     def list(self, project_id: str, query: ListQuery) -> tuple[int, list[TaskRecord]]:
         count, records = self.store.list_tasks(project_id, query)
-        if any(not r.status.is_terminal() for r in records) and self.reconciler.reconcile_all():
+        if any(not r.status.is_terminal() for r in records) and self.reconciler.reconcile_all(reading=True):
             count, records = self.store.list_tasks(project_id, query)
         runs = self.store.runs_for([r.task_id for r in records])
         for r in records:

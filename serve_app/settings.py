@@ -39,6 +39,18 @@ class Settings(BaseSettings):
     stop_grace_seconds: float = Field(10.0, ge=1.0, le=600.0,
                                       description="How long a stopped run may take to commit chunks in flight.")
     reconcile_interval_seconds: float = Field(2.0, gt=0, le=300)
+    ray_call_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="Deadline of a Jobs API call that changes something (submit, stop); "
+                                        "one that passes it answers 503.")
+    ray_read_timeout_seconds: float = Field(
+        0.5, gt=0, le=60, description="Deadline of a Jobs API call made to answer a read (a task's or a list's "
+                                      "status, logs, /healthz); past it the read answers from the database and "
+                                      "the background pass settles the record.")
+    max_ongoing_requests: int = Field(64, ge=1, le=10_000,
+                                      description="Requests the API replica serves at once.")
+    cluster_address: str | None = Field(
+        None, description="GCS address of the cluster the job drivers must join (set by `rayproc serve` from "
+                          "the cluster it started or joined), so a driver never joins another Ray on its host.")
 
     @field_validator("allowed_roots", "operator_plugins", mode="before")
     @classmethod
