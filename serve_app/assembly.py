@@ -34,7 +34,7 @@ def build_service(settings: Settings, *, store: Store | None = None, launcher: J
     load_plugins(settings.operator_plugins, registry)
     return TaskService(
         settings, store, launcher, registry=registry,
-        imports=ImportService(settings, Datasets(settings.db_path), launcher),
+        imports=ImportService(settings, Datasets(settings.db_path), launcher, read_launcher),
         reconciler=Reconciler(store, launcher, interval_seconds=settings.reconcile_interval_seconds, clock=clock,
                               read_launcher=read_launcher),
         submitter=RunSubmitter(settings, store, launcher),

@@ -10,13 +10,13 @@ about an active record) and in a background pass, so records settle even when no
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable
 
 from jobs import launcher as L
 from jobs.status import ErrorType, TaskStatus
 from jobs.store import Store, TaskRecord, now_ms
+from serve_app.ray_errors import ray_reason
 
 log = logging.getLogger("rayproc.service")
 
@@ -24,24 +24,6 @@ log = logging.getLogger("rayproc.service")
 UNSUBMITTED_GRACE_MS = 60_000
 #: Progress this recent shows a running task's runner alive (it records progress several times a second).
 FRESH_PROGRESS_MS = 1_000
-#: Ray's account of a failed job may go on with the driver's last log lines, which can hold its command line.
-_EXIT_CODE = re.compile(r"exit code (-?\d+)")
-_PATH = re.compile(r"(?:[A-Za-z]:)?/[^\s'\"]+")
-
-
-def ray_reason(message: str | None) -> str:
-    """What a task's users are told of Ray's message about a job that ended: its exit code, or its first
-    sentence with file paths (the service's interpreter, its database) left out. The whole message goes to
-    the service log, under the run id."""
-    if not message:
-        return ""
-    code = _EXIT_CODE.search(message)
-    if code:
-        return f"its driver exited with code {code.group(1)}"
-    first = message.strip().splitlines()[0].split(", last available logs")[0]
-    return _PATH.sub("<path>", first)[:300]
-
-
 class Reconciler:
     """Settles active records against Ray's view of their current run.
 

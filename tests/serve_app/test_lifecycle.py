@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from tests.conftest import Service
 from tests.support.images import make_known_set, make_many
+from tests.support.processes import pids_with
 
 pytestmark = pytest.mark.ray
 
@@ -170,23 +172,15 @@ def test_a_runner_killed_outright_is_reconciled_as_failed(service: Service, fold
     make_many(folder, 20)
     task_id = service.create(folder, template=_probe_template(tmp_path / "log", 0.3), execution={"chunk_size": 1})
     task = service.wait_status(task_id, 1, allowed={0})
-    pids = [p for p in _pids_with(f"--run-id {task['ray_job_id']}") if "jobs.runner" in _cmdline(p)]
+    pids = pids_with(f"--run-id {task['ray_job_id']}", "jobs.runner")
     assert len(pids) == 1, pids
     os.kill(pids[0], signal.SIGKILL)
     failed = service.wait_status(task_id, 3, allowed={1})
     assert failed["error_type"] == "job_died"
     assert task["ray_job_id"] in failed["error_msg"]
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def _pids_with(fragment: str) -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and fragment in _cmdline(int(p.name))]
+    # The message is for the task's users: no command line, interpreter or database path.
+    for leak in ("jobs.runner", "--db", str(service.settings.db_path), sys.executable):
+        assert leak not in failed["error_msg"], failed["error_msg"]
 
 
 def test_a_job_that_dies_while_the_service_is_down_is_settled_on_restart(
@@ -204,7 +198,7 @@ def test_a_job_that_dies_while_the_service_is_down_is_settled_on_restart(
     task = service.wait_status(task_id, 1, allowed={0})
     serve.delete(APP_NAME)  # the service goes away; the Ray job goes on
     try:
-        pids = [p for p in _pids_with(f"--run-id {task['ray_job_id']}") if "jobs.runner" in _cmdline(p)]
+        pids = pids_with(f"--run-id {task['ray_job_id']}", "jobs.runner")
         os.kill(pids[0], signal.SIGKILL)
         from ray.job_submission import JobSubmissionClient
 

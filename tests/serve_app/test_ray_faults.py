@@ -1,0 +1,76 @@
+"""Faults of the service's own Ray, on the real test cluster: a hung Jobs API freezes nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Service
+from tests.support.images import make_many
+from tests.support.processes import pids_with
+
+pytestmark = pytest.mark.ray
+
+
+@contextmanager
+def paused_dashboard():
+    """SIGSTOP this cluster's dashboard process (the Jobs API's HTTP server), always SIGCONT it after."""
+    import ray
+
+    session = ray._private.worker._global_node.get_session_dir_path()
+    pids = pids_with("dashboard/dashboard.py", session)
+    assert len(pids) == 1, pids
+    os.kill(pids[0], signal.SIGSTOP)
+    try:
+        yield pids[0]
+    finally:
+        os.kill(pids[0], signal.SIGCONT)
+
+
+def _timed(call):
+    started = time.monotonic()
+    answer = call()
+    return answer, time.monotonic() - started
+
+
+def test_with_the_jobs_api_paused_reads_answer_within_a_second_and_writes_are_503(
+        service: Service, folder: Path, tmp_path: Path) -> None:
+    make_many(folder, 6)
+    template = {"id": "sys_data_analyse", "operator_params": [
+        {"id": "image_features", "params": {}}, {"id": "work_probe", "params": {"delay_seconds": 1.5}}]}
+    task_id = service.create(folder, template=template, execution={"chunk_size": 1})
+    service.wait_status(task_id, 1, allowed={0})
+    base = service.tasks()
+    count_before = service.client.get(base).json()["count"]
+    reads = [f"{base}/{task_id}", base, "/api/projects/imports/imports/1/", "/v2/imports/datasets", "/healthz"]
+
+    with paused_dashboard(), ThreadPoolExecutor(8) as pool:
+        # More writes at once than Serve's default of 5 requests a replica: each waits on Ray for its deadline.
+        writes = [pool.submit(service.client.post, base, json={
+            "name": "w", "data_source": {"type": "OBS", "source": str(folder)},
+            "template": {"id": "sys_data_analyse"}}) for _ in range(6)]
+        deadline = time.monotonic() + 3.0
+        rounds = 0
+        while time.monotonic() < deadline:  # the task's progress goes stale meanwhile: its GET asks Ray
+            for path in reads:
+                r, took = _timed(lambda: service.client.get(path))
+                assert r.status_code in (200, 404) and took < 1.0, (path, took, r.text)
+            rounds += 1
+        health = service.client.get("/healthz").json()
+        answers = [w.result(timeout=60) for w in writes]
+    assert rounds >= 2
+    assert health == {"status": "ok", "ray": "unreachable"}
+    for r in answers:
+        assert r.status_code == 503 and r.json()["error_code"] == "ray_unavailable", r.text
+        assert set(r.json()) == {"error_code", "error_msg"}
+    # Nothing recorded was lost: the refused creates left nothing, and the running task completes.
+    assert service.client.get(base).json()["count"] == count_before
+    done = service.wait_status(task_id, 2, allowed={1})
+    assert done["processed_count"] == 6
+    assert service.client.get("/healthz").json()["ray"] == "reachable"
