@@ -27,11 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from jobs.chunk import ChunkJob, chunk_failure, run_chunk
+from jobs.chunk import CHUNK_FAILURES, ChunkJob, chunk_failure, run_chunk
 from jobs.run_state import Progress, RunState
 from jobs.signals import install_stop_handler
 from jobs.status import ErrorType, TaskFailure
-from operators.base import OperatorError
 
 log = logging.getLogger("rayproc.runner")
 
@@ -140,7 +139,7 @@ class InProcessExecutor:
     def result(self, handle: cf.Future, index: int) -> Finished:
         try:
             return Finished(self.node, handle.result())
-        except OperatorError as exc:
+        except CHUNK_FAILURES as exc:
             raise chunk_failure(exc) from exc
 
     def cancel(self, handle: cf.Future) -> None:
@@ -189,7 +188,7 @@ class RayExecutor:
         try:
             node, records = ray.get(handle)
         except ray.exceptions.RayTaskError as exc:
-            if isinstance(exc.cause, OperatorError):
+            if isinstance(exc.cause, CHUNK_FAILURES):
                 raise chunk_failure(exc.cause) from exc
             raise TaskFailure(ErrorType.OPERATOR_ERROR, str(exc).strip().splitlines()[-1]) from exc
         except ray.exceptions.RayError as exc:  # retries exhausted: worker or node lost every time
@@ -245,7 +244,7 @@ class Scheduler:
     def process_here(self, items: Sequence[str | dict]) -> list[dict]:
         try:
             return run_chunk(self.job, items)
-        except OperatorError as exc:
+        except CHUNK_FAILURES as exc:
             raise chunk_failure(exc) from exc
 
     def commit(self, index: int, records: list[dict]) -> None:

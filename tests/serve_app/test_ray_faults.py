@@ -74,3 +74,35 @@ def test_with_the_jobs_api_paused_reads_answer_within_a_second_and_writes_are_50
     done = service.wait_status(task_id, 2, allowed={1})
     assert done["processed_count"] == 6
     assert service.client.get("/healthz").json()["ray"] == "reachable"
+
+
+def test_a_source_that_vanishes_mid_run_fails_the_task_and_a_resume_after_it_is_back_completes_it_exactly(
+        service: Service, folder: Path, tmp_path: Path) -> None:
+    n = 24
+    make_many(folder, n)
+
+    def template(delay: float) -> dict:
+        return {"id": "sys_data_analyse", "operator_params": [
+            {"id": "image_features", "params": {}}, {"id": "work_probe", "params": {"delay_seconds": delay}}]}
+
+    task_id = service.create(folder, template=template(0.3), execution={"chunk_size": 2})
+    service.wait(task_id, lambda t: t["processed_count"] >= 4, allowed={0, 1})
+    away = folder.with_name(folder.name + "-away")
+    folder.rename(away)  # the source goes away at once, as a moved folder or an unmounted store does
+    try:
+        failed = service.wait_status(task_id, 3, allowed={1})
+    finally:
+        away.rename(folder)
+    assert failed["error_type"] == "source_unavailable", failed
+    assert "restore" in failed["error_msg"] and failed["processed_count"] < n
+
+    r = service.client.post(f"{service.tasks()}/{task_id}/resume")
+    assert r.status_code == 200, r.text
+    final = service.wait_status(task_id, 2, allowed={0, 1})
+    assert (final["processed_count"], final["failed_count"]) == (n, 0)
+
+    ref = service.wait_status(service.create(folder, template=template(0.0), execution={"chunk_size": 2}), 2,
+                              allowed={0, 1})
+    out, ref_out = Path(final["work_path"]["output_path"]), Path(ref["work_path"]["output_path"])
+    assert (out / "features.jsonl").read_bytes() == (ref_out / "features.jsonl").read_bytes()
+    assert final["result"] == ref["result"]
