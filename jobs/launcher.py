@@ -36,6 +36,9 @@ class RayJobError(Exception):
 class RayJobState:
     status: str  # PENDING, RUNNING, STOPPED, SUCCEEDED, FAILED
     message: str | None = None
+    #: When the job ended (epoch milliseconds), once it has; and the task it ran (from its metadata).
+    end_time_ms: int | None = None
+    task_id: str | None = None
 
     def is_terminal(self) -> bool:
         """A method, as Ray's ``JobStatus.is_terminal()`` and :meth:`TaskStatus.is_terminal` are."""
@@ -186,11 +189,17 @@ class JobLauncher:
     def logs(self, run_id: str) -> str:
         return str(self._call(lambda c: c.get_job_logs(run_id)))
 
+    def delete(self, run_id: str) -> bool:
+        """Delete the record of an ended job (Ray refuses to delete one that has not ended)."""
+        return bool(self._call(lambda c: c.delete_job(run_id)))
+
     def states(self) -> dict[str, RayJobState]:
         """Every rayproc job Ray knows about, by submission id (one request)."""
         jobs = self._call(lambda c: c.list_jobs())
         out = {}
         for job in jobs:
-            if job.submission_id and (job.metadata or {}).get(METADATA_KEY):
-                out[job.submission_id] = RayJobState(str(getattr(job.status, "value", job.status)), job.message)
+            task_id = (job.metadata or {}).get(METADATA_KEY)
+            if job.submission_id and task_id:
+                out[job.submission_id] = RayJobState(str(getattr(job.status, "value", job.status)), job.message,
+                                                     getattr(job, "end_time", None), task_id)
         return out

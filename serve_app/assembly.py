@@ -15,6 +15,7 @@ from jobs.launcher import JobLauncher
 from jobs.store import Store, now_ms
 from operators.registry import OperatorRegistry, default_registry
 from serve_app.imports import ImportService
+from serve_app.job_records import JobRecords
 from serve_app.reconciler import Reconciler
 from serve_app.service import TaskService
 from serve_app.settings import Settings
@@ -39,3 +40,10 @@ def build_service(settings: Settings, *, store: Store | None = None, launcher: J
                               read_launcher=read_launcher),
         submitter=RunSubmitter(settings, store, launcher),
     )
+
+
+def build_job_records(service: TaskService) -> JobRecords:
+    """Keeping ended runs' logs and retiring their Ray records, for ``service``'s store and cluster (not started)."""
+    settings = service.settings
+    return JobRecords(service.store, service.launcher, retention_seconds=settings.ray_job_retention_seconds,
+                      interval_seconds=settings.archive_interval_seconds)

@@ -10,7 +10,7 @@ from pathlib import Path
 from ray import serve
 
 from serve_app.accounts import Accounts
-from serve_app.assembly import build_service
+from serve_app.assembly import build_job_records, build_service
 from serve_app.main import create_app
 from serve_app.settings import Settings
 
@@ -31,12 +31,15 @@ class RayprocApi:
         self.accounts = Accounts(self.service.settings.db_path)
         self.service.reconciler.reconcile_all()  # settle runs that ended while the service was down
         self.service.reconciler.start()
+        self.job_records = build_job_records(self.service)
+        self.job_records.start()
 
     def __serve_build_asgi_app__(self):
         return create_app(self.service, self.accounts)
 
     def __del__(self) -> None:
         self.service.reconciler.close()
+        self.job_records.close()
 
 
 def build_app(settings: Settings):

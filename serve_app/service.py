@@ -23,6 +23,7 @@ from operators.registry import OperatorRegistry
 from serve_app import errors as E
 from serve_app import report
 from serve_app.imports import ImportService
+from serve_app.job_records import kept_log
 from serve_app.ray_errors import ray_errors
 from serve_app.reconciler import Reconciler
 from serve_app.schemas import ProcessorTaskCreate
@@ -187,6 +188,9 @@ class TaskService:
         if run is not None and run > len(runs):
             raise E.NotFound(f"task {task_id} has {len(runs)} run(s)")
         run_id = runs[run - 1] if run is not None else rec.current_run
+        kept = kept_log(rec.output_dir, run_id)  # an ended run's log, kept whole: Ray may have none by now
+        if kept is not None:
+            return kept
         with ray_errors():
             try:
                 return self.launcher.logs(run_id)

@@ -106,3 +106,38 @@ def test_a_source_that_vanishes_mid_run_fails_the_task_and_a_resume_after_it_is_
     out, ref_out = Path(final["work_path"]["output_path"]), Path(ref["work_path"]["output_path"])
     assert (out / "features.jsonl").read_bytes() == (ref_out / "features.jsonl").read_bytes()
     assert final["result"] == ref["result"]
+
+
+def test_an_ended_runs_log_is_kept_under_its_work_path_then_its_ray_record_is_deleted(
+        service: Service, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobs.launcher import JobLauncher, RayJobNotFound
+    from jobs.layout import RunLayout
+    from jobs.store import Store
+    from serve_app.job_records import JobRecords
+
+    make_many(folder, 3)
+    task = service.wait_status(service.create(folder), 2, allowed={0, 1})
+    run_id = task["ray_job_id"]
+    launcher = JobLauncher(service.dashboard_url)
+    every_job = launcher.states
+
+    def running_ones() -> dict:
+        # This test's run and a stand-in for one still running; other tests' records stay in Ray.
+        from jobs.launcher import RayJobState
+
+        return {run_id: every_job()[run_id],
+                "rayproc-stillRunning-r1-000000": RayJobState("RUNNING", task_id=task["task_id"])}
+
+    monkeypatch.setattr(launcher, "states", running_ones)
+    deleted: list[str] = []
+    real_delete = launcher.delete
+    monkeypatch.setattr(launcher, "delete", lambda rid: deleted.append(rid) or real_delete(rid))
+    assert JobRecords(Store(service.settings.db_path), launcher, retention_seconds=3600).tidy() == (1, 0)
+    kept = RunLayout(task["work_path"]["output_path"]).run_log(run_id)
+    assert "finished: completed" in kept.read_text()
+    assert JobRecords(Store(service.settings.db_path), launcher, retention_seconds=0).tidy() == (0, 1)
+    assert deleted == [run_id]  # never the one that has not ended
+    with pytest.raises(RayJobNotFound):
+        launcher.state(run_id)
+    r = service.client.get(f"{service.tasks()}/{task['task_id']}/logs")
+    assert r.status_code == 200 and r.text == kept.read_text()
