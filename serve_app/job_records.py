@@ -10,7 +10,6 @@ file, so old runs' logs outlive Ray's records (and a head restart, which loses t
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from jobs import launcher as L
 from jobs.atomic import write_atomic
 from jobs.layout import RunLayout
 from jobs.store import Store
+from serve_app.background import Periodic
 
 log = logging.getLogger("rayproc.service")
 
@@ -49,26 +49,14 @@ class JobRecords:
         self.retention_ms = int(retention_seconds * 1000)
         self.interval_seconds = interval_seconds
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._background = Periodic(self.tidy, interval_seconds, "rayproc-job-records")
 
     def start(self) -> None:
         """Tidy in the background, every ``interval_seconds``."""
-        if self._thread is not None:
-            return
-
-        def loop() -> None:
-            while not self._stop.wait(self.interval_seconds):
-                try:
-                    self.tidy()
-                except Exception:  # keep the loop alive; the next pass retries
-                    log.exception("keeping ended runs' logs failed")
-
-        self._thread = threading.Thread(target=loop, name="rayproc-job-records", daemon=True)
-        self._thread.start()
+        self._background.start()
 
     def close(self) -> None:
-        self._stop.set()
+        self._background.close()
 
     def tidy(self) -> tuple[int, int]:
         """One pass over Ray's rayproc jobs: ``(logs kept, records deleted)``."""

@@ -10,12 +10,12 @@ about an active record) and in a background pass, so records settle even when no
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 from jobs import launcher as L
 from jobs.status import ErrorType, TaskStatus
 from jobs.store import Store, TaskRecord, now_ms
+from serve_app.background import Periodic
 from serve_app.ray_errors import ray_reason
 
 log = logging.getLogger("rayproc.service")
@@ -24,6 +24,8 @@ log = logging.getLogger("rayproc.service")
 UNSUBMITTED_GRACE_MS = 60_000
 #: Progress this recent shows a running task's runner alive (it records progress several times a second).
 FRESH_PROGRESS_MS = 1_000
+
+
 class Reconciler:
     """Settles active records against Ray's view of their current run.
 
@@ -39,8 +41,7 @@ class Reconciler:
         self.read_launcher = read_launcher or launcher
         self.interval_seconds = interval_seconds
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._background = Periodic(self.reconcile_all, interval_seconds, "rayproc-reconciler")
 
     def settle_if_stale(self, rec: TaskRecord) -> bool:
         """Before a read answers: settle ``rec`` if it is active and its runner is not visibly alive.
@@ -117,18 +118,7 @@ class Reconciler:
     def start(self) -> None:
         """Reconcile in the background too, every ``interval_seconds``, so records settle even when
         nobody reads them."""
-        if self._thread is not None:
-            return
-
-        def loop() -> None:
-            while not self._stop.wait(self.interval_seconds):
-                try:
-                    self.reconcile_all()
-                except Exception:  # keep the loop alive; the next pass retries
-                    log.exception("reconciliation pass failed")
-
-        self._thread = threading.Thread(target=loop, name="rayproc-reconciler", daemon=True)
-        self._thread.start()
+        self._background.start()
 
     def close(self) -> None:
-        self._stop.set()
+        self._background.close()
