@@ -76,8 +76,8 @@ class JobRecords:
                 if not self._keep(layout, run_id):
                     continue
                 kept += 1
-            ended = state.end_time_ms or 0
-            if self._clock() - ended >= self.retention_ms and self._delete(run_id):
+            ended = state.end_time_ms
+            if ended is not None and self._clock() - ended >= self.retention_ms and self._delete(run_id):
                 deleted += 1
         return kept, deleted
 
