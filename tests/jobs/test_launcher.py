@@ -56,3 +56,11 @@ def test_a_read_launcher_waits_once_then_fails_at_once_until_its_backoff_passes(
     with pytest.raises(RayUnavailable) as exc:
         launcher.states()  # the backoff is over: Ray is asked again
     assert "not asking again yet" not in str(exc.value)
+
+
+def test_the_runner_entrypoint_names_the_cluster_to_join_when_given() -> None:
+    from jobs.launcher import runner_entrypoint
+
+    args = dict(db_path="/d/rayproc.db", task_id="t", run_id="r", allowed_roots=["/a"], plugins=[])
+    assert "--ray-address 10.0.0.1:6379" in runner_entrypoint(**args, ray_address="10.0.0.1:6379")
+    assert "--ray-address" not in runner_entrypoint(**args)

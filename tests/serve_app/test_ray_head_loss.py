@@ -83,13 +83,19 @@ def test_rayproc_serve_exits_non_zero_at_once_when_its_ray_head_goes_away(own_he
     port = free_port()
     # A head started by `ray start` has Ray's token auth on; the token is in ~/.ray/auth_token.
     env = {**os.environ, "RAYPROC_DASHBOARD_URL": dashboard_url, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "token"}
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "serve_app.cli", "serve", "--no-auth", "--port", str(port),
-         "--data-dir", str(tmp_path / "data"), "--ray-address", gcs_address],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # Files, not pipes: Ray's log lines would fill an unread pipe and block the process on its next write.
+    err_path = tmp_path / "serve.err"
+    with open(tmp_path / "serve.out", "w") as out, open(err_path, "w") as errors:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "serve_app.cli", "serve", "--no-auth", "--port", str(port),
+             "--data-dir", str(tmp_path / "data"), "--ray-address", gcs_address],
+            cwd=tmp_path, env=env, stdout=out, stderr=errors, start_new_session=True)
     try:
-        _wait(lambda: serve.poll() is None and _answers(f"http://127.0.0.1:{port}/healthz"), 240,
-              "rayproc serve to answer")  # ~5 s idle; a minute on a loaded host
+        # Started means it printed its address (its watch begins then), not only that the API answers: the
+        # replica answers while `serve.run` is still finishing.
+        _wait(lambda: serve.poll() is None and "rayproc is serving at" in (tmp_path / "serve.out").read_text()
+              and _answers(f"http://127.0.0.1:{port}/healthz"), 240,
+              "rayproc serve to start")  # ~5 s idle; a minute on a loaded host
         _kill_all(temp_dir)  # the head goes away: GCS, raylet, dashboard, Serve's actors
         lost_at = time.monotonic()
         code = serve.wait(timeout=30)
@@ -97,7 +103,8 @@ def test_rayproc_serve_exits_non_zero_at_once_when_its_ray_head_goes_away(own_he
     finally:
         if serve.poll() is None:
             os.killpg(serve.pid, signal.SIGKILL)
-        out, err = serve.communicate(timeout=30)
+            serve.wait(timeout=30)
+    err = err_path.read_text()
     assert code == EXIT_RAY_LOST, (code, err[-2000:])
     assert "lost the Ray cluster" in err and gcs_address in err, err[-2000:]
     assert took < 15, took
