@@ -8,11 +8,16 @@ chunks of the same run one after another.
 
 An operator that cannot process a batch fails the task with ``operator_error``,
 whichever path ran the chunk; :func:`chunk_failure` is the one place that says so.
+A chunk whose items are not found because the source itself went away (its folder
+is gone, or most of the chunk's files are) is not committed: it raises
+:class:`SourceUnavailable`, the task fails with ``source_unavailable``, and a resume
+once the source is back redoes that chunk like any other uncommitted one.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +33,12 @@ from operators.registry import default_registry
 #: Error code of a manifest line that names no usable item (see ``jobs.sources``).
 BAD_MANIFEST_LINE = "bad_manifest_line"
 PATH_NOT_ALLOWED = "path_not_allowed"
+#: Failures that say something about the item's entry, not whether its file is there.
+_ENTRY_FAILURES = frozenset({BAD_MANIFEST_LINE, PATH_NOT_ALLOWED, "bad_annotation"})
+
+
+class SourceUnavailable(Exception):
+    """The chunk's items were not found because their source went away; the chunk must not be committed."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +103,20 @@ def run_chunk(job: ChunkJob, items: Sequence[str | dict]) -> list[dict]:
         else:
             out.append({ITEM: key, STATUS: FAILED, ERROR_CODE: PATH_NOT_ALLOWED,
                         ERROR_MSG: "the file resolves outside the allowed roots"})
+    _check_source(job.root, out)
     return out
+
+
+def _check_source(root: str, records: Sequence[dict]) -> None:
+    """Raise :class:`SourceUnavailable` if the chunk's failures are the source's, not the items': files not
+    found while the source folder itself is gone, or more than half the chunk's files not found."""
+    missing = [r for r in records if r.get(STATUS) == FAILED and r.get(ERROR_CODE) not in _ENTRY_FAILURES
+               and not os.path.lexists(os.path.join(root, str(r[ITEM])))]
+    if missing and (not os.path.isdir(root) or 2 * len(missing) > len(records)):
+        raise SourceUnavailable(
+            f"the source went away while the task ran ({len(missing)} of {len(records)} items of a chunk were "
+            f"not found{'; its folder is gone' if not os.path.isdir(root) else ''}): restore {root!r} and "
+            "resume the task to process the rest")
 
 
 def process_chunk(plugins: Sequence[str], specs: Sequence[dict], root: str, items: Sequence[str | dict],
@@ -101,8 +125,15 @@ def process_chunk(plugins: Sequence[str], specs: Sequence[dict], root: str, item
     return run_chunk(ChunkJob(tuple(plugins), tuple(specs), root, tuple(allowed_roots), output_dir), items)
 
 
-def chunk_failure(exc: OperatorError) -> TaskFailure:
-    """The task's failure when an operator failed a chunk: the same type and message on every path."""
+#: What a chunk raises to fail the task (whichever path ran it); :func:`chunk_failure` says how.
+CHUNK_FAILURES = (OperatorError, SourceUnavailable)
+
+
+def chunk_failure(exc: OperatorError | SourceUnavailable) -> TaskFailure:
+    """The task's failure when a chunk failed (an operator, or its source gone): the same type and message on
+    every path."""
+    if isinstance(exc, SourceUnavailable):
+        return TaskFailure(ErrorType.SOURCE_UNAVAILABLE, str(exc))
     return TaskFailure(ErrorType.OPERATOR_ERROR, str(exc).strip().splitlines()[-1])
 
 

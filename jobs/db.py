@@ -1,11 +1,44 @@
-"""Opening the service's SQLite file: one convention for every table set that lives in it."""
+"""Opening the service's SQLite file: one convention for every table set that lives in it, and the one place
+a data directory that cannot be written (full, read-only) becomes a typed error."""
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+
+
+class StorageUnavailable(Exception):
+    """The data directory cannot be written (read-only, or the database cannot be opened). The operation
+    changed nothing: SQLite rolls the transaction back whole."""
+
+
+class StorageFull(StorageUnavailable):
+    """The data directory is full."""
+
+
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+_READ_ONLY_ERRNOS = {errno.EROFS}
+
+
+def storage_error(exc: BaseException) -> StorageUnavailable | None:
+    """The typed error for SQLite's or the OS's way of saying the data directory cannot be written, else None."""
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc)
+        if "database or disk is full" in text:
+            return StorageFull("the service's data directory is full (no space left for the database)")
+        if "readonly database" in text or "unable to open database file" in text or "disk I/O error" in text:
+            return StorageUnavailable(f"the service's database cannot be written ({text}); is the data "
+                                      "directory read-only?")
+    if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
+        return StorageFull("the service's data directory is full (no space left on the device)")
+    if isinstance(exc, OSError) and exc.errno in _READ_ONLY_ERRNOS:
+        return StorageUnavailable(f"the service's data directory cannot be written ({exc.strerror})")
+    return None
 
 
 class Database:
@@ -34,13 +67,33 @@ class Database:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout=30000")
+        """A connection; SQLite's errors for a full or read-only data directory leave it as
+        :class:`StorageUnavailable` (:class:`StorageFull`)."""
         try:
+            target, uri = self._target()
+            conn = sqlite3.connect(target, timeout=30.0, isolation_level=None, uri=uri)
+        except sqlite3.OperationalError as exc:
+            raise (storage_error(exc) or exc) from exc
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout=30000")
             yield conn
+        except sqlite3.OperationalError as exc:
+            raise (storage_error(exc) or exc) from exc
         finally:
             conn.close()
+
+    def _target(self) -> tuple[str, bool]:
+        """What to open: the file, or on a read-only file system the file as immutable. A WAL database cannot
+        be opened normally there (SQLite must create its shared-memory file), and nothing can change it, so
+        reads go on; writes fail as a read-only database."""
+        try:
+            read_only = bool(os.statvfs(Path(self.path).parent).f_flag & os.ST_RDONLY)
+        except OSError:
+            read_only = False
+        if read_only:
+            return f"file:{urllib.parse.quote(self.path)}?immutable=1", True
+        return self.path, False
 
     def _snapshot(self) -> AbstractContextManager[sqlite3.Connection]:
         """Several reads that must agree with each other (a count and its page): one read transaction."""
@@ -57,6 +110,7 @@ class Database:
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite already rolled back after some errors (a full disk)
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")

@@ -39,6 +39,8 @@ class RunContext:
     allowed_roots: tuple[str, ...]
     plugins: tuple[str, ...]
     stop_event: threading.Event
+    #: The cluster to run chunks on; None joins the one Ray's job supervisor names.
+    ray_address: str | None = None
 
 
 def execute(ctx: RunContext) -> TaskStatus:
@@ -74,7 +76,7 @@ def execute(ctx: RunContext) -> TaskStatus:
     num_cpus = chunk_cpus(pipeline)
 
     def connect(gate: StartGate) -> RayExecutor:
-        return RayExecutor(job, gate, num_cpus=num_cpus, stop_event=ctx.stop_event)
+        return RayExecutor(job, gate, num_cpus=num_cpus, stop_event=ctx.stop_event, address=ctx.ray_address)
 
     Scheduler(state, job, progress, run_id=ctx.run_id, stopping=ctx.stop_event.is_set, connect=connect).run(
         chunks, todo)

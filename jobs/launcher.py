@@ -36,6 +36,9 @@ class RayJobError(Exception):
 class RayJobState:
     status: str  # PENDING, RUNNING, STOPPED, SUCCEEDED, FAILED
     message: str | None = None
+    #: When the job ended (epoch milliseconds), once it has; and the task it ran (from its metadata).
+    end_time_ms: int | None = None
+    task_id: str | None = None
 
     def is_terminal(self) -> bool:
         """A method, as Ray's ``JobStatus.is_terminal()`` and :meth:`TaskStatus.is_terminal` are."""
@@ -49,9 +52,15 @@ def new_run_id(task_id: str, seq: int) -> str:
 
 
 def runner_entrypoint(*, db_path: str, task_id: str, run_id: str, allowed_roots: Sequence[str],
-                      plugins: Sequence[str]) -> str:
+                      plugins: Sequence[str], ray_address: str | None = None) -> str:
+    """The command of one run's Ray job. ``ray_address`` is the GCS address the driver joins: Ray's job
+    supervisor sets the driver's ``RAY_ADDRESS`` to whichever cluster the host-wide
+    ``/tmp/ray/ray_current_cluster`` names (overriding a runtime_env value), which on a host running more
+    than one Ray is not always ours."""
     # `exec` makes the runner the process Ray signals on stop: stops take effect in ~0.1 s, not ~2 s.
     args = [sys.executable, "-m", "jobs.runner", "--db", db_path, "--task-id", task_id, "--run-id", run_id]
+    if ray_address:
+        args += ["--ray-address", ray_address]
     for root in allowed_roots:
         args += ["--allowed-root", root]
     for plugin in plugins:
@@ -95,17 +104,48 @@ def _client_with_deadline(timeout_seconds: float) -> Callable[..., Any]:
     return _Client
 
 
+class Reachability:
+    """What the service last learnt of Ray's reachability, shared by every launcher over one cluster.
+
+    It lets a write that would only queue work refuse at once while Ray is known to be away, without asking
+    Ray: a failure this recent with no success since means the cluster cannot be reached."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._failed_at: float | None = None
+
+    def succeeded(self) -> None:
+        self._failed_at = None
+
+    def failed(self) -> None:
+        self._failed_at = self._clock()
+
+    def unreachable_for(self, window_seconds: float) -> float | None:
+        """Seconds since Ray last failed to answer, if that is under ``window_seconds`` and nothing answered
+        since; else ``None``."""
+        failed_at = self._failed_at
+        if failed_at is None:
+            return None
+        age = self._clock() - failed_at
+        return age if age < window_seconds else None
+
+
 class JobLauncher:
     """A thin, thread-safe wrapper over ``JobSubmissionClient`` created on first use.
 
     Every call to Ray's Jobs API has a deadline (``call_timeout_seconds``); one that passes it is
-    :class:`RayUnavailable`, as an unreachable cluster is.
+    :class:`RayUnavailable`, as an unreachable cluster is. With ``backoff_seconds``, a call made within
+    that long of Ray failing to answer fails at once instead of waiting out its deadline again (see
+    :meth:`for_reads`).
     """
 
     def __init__(self, address: str, *, headers: dict[str, str] | None = None,
                  client_factory: Callable[..., Any] | None = None, stop_grace_seconds: float = 10.0,
-                 submit_retry_seconds: float = 15.0, call_timeout_seconds: float = 10.0) -> None:
+                 submit_retry_seconds: float = 15.0, call_timeout_seconds: float = 10.0,
+                 backoff_seconds: float = 0.0, clock: Callable[[], float] = time.monotonic,
+                 reachability: Reachability | None = None) -> None:
         self.address = address
+        self.reachability = reachability or Reachability(clock)
         self._headers = headers
         self._factory = client_factory
         self.call_timeout_seconds = call_timeout_seconds
@@ -113,6 +153,18 @@ class JobLauncher:
         self._lock = threading.Lock()
         self.stop_grace_seconds = stop_grace_seconds
         self.submit_retry_seconds = submit_retry_seconds
+        self.backoff_seconds = backoff_seconds
+        self._clock = clock
+        self._unavailable_until = 0.0
+
+    def for_reads(self, timeout_seconds: float, backoff_seconds: float = 2.0) -> JobLauncher:
+        """A launcher over the same cluster for the calls a read makes: a short deadline, and none at all
+        for ``backoff_seconds`` after Ray failed to answer, so a slow or hung Jobs API costs a read at most
+        one short wait (the background reconciliation keeps asking with the full deadline)."""
+        return JobLauncher(self.address, headers=self._headers, client_factory=self._factory,
+                           stop_grace_seconds=self.stop_grace_seconds, submit_retry_seconds=self.submit_retry_seconds,
+                           call_timeout_seconds=timeout_seconds, backoff_seconds=backoff_seconds,
+                           clock=self._clock, reachability=self.reachability)
 
     def _get(self) -> Any:
         with self._lock:
@@ -125,15 +177,26 @@ class JobLauncher:
             return self._client
 
     def _call(self, fn: Callable[[Any], Any]) -> Any:
-        client = self._get()
+        if self._clock() < self._unavailable_until:
+            raise RayUnavailable("the Ray Jobs API did not answer a moment ago; not asking again yet")
         try:
-            return fn(client)
+            answer = fn(self._get())
+        except RayUnavailable:
+            self._unavailable_until = self._clock() + self.backoff_seconds
+            self.reachability.failed()
+            raise
         except Exception as exc:
             mapped = _classify(exc)
             if isinstance(mapped, RayUnavailable):
+                self._unavailable_until = self._clock() + self.backoff_seconds
+                self.reachability.failed()
                 with self._lock:  # reconnect next time: the head may have come back at a new session
                     self._client = None
+            else:
+                self.reachability.succeeded()  # it answered, if only to refuse
             raise mapped from exc
+        self.reachability.succeeded()
+        return answer
 
     def submit(self, *, run_id: str, entrypoint: str, metadata: dict[str, str]) -> None:
         """Submit one run. While the head's job agent is starting (a fresh or restarted head), Ray answers
@@ -172,11 +235,17 @@ class JobLauncher:
         except Exception as exc:
             raise _classify(exc) from exc
 
+    def delete(self, run_id: str) -> bool:
+        """Delete the record of an ended job (Ray refuses to delete one that has not ended)."""
+        return bool(self._call(lambda c: c.delete_job(run_id)))
+
     def states(self) -> dict[str, RayJobState]:
         """Every rayproc job Ray knows about, by submission id (one request)."""
         jobs = self._call(lambda c: c.list_jobs())
         out = {}
         for job in jobs:
-            if job.submission_id and (job.metadata or {}).get(METADATA_KEY):
-                out[job.submission_id] = RayJobState(str(getattr(job.status, "value", job.status)), job.message)
+            task_id = (job.metadata or {}).get(METADATA_KEY)
+            if job.submission_id and task_id:
+                out[job.submission_id] = RayJobState(str(getattr(job.status, "value", job.status)), job.message,
+                                                     getattr(job, "end_time", None), task_id)
         return out

@@ -80,6 +80,10 @@ class RunLayout:
     def placement(self, run_id: str) -> Path:
         return self.runs_dir / f"{run_id}.json"
 
+    def run_log(self, run_id: str) -> Path:
+        """The run's driver log, kept here once the run has ended (Ray's own record may then be deleted)."""
+        return self.runs_dir / f"{run_id}.log"
+
     def read_manifest(self) -> dict | None:
         """The frozen item list, or None before a run has written it."""
         if not self.manifest.exists():

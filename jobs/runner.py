@@ -45,6 +45,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--run-id", required=True)
     p.add_argument("--allowed-root", action="append", default=[])
     p.add_argument("--plugin", action="append", default=[])
+    p.add_argument("--ray-address", default=None, help="GCS address of the cluster to run chunks on.")
     return p.parse_args(argv)
 
 
@@ -63,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # numpy, Pillow, the operators and Ray load only now: the claim above takes ~30 ms from process start.
         from jobs.execution import RunContext, execute
 
-        ctx = RunContext(store, task, args.run_id, tuple(args.allowed_root), tuple(args.plugin), stop_event)
+        ctx = RunContext(store, task, args.run_id, tuple(args.allowed_root), tuple(args.plugin), stop_event,
+                         ray_address=args.ray_address)
         outcome = execute(ctx)
         log.info("task %s run %s finished: %s", args.task_id, args.run_id, outcome.label)
         return 0
@@ -77,8 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if stop_event.is_set():  # e.g. Ray's own SIGTERM handler exited while connecting to the cluster
             store.finish_run(args.task_id, args.run_id, TaskStatus.STOPPED, message=f"stopped: {exc!r}")
             return 0
+        # The message is for the task's users: the traceback above (the run's log) has the details, which
+        # may name files of the service such as its database.
         store.finish_run(args.task_id, args.run_id, TaskStatus.FAILED, error_type=ErrorType.INTERNAL_ERROR.value,
-                         error_msg=f"internal error in the job runner: {type(exc).__name__}: {exc}")
+                         error_msg=f"internal error in the job runner ({type(exc).__name__}); the log of run "
+                                   f"{args.run_id} has the details")
         return 1
 
 

@@ -27,11 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from jobs.chunk import ChunkJob, chunk_failure, run_chunk
+from jobs.chunk import CHUNK_FAILURES, ChunkJob, chunk_failure, run_chunk
 from jobs.run_state import Progress, RunState
 from jobs.signals import install_stop_handler
 from jobs.status import ErrorType, TaskFailure
-from operators.base import OperatorError
 
 log = logging.getLogger("rayproc.runner")
 
@@ -140,7 +139,7 @@ class InProcessExecutor:
     def result(self, handle: cf.Future, index: int) -> Finished:
         try:
             return Finished(self.node, handle.result())
-        except OperatorError as exc:
+        except CHUNK_FAILURES as exc:
             raise chunk_failure(exc) from exc
 
     def cancel(self, handle: cf.Future) -> None:
@@ -160,11 +159,12 @@ def _chunk_on_node(gate: str, index: int, job: ChunkJob, items: Sequence[str | d
 class RayExecutor:
     """Each chunk a Ray task asking for ``num_cpus``; two chunks per cluster CPU in flight."""
 
-    def __init__(self, job: ChunkJob, gate: StartGate, *, num_cpus: float, stop_event: threading.Event) -> None:
+    def __init__(self, job: ChunkJob, gate: StartGate, *, num_cpus: float, stop_event: threading.Event,
+                 address: str | None = None) -> None:
         import ray
 
         if not ray.is_initialized():
-            ray.init(logging_level=logging.WARNING, log_to_driver=True)
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
         # ray.init installs its own SIGTERM handler (exit at once); ours lets chunks in flight finish.
         install_stop_handler(stop_event)
         self._ray = ray
@@ -188,12 +188,15 @@ class RayExecutor:
         try:
             node, records = ray.get(handle)
         except ray.exceptions.RayTaskError as exc:
-            if isinstance(exc.cause, OperatorError):
+            if isinstance(exc.cause, CHUNK_FAILURES):
                 raise chunk_failure(exc.cause) from exc
             raise TaskFailure(ErrorType.OPERATOR_ERROR, str(exc).strip().splitlines()[-1]) from exc
         except ray.exceptions.RayError as exc:  # retries exhausted: worker or node lost every time
+            # Ray's text can hold a whole traceback: it goes to the run's log, its first line to the task.
+            log.error("chunk %d could not be processed on the cluster: %s", index, exc)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise TaskFailure(ErrorType.CLUSTER_ERROR,
-                              f"chunk {index} could not be processed on the cluster: {exc}") from exc
+                              f"chunk {index} could not be processed on the cluster: {first[:300]}") from exc
         return Finished(node, records)
 
     def cancel(self, handle: object) -> None:
@@ -241,7 +244,7 @@ class Scheduler:
     def process_here(self, items: Sequence[str | dict]) -> list[dict]:
         try:
             return run_chunk(self.job, items)
-        except OperatorError as exc:
+        except CHUNK_FAILURES as exc:
             raise chunk_failure(exc) from exc
 
     def commit(self, index: int, records: list[dict]) -> None:

@@ -13,6 +13,8 @@ class ErrorType(str, enum.Enum):
     """Why a task failed; stored on the record next to ``error_msg``."""
 
     INPUT_NOT_FOUND = "input_not_found"
+    #: Most items of a chunk were not found while the run went on (the folder moved, the store went away).
+    SOURCE_UNAVAILABLE = "source_unavailable"
     NO_ITEMS = "no_items"
     PATH_NOT_ALLOWED = "path_not_allowed"
     OPERATOR_ERROR = "operator_error"

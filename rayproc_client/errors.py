@@ -23,6 +23,8 @@ The hierarchy (status code, ``error_code``)::
     │   ├── Conflict                    409 conflict
     │   ├── PayloadTooLarge             413 payload_too_large
     │   ├── UnsupportedMediaType        415 unsupported_media_type
+    │   ├── StorageUnavailable          503 storage_unavailable  (the service's data directory cannot be written)
+    │   │   └── InsufficientStorage     507 insufficient_storage (it is full)
     │   ├── RayUnavailable              503 ray_unavailable      (retried for idempotent calls)
     │   └── InternalError               500 internal_error
     ├── TransportError                  no answer at all (the ``httpx`` error is the ``__cause__``)

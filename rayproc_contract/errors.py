@@ -25,6 +25,8 @@ The tree (status code, ``error_code``)::
         ├── Conflict                    409 conflict
         ├── PayloadTooLarge             413 payload_too_large
         ├── UnsupportedMediaType        415 unsupported_media_type
+        ├── StorageUnavailable          503 storage_unavailable  (the data directory cannot be written)
+        │   └── InsufficientStorage     507 insufficient_storage (it is full)
         ├── RayUnavailable              503 ray_unavailable
         └── InternalError               500 internal_error
 
@@ -44,6 +46,7 @@ __all__ = [
     "Conflict",
     "ErrorBody",
     "Forbidden",
+    "InsufficientStorage",
     "InternalError",
     "InvalidParameter",
     "InvalidRequest",
@@ -56,6 +59,7 @@ __all__ = [
     "RayUnavailable",
     "RayprocError",
     "ServiceError",
+    "StorageUnavailable",
     "Unauthorized",
     "UnsupportedMediaType",
     "error_class",
@@ -185,6 +189,21 @@ class UnsupportedMediaType(ServiceError):
     error_code = "unsupported_media_type"
 
 
+class StorageUnavailable(ServiceError):
+    """The service's data directory cannot be written (a read-only file system, say); the message says why.
+    Nothing was changed; reads that need no writing still answer."""
+
+    status_code = 503
+    error_code = "storage_unavailable"
+
+
+class InsufficientStorage(StorageUnavailable):
+    """The service's data directory is full. Nothing was changed, nothing half-written."""
+
+    status_code = 507
+    error_code = "insufficient_storage"
+
+
 class RayUnavailable(ServiceError):
     """The service cannot reach its Ray cluster; nothing was changed. The client retries it for idempotent
     calls."""
@@ -206,7 +225,8 @@ ERROR_CLASSES: dict[str, type[ServiceError]] = {
     for cls in (
         ServiceError, BadRequest, InvalidRequest, InvalidResourceId, InvalidParameter, InvalidState, PathNotAllowed,
         Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, PayloadTooLarge, UnsupportedMediaType,
-        RayUnavailable, InternalError,
+        # Before RayUnavailable, which stays the class of an unknown 503 code.
+        StorageUnavailable, InsufficientStorage, RayUnavailable, InternalError,
     )
 }
 

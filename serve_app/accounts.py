@@ -171,6 +171,8 @@ class Accounts(Database):
                 raise AccountError(f"project {project_id!r} already exists") from None
 
     def ensure_project(self, project_id: str) -> None:
+        if self.project_exists(project_id):  # a read: reads must go on when the data directory is read-only
+            return
         with self._connect() as conn:
             conn.execute("INSERT OR IGNORE INTO projects VALUES (?, '', ?)", (project_id, _now()))
 

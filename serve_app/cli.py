@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -10,6 +11,10 @@ from pathlib import Path
 import click
 
 from serve_app.settings import LOOPBACK_HOSTS, Settings
+
+
+#: ``rayproc serve``'s exit status when its Ray cluster went away (a supervisor restarts it: Restart=on-failure).
+EXIT_RAY_LOST = 3
 
 
 @click.group()
@@ -67,7 +72,16 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address
     else:
         click.echo("authentication:         on (Authorization: Token <token>)")
     click.echo("press Ctrl+C to stop", err=True)
-    done.wait()
+    watch = deployment.RayWatch(running.gcs_address, running.settings.host, running.settings.port)
+    while not done.wait(deployment.WATCH_INTERVAL_SECONDS):
+        if watch.lost():
+            click.echo(f"rayproc: lost the Ray cluster at {running.gcs_address} (it stopped or restarted; the API "
+                       f"went with it). Exiting with status {EXIT_RAY_LOST} so that a supervisor starts the "
+                       "service again; records are kept and settled on the next start.", err=True)
+            # Not ray.shutdown(): with the cluster gone it can wait for good on a GCS that never answers.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_RAY_LOST)
     click.echo("shutting down ...", err=True)
     deployment.stop()
     sys.exit(0)

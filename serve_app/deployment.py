@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from ray import serve
 
 from serve_app.accounts import Accounts
-from serve_app.assembly import build_service
+from serve_app.assembly import build_job_records, build_service
 from serve_app.main import create_app
 from serve_app.settings import Settings
 
@@ -31,6 +32,8 @@ class RayprocApi:
         self.service.reconciler.reconcile_all()  # settle runs that ended while the service was down
         self.service.reconciler.start()
         self.service.dispatcher.start()  # after the settling above, which queues retries of runs it failed
+        self.job_records = build_job_records(self.service)
+        self.job_records.start()
 
     def __serve_build_asgi_app__(self):
         return create_app(self.service, self.accounts)
@@ -38,11 +41,16 @@ class RayprocApi:
     def __del__(self) -> None:
         self.service.reconciler.close()
         self.service.dispatcher.close()
+        self.job_records.close()
 
 
 def build_app(settings: Settings):
-    """The Serve application for ``settings`` (paths already resolved)."""
-    return RayprocApi.bind(settings.model_dump(mode="json"))
+    """The Serve application for ``settings`` (paths already resolved).
+
+    Serve's default of 5 requests at once per replica would let a few calls waiting on a slow Ray hold
+    back every read; the database reads need no Ray, so the replica takes many more."""
+    return RayprocApi.options(max_ongoing_requests=settings.max_ongoing_requests).bind(
+        settings.model_dump(mode="json"))
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,47 @@ class RunningService:
     dashboard_url: str
     settings: Settings
     initial_token_file: Path | None = None
+    #: The GCS address of the cluster the service runs on (the one its job drivers join).
+    gcs_address: str = ""
+
+
+#: How often ``rayproc serve`` looks for its cluster, and how many looks in a row must fail before it exits.
+WATCH_INTERVAL_SECONDS = 1.0
+WATCH_MISSES = 3
+
+
+class RayWatch:
+    """Tells when the Ray cluster under the service has gone.
+
+    Serve runs inside Ray: when the head goes, the API goes with it, and the process is left alive
+    answering nothing. Rather than rejoin from a process whose Ray driver state belongs to the old
+    cluster, ``rayproc serve`` exits as soon as this says the cluster is lost, and a supervisor starts
+    it again on the new head. Lost means: the GCS
+    or the service's own HTTP port refuses connections ``misses`` looks in a row (a slow answer on a
+    loaded machine is not a refusal; the own port catches a head that came back at the same address).
+    """
+
+    def __init__(self, gcs_address: str, http_host: str, http_port: int, *, misses: int = WATCH_MISSES,
+                 timeout_seconds: float = 1.0) -> None:
+        host, _, port = gcs_address.rpartition(":")
+        self._targets = [(host, int(port)), (http_host, http_port)]
+        self.misses = misses
+        self.timeout_seconds = timeout_seconds
+        self._missed = 0
+
+    def lost(self) -> bool:
+        """One look; True once ``misses`` looks in a row found the cluster or the API gone."""
+        self._missed = self._missed + 1 if any(self._refused(t) for t in self._targets) else 0
+        return self._missed >= self.misses
+
+    def _refused(self, target: tuple[str, int]) -> bool:
+        try:
+            with socket.create_connection(target, timeout=self.timeout_seconds):
+                return False
+        except TimeoutError:
+            return False
+        except OSError:
+            return True
 
 
 def start(settings: Settings) -> RunningService:
@@ -69,6 +118,8 @@ def start(settings: Settings) -> RunningService:
         ctx = ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1",
                        dashboard_port=settings.dashboard_port, logging_level=logging.WARNING)
         settings = settings.model_copy(update={"dashboard_url": f"http://{ctx.dashboard_url}"})
+    if not settings.cluster_address:
+        settings = settings.model_copy(update={"cluster_address": ctx.address_info["gcs_address"]})
     serve.start(http_options={"host": settings.host, "port": settings.port})
     serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)
     initial_token = None
@@ -77,7 +128,7 @@ def start(settings: Settings) -> RunningService:
     url = f"http://{settings.host}:{settings.port}"
     dashboard = settings.dashboard_url if settings.ray_address else f"http://{ctx.dashboard_url}"
     return RunningService(url=url, docs_url=f"{url}/docs", dashboard_url=dashboard, settings=settings,
-                          initial_token_file=initial_token)
+                          initial_token_file=initial_token, gcs_address=settings.cluster_address or "")
 
 
 class LocalHeadConflict(RuntimeError):

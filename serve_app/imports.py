@@ -16,7 +16,7 @@ from jobs.sources import PathNotAllowed as _PathNotAllowed
 from jobs.sources import resolve_within
 from jobs.store import now_ms
 from serve_app import errors as E
-from serve_app.ray_errors import ray_errors
+from serve_app.ray_errors import ray_errors, ray_reason
 from serve_app.settings import Settings
 
 FILE_FORMATS = (".json", ".jsonl", ".csv")
@@ -85,10 +85,13 @@ def parse_items_file(name: str, raw: bytes) -> list:
 
 
 class ImportService:
-    def __init__(self, settings: Settings, datasets: Datasets, launcher: L.JobLauncher) -> None:
+    def __init__(self, settings: Settings, datasets: Datasets, launcher: L.JobLauncher,
+                 read_launcher: L.JobLauncher | None = None) -> None:
         self.settings = settings
         self.datasets = datasets
         self.launcher = launcher
+        #: Asks Ray on behalf of reads, with the short read deadline.
+        self.read_launcher = read_launcher or launcher
 
     # ----- import ------------------------------------------------------------------------
 
@@ -178,14 +181,15 @@ class ImportService:
 
     def _reconcile(self, record: dict) -> None:
         try:
-            state = self.launcher.state(record["ray_job_id"])
+            state = self.read_launcher.state(record["ray_job_id"])
         except L.RayJobNotFound:
             state = L.RayJobState("FAILED", "Ray has no record of the import job")
         except (L.RayUnavailable, L.RayJobError):
             return
         if state.is_terminal():
             self.datasets.finish_import(record["import_id"], "failed",
-                                        f"the import job ended ({state.status}) without finishing: {state.message}")
+                                        f"the import job ended ({state.status}) without finishing: "
+                                        f"{ray_reason(state.message)}")
 
     def commit(self, project_id: str, import_ids: list[int]) -> dict:
         """Commit staged imports (Label Studio's reimport of their file uploads), all or none.

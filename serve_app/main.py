@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from jobs.db import StorageFull, StorageUnavailable, storage_error
 from serve_app import errors as E
 from serve_app.accounts import Accounts
 from serve_app.deps import reject_conflicting_repeats
@@ -40,9 +41,10 @@ def create_app(service: TaskService, accounts: Accounts) -> FastAPI:
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict:
-        """Liveness, and whether the Ray Jobs API answers."""
+        """Liveness, and whether the Ray Jobs API answers (asked with the read deadline, so this answers
+        within a second even when Ray does not)."""
         try:
-            service.launcher.states()
+            service.reconciler.read_launcher.states()
             ray = "reachable"
         except Exception:
             ray = "unreachable"
@@ -82,11 +84,25 @@ def _install_error_handlers(app: FastAPI) -> None:
             return _error(E.MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
         return _error(E.ServiceError(str(exc.detail), status_code=exc.status_code, error_code="http_error"))
 
+    @app.exception_handler(StorageUnavailable)
+    async def storage_unavailable(request: Request, exc: StorageUnavailable) -> JSONResponse:
+        return _storage_answer(request, exc)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        typed = storage_error(exc)  # a file the service writes outside the database (an import's payload)
+        if typed is not None:
+            return _storage_answer(request, typed)
         ref = uuid.uuid4().hex[:12]
         log.exception("unexpected error (reference %s) on %s %s", ref, request.method, request.url.path)
         return _error(E.InternalError(f"unexpected server error; the service log has details under reference {ref}"))
+
+
+def _storage_answer(request: Request, exc: StorageUnavailable) -> JSONResponse:
+    """507 for a full data directory, 503 for one that cannot be written; the database rolled back whole."""
+    log.error("storage unavailable on %s %s: %s", request.method, request.url.path, exc)
+    error = E.InsufficientStorage if isinstance(exc, StorageFull) else E.StorageUnavailable
+    return _error(error(f"{exc}; nothing was changed"))
 
 
 class BodySizeLimit:

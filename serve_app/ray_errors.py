@@ -1,9 +1,29 @@
-"""Translating the job launcher's errors into API errors, for every route that calls Ray."""
+"""Translating the job launcher's errors into API errors, for every route that calls Ray, and Ray's account of
+a job that ended into words fit for a task's users."""
 
 from __future__ import annotations
 
+import re
+
 from jobs import launcher as L
 from serve_app import errors as E
+
+#: Ray's account of a failed job may go on with the driver's last log lines, which can hold its command line.
+_EXIT_CODE = re.compile(r"exit code (-?\d+)")
+_PATH = re.compile(r"(?:[A-Za-z]:)?/[^\s'\"]+")
+
+
+def ray_reason(message: str | None) -> str:
+    """What a task's users are told of Ray's message about a job that ended: its exit code, or its first
+    sentence with file paths (the service's interpreter, its database) left out. The whole message goes to
+    the service log, under the run id."""
+    if not message:
+        return ""
+    code = _EXIT_CODE.search(message)
+    if code:
+        return f"its driver exited with code {code.group(1)}"
+    first = message.strip().splitlines()[0].split(", last available logs")[0]
+    return _PATH.sub("<path>", first)[:300]
 
 
 class ray_errors:

@@ -11,12 +11,13 @@ about an active record) and in a background pass, so records settle even when no
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 from jobs import launcher as L
 from jobs.status import ErrorType, TaskStatus
 from jobs.store import Store, TaskRecord, now_ms
+from serve_app.background import Periodic
+from serve_app.ray_errors import ray_reason
 
 log = logging.getLogger("rayproc.service")
 
@@ -29,23 +30,26 @@ FRESH_PROGRESS_MS = 1_000
 class Reconciler:
     """Settles active records against Ray's view of their current run.
 
-    ``clock`` gives epoch milliseconds (the store's time base); tests pass their own.
+    ``clock`` gives epoch milliseconds (the store's time base); tests pass their own. ``read_launcher``
+    asks Ray on behalf of reads (a short deadline: a read never waits long on Ray, and a record Ray could
+    not be asked about is settled by the background pass); the background pass and commands use ``launcher``.
     """
 
     def __init__(self, store: Store, launcher: L.JobLauncher, *, interval_seconds: float,
-                 clock: Callable[[], int] = now_ms, on_failure: Callable[[], None] | None = None) -> None:
+                 clock: Callable[[], int] = now_ms, on_failure: Callable[[], None] | None = None,
+                 read_launcher: L.JobLauncher | None = None) -> None:
         self.store = store
         self._on_failure = on_failure
         self.launcher = launcher
+        self.read_launcher = read_launcher or launcher
         self.interval_seconds = interval_seconds
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._background = Periodic(self.reconcile_all, interval_seconds, "rayproc-reconciler")
 
     def settle_if_stale(self, rec: TaskRecord) -> bool:
         """Before a read answers: settle ``rec`` if it is active and its runner is not visibly alive.
         True if the record changed (read it again)."""
-        return not rec.status.is_terminal() and not self.reporting(rec) and self.reconcile(rec)
+        return not rec.status.is_terminal() and not self.reporting(rec) and self._reconcile(rec, self.read_launcher)
 
     def reporting(self, rec: TaskRecord) -> bool:
         """A running task whose runner recorded progress just now is alive: asking Ray too would only load
@@ -55,6 +59,9 @@ class Reconciler:
 
     def reconcile(self, rec: TaskRecord) -> bool:
         """Settle one active record against Ray's view of its current run. True if it changed."""
+        return self._reconcile(rec, self.launcher)
+
+    def _reconcile(self, rec: TaskRecord, launcher: L.JobLauncher) -> bool:
         phase, since = self.store.run_phase(rec.current_run)
         if phase == "queued":
             return False  # waiting for a slot: Ray has not heard of it, and that is no failure
@@ -66,27 +73,29 @@ class Reconciler:
             return self._failed(rec, "the run was never submitted to Ray (the service stopped while "
                                      "submitting it)")
         try:
-            state = self.launcher.state(rec.current_run)
+            state = launcher.state(rec.current_run)
         except L.RayJobNotFound:
             state = L.RayJobState("FAILED", "Ray has no record of this job (was the cluster restarted?)")
         except (L.RayUnavailable, L.RayJobError):
             return False  # reads must not fail because Ray is briefly away
         return self._settle(rec, state)
 
-    def reconcile_all(self) -> bool:
-        """Settle every active record, asking Ray for its whole job list once. True if any changed."""
+    def reconcile_all(self, *, reading: bool = False) -> bool:
+        """Settle every active record, asking Ray for its whole job list once. True if any changed.
+        ``reading``: on behalf of a read, with the read deadline."""
         active = self.store.active_tasks()
         if not active:
             return False
+        launcher = self.read_launcher if reading else self.launcher
         try:
-            states = self.launcher.states()
+            states = launcher.states()
         except (L.RayUnavailable, L.RayJobError, L.RayJobNotFound):
             return False
         changed = False
         for rec in active:
             state = states.get(rec.current_run)
             if state is None:
-                changed |= self.reconcile(rec)  # not in the list yet, or gone: ask about it directly
+                changed |= self._reconcile(rec, launcher)  # not in the list yet, or gone: ask about it directly
             else:
                 changed |= self._settle(rec, state)
         return changed
@@ -99,8 +108,12 @@ class Reconciler:
         if state.status == "STOPPED":
             return self.store.finish_run(rec.task_id, rec.current_run, TaskStatus.STOPPED,
                                          message="stopped by Ray")
+        if state.message:
+            log.warning("Ray job %s ended (%s) without recording an outcome: %s", rec.current_run, state.status,
+                        state.message)
+        told = ray_reason(state.message)
         reason = (f"the Ray job {rec.current_run} ended ({state.status}) without recording an outcome"
-                  + (f": {state.message}" if state.message else ""))
+                  + (f": {told}" if told else ""))
         if rec.stop_requested:
             return self.store.finish_run(rec.task_id, rec.current_run, TaskStatus.STOPPED, message=reason)
         return self._failed(rec, reason)
@@ -115,18 +128,7 @@ class Reconciler:
     def start(self) -> None:
         """Reconcile in the background too, every ``interval_seconds``, so records settle even when
         nobody reads them."""
-        if self._thread is not None:
-            return
-
-        def loop() -> None:
-            while not self._stop.wait(self.interval_seconds):
-                try:
-                    self.reconcile_all()
-                except Exception:  # keep the loop alive; the next pass retries
-                    log.exception("reconciliation pass failed")
-
-        self._thread = threading.Thread(target=loop, name="rayproc-reconciler", daemon=True)
-        self._thread.start()
+        self._background.start()
 
     def close(self) -> None:
-        self._stop.set()
+        self._background.close()

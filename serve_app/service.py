@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import string
+import tempfile
 from pathlib import Path
 
 from jobs import launcher as L
@@ -24,6 +25,7 @@ from serve_app import errors as E
 from serve_app import report
 from serve_app.dispatcher import Dispatcher
 from serve_app.imports import ImportService
+from serve_app.job_records import kept_log
 from serve_app.ray_errors import ray_errors
 from serve_app.reconciler import Reconciler
 from serve_app.schemas import ProcessorTaskCreate
@@ -32,10 +34,26 @@ from serve_app.views import task_view
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 RESUMABLE = (TaskStatus.STOPPED, TaskStatus.FAILED)
+#: A create or resume is refused (503) while Ray failed to answer within this many seconds and nothing
+#: answered since: it would only queue work for a cluster the service cannot reach. Past it, work is queued
+#: and the dispatcher finds out again.
+UNREACHABLE_WINDOW_SECONDS = 10.0
 
 
 def new_task_id() -> str:
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(20))
+
+
+def _check_writable(folder: Path) -> None:
+    """A work path the runner could not write would fail the task seconds later: try it now, by making the
+    folder and a file in it (permission bits alone say nothing when the service runs as root)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise E.InvalidParameter(f"work_path.path: cannot write to {str(folder)!r}: "
+                                 f"{exc.strerror or type(exc).__name__}") from None
 
 
 class TaskService:
@@ -59,6 +77,7 @@ class TaskService:
     # ----- create ------------------------------------------------------------------------
 
     def create(self, project_id: str, body: ProcessorTaskCreate) -> TaskRecord:
+        self._refuse_while_ray_is_away()
         try:
             task_type = parse_task_type(body.template.id)
             specs = resolve_operators(
@@ -128,9 +147,11 @@ class TaskService:
         base = (wp.path or wp.output_path) if wp is not None else None
         base = base or str(self.settings.default_work_root)
         try:
-            return resolve_within(base, self.settings.allowed_roots, must_exist=False) / task_id
+            resolved = resolve_within(base, self.settings.allowed_roots, must_exist=False)
         except _PathNotAllowed as exc:
             raise E.PathNotAllowed(f"work_path.path: {exc}") from None
+        _check_writable(resolved)
+        return resolved / task_id
 
     # ----- read --------------------------------------------------------------------------
 
@@ -154,7 +175,7 @@ class TaskService:
         positions = self._queue_positions(records)
         # Tasks waiting in the queue are not Ray's yet: only those handed to it are worth asking Ray about.
         if any(not r.status.is_terminal() and r.current_run not in positions for r in records) \
-                and self.reconciler.reconcile_all():
+                and self.reconciler.reconcile_all(reading=True):
             count, records = self.store.list_tasks(project_id, query)
             positions = self._queue_positions(records)
         runs = self.store.runs_for([r.task_id for r in records])
@@ -180,6 +201,9 @@ class TaskService:
         if run is not None and run > len(runs):
             raise E.NotFound(f"task {task_id} has {len(runs)} run(s)")
         run_id = runs[run - 1] if run is not None else rec.current_run
+        kept = kept_log(rec.output_dir, run_id)  # an ended run's log, kept whole: Ray may have none by now
+        if kept is not None:
+            return kept
         with ray_errors():
             try:
                 return self.launcher.logs(run_id)
@@ -213,12 +237,20 @@ class TaskService:
         self.dispatcher.wake()  # a slot may have freed
         return rec
 
+    def _refuse_while_ray_is_away(self) -> None:
+        """503 at once, without asking Ray, while the service knows Ray cannot be reached."""
+        age = self.launcher.reachability.unreachable_for(UNREACHABLE_WINDOW_SECONDS)
+        if age is not None:
+            raise E.RayUnavailable(f"the Ray cluster did not answer {age:.0f} s ago and has not since; "
+                                   "nothing was recorded: try again once it is back")
+
     def resume(self, project_id: str, task_id: str) -> TaskRecord:
         E.validate_resource_id(task_id)
         rec = self.get(project_id, task_id)
         if rec.status not in RESUMABLE:
             raise E.InvalidState(f"task {task_id} is {rec.status.label} (status {int(rec.status)}); "
                                  "only a stopped or failed task can be resumed")
+        self._refuse_while_ray_is_away()
         run_id = L.new_run_id(task_id, len(rec.runs) + 1)
         if not self.store.begin_new_run(task_id, run_id, RESUMABLE):
             raise E.Conflict(f"task {task_id} changed state while resuming; read it and try again")

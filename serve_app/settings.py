@@ -57,6 +57,24 @@ class Settings(BaseSettings):
         5.0, ge=0, le=3600, description="Wait before the first automatic retry; it doubles for each later one, "
                                         "up to retry_backoff_max_seconds.")
     retry_backoff_max_seconds: float = Field(300.0, ge=0, le=86_400)
+    ray_call_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="Deadline of a Jobs API call that changes something (submit, stop); "
+                                        "one that passes it answers 503.")
+    ray_read_timeout_seconds: float = Field(
+        0.5, gt=0, le=60, description="Deadline of a Jobs API call made to answer a read (a task's or a list's "
+                                      "status, logs, /healthz); past it the read answers from the database and "
+                                      "the background pass settles the record.")
+    ray_job_retention_seconds: float = Field(
+        86_400.0, ge=0, description="How long after a run ended its Ray job record is deleted (Ray keeps every "
+                                    "record for good, which slows its dashboard); the run's log is kept under "
+                                    "the task's work path first. 0 deletes it as soon as the log is kept.")
+    archive_interval_seconds: float = Field(
+        30.0, gt=0, le=3600, description="How often ended runs' logs are kept and old Ray job records deleted.")
+    max_ongoing_requests: int = Field(64, ge=1, le=10_000,
+                                      description="Requests the API replica serves at once.")
+    cluster_address: str | None = Field(
+        None, description="GCS address of the cluster the job drivers must join (set by `rayproc serve` from "
+                          "the cluster it started or joined), so a driver never joins another Ray on its host.")
 
     @field_validator("allowed_roots", "operator_plugins", mode="before")
     @classmethod

@@ -24,7 +24,8 @@ class RunSubmitter:
     def submit(self, *, task_id: str, project_id: str, task_type: str, run_id: str) -> None:
         entrypoint = L.runner_entrypoint(
             db_path=str(self.settings.db_path), task_id=task_id, run_id=run_id,
-            allowed_roots=self.settings.allowed_roots, plugins=self.settings.operator_plugins)
+            allowed_roots=self.settings.allowed_roots, plugins=self.settings.operator_plugins,
+            ray_address=self.settings.cluster_address)
         metadata = {L.METADATA_KEY: task_id, "rayproc_project_id": project_id, "rayproc_task_type": task_type,
                     "rayproc_run_id": run_id}
         with ray_errors():

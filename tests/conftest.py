@@ -77,6 +77,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         allowed_roots=[str(root)], operator_plugins=PLUGINS, default_chunk_size=8,
         stop_grace_seconds=30, reconcile_interval_seconds=0.5, max_import_bytes=2_000_000,
         dispatch_interval_seconds=0.2, retry_backoff_seconds=0.2,
+        ray_call_timeout_seconds=4,
     )
     from serve_app.accounts import Accounts
 

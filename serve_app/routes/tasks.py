@@ -53,7 +53,7 @@ def task_report(*, access: Reader, task_id: str, service: ServiceDep) -> HTMLRes
 def task_logs(*, access: Reader, task_id: str, service: ServiceDep,
               run: Annotated[int | None, Query(ge=1, description="Run number (default: the current run).")] = None,
               ) -> PlainTextResponse:
-    """The job runner's log of a run, from Ray."""
+    """The job runner's log of a run: kept under the work path once the run ended, else from Ray."""
     return PlainTextResponse(service.logs(access.project_id, task_id, run))
 
 

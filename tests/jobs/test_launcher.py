@@ -2,40 +2,19 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from jobs.launcher import JobLauncher, RayUnavailable
+from tests.support.hung import hung_listener
 
 
 @pytest.fixture
 def hung_dashboard() -> Iterator[str]:
-    """A real listener on loopback that accepts connections and never answers, as a paused dashboard does."""
-    server = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-    closing = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.1)
-        while not closing.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            held.append(conn)
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    closing.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    server.close()
+    with hung_listener() as url:
+        yield url
 
 
 @pytest.mark.parametrize("call", ["state", "states", "stop", "logs"])
@@ -57,3 +36,31 @@ def test_submit_gives_up_at_its_deadline(hung_dashboard: str) -> None:
     with pytest.raises(RayUnavailable):
         launcher.submit(run_id="rayproc-someTask-r1-abcdef", entrypoint="true", metadata={})
     assert time.monotonic() - started < 3.0
+
+
+def test_a_read_launcher_waits_once_then_fails_at_once_until_its_backoff_passes(hung_dashboard: str) -> None:
+    now = [0.0]
+    # The backoff's clock is the test's; the socket deadline is real time.
+    launcher = JobLauncher(hung_dashboard, call_timeout_seconds=10.0, clock=lambda: now[0]).for_reads(
+        0.3, backoff_seconds=2.0)
+    started = time.monotonic()
+    with pytest.raises(RayUnavailable):
+        launcher.states()
+    assert time.monotonic() - started < 1.0  # the read deadline, not the 10 s one
+    started = time.monotonic()
+    for _ in range(20):
+        with pytest.raises(RayUnavailable, match="not asking again yet"):
+            launcher.state("rayproc-someTask-r1-abcdef")
+    assert time.monotonic() - started < 0.1
+    now[0] = 2.5
+    with pytest.raises(RayUnavailable) as exc:
+        launcher.states()  # the backoff is over: Ray is asked again
+    assert "not asking again yet" not in str(exc.value)
+
+
+def test_the_runner_entrypoint_names_the_cluster_to_join_when_given() -> None:
+    from jobs.launcher import runner_entrypoint
+
+    args = dict(db_path="/d/rayproc.db", task_id="t", run_id="r", allowed_roots=["/a"], plugins=[])
+    assert "--ray-address 10.0.0.1:6379" in runner_entrypoint(**args, ray_address="10.0.0.1:6379")
+    assert "--ray-address" not in runner_entrypoint(**args)

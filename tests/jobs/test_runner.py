@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,27 @@ def test_runner_rechecks_roots_and_classifies_the_failure(tmp_path: Path) -> Non
                         "--allowed-root", str(tmp_path / "elsewhere")]) == 1
     rec = store.get_task("t1")
     assert rec.status == TaskStatus.FAILED and rec.error_type == "path_not_allowed"
+
+
+def test_an_internal_error_is_stored_without_the_details_which_go_to_the_log(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from jobs import execution
+
+    folder = tmp_path / "in"
+    make_many(folder, 2)
+    store = Store(tmp_path / "db.sqlite")
+    _task(store, folder, tmp_path / "out")
+
+    def broken(ctx):
+        raise sqlite3.DatabaseError(f"file is not a database: {store.path}")
+
+    monkeypatch.setattr(execution, "execute", broken)
+    assert runner.main(["--db", store.path, "--task-id", "t1", "--run-id", "r1", "--allowed-root", str(tmp_path)]) == 1
+    rec = store.get_task("t1")
+    assert rec.status == TaskStatus.FAILED and rec.error_type == "internal_error"
+    assert "DatabaseError" in rec.error_msg and "r1" in rec.error_msg
+    assert str(tmp_path) not in rec.error_msg and "Traceback" not in rec.error_msg
+    assert str(store.path) in capsys.readouterr().err  # the run's log has it
 
 
 def test_symlinked_item_escaping_the_root_fails_alone(tmp_path: Path) -> None:

@@ -234,7 +234,7 @@ def test_the_runner_records_an_operator_failure_as_operator_error(tmp_path: Path
     run.store.insert_task({**_row(run), "task_id": "t2", "current_run": "t2-r1"})
     # Several chunks run on the in-process executor here; tests/serve_app runs the same on Ray.
     monkeypatch.setattr(execution, "RayExecutor",
-                        lambda job, gate, num_cpus, stop_event: InProcessExecutor(job, gate, threads=1))
+                        lambda job, gate, num_cpus, stop_event, address=None: InProcessExecutor(job, gate, threads=1))
     code = runner.main(["--db", run.store.path, "--task-id", "t2", "--run-id", "t2-r1",
                         "--allowed-root", str(tmp_path), "--plugin", PLUGINS[0]])
     assert code == 1

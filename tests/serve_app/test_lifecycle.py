@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from tests.conftest import Service
 from tests.support.images import make_known_set, make_many
+from tests.support.processes import pids_with
 
 pytestmark = pytest.mark.ray
 
@@ -180,7 +182,7 @@ def test_a_killed_driver_heals_by_itself_and_matches_an_uninterrupted_run(
     log = tmp_path / "work.log"
     task_id = service.create(folder, template=_probe_template(log, 0.1), execution={"chunk_size": 1})
     task = service.wait(task_id, lambda t: t["status"] == 1 and t["processed_count"] >= 3, allowed={0, 1})
-    pids = [p for p in _pids_with(f"--run-id {task['ray_job_id']}") if "jobs.runner" in _cmdline(p)]
+    pids = pids_with(f"--run-id {task['ray_job_id']}", "jobs.runner")
     assert len(pids) == 1, pids
     os.kill(pids[0], signal.SIGKILL)
     # Nobody resumes it: the run is settled as job_died and a new one is queued from the committed chunks.
@@ -189,6 +191,9 @@ def test_a_killed_driver_heals_by_itself_and_matches_an_uninterrupted_run(
     assert len(healed["ray_job_ids"]) == 2 and healed["ray_job_ids"][0] == task["ray_job_id"]
     first, second = healed["runs"]
     assert first["outcome"] == "failed" and task["ray_job_id"] in first["reason"]
+    # The reason is for the task's users: no command line, interpreter or database path.
+    for leak in ("jobs.runner", "--db", str(service.settings.db_path), sys.executable):
+        assert leak not in first["reason"], first["reason"]
     assert (first["attempt"], second["attempt"], second["outcome"]) == (1, 2, "completed")
     work = Counter(log.read_text().splitlines())
     assert set(work) == {f"img_{i:04d}.png" for i in range(n)}
@@ -202,16 +207,6 @@ def test_a_killed_driver_heals_by_itself_and_matches_an_uninterrupted_run(
         assert (out / name).read_bytes() == (ref_out / name).read_bytes(), name
     assert healed["result"] == ref["result"]
 
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def _pids_with(fragment: str) -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and fragment in _cmdline(int(p.name))]
 
 
 def test_a_job_that_dies_while_the_service_is_down_is_settled_and_healed_on_restart(
@@ -229,7 +224,7 @@ def test_a_job_that_dies_while_the_service_is_down_is_settled_and_healed_on_rest
     task = service.wait_status(task_id, 1, allowed={0})
     serve.delete(APP_NAME)  # the service goes away; the Ray job goes on
     try:
-        pids = [p for p in _pids_with(f"--run-id {task['ray_job_id']}") if "jobs.runner" in _cmdline(p)]
+        pids = pids_with(f"--run-id {task['ray_job_id']}", "jobs.runner")
         os.kill(pids[0], signal.SIGKILL)
         from ray.job_submission import JobSubmissionClient
 

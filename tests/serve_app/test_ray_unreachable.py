@@ -8,6 +8,7 @@ where nothing listens (a real connection failure) or a client that raises.
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,6 +23,7 @@ from serve_app.assembly import build_service
 from serve_app.main import create_app
 from serve_app.settings import Settings
 from tests.conftest import free_port
+from tests.support.hung import hung_listener
 from tests.support.images import make_many
 
 
@@ -36,8 +38,7 @@ def _app(tmp_path: Path, launcher: JobLauncher) -> tuple[TestClient, Store, Path
     return client, store, folder
 
 
-def _seed_task(store: Store, folder: Path, status: TaskStatus) -> str:
-    task_id = "seededTask0123456789"
+def _seed_task(store: Store, folder: Path, status: TaskStatus, task_id: str = "seededTask0123456789") -> str:
     run_id = new_run_id(task_id, 1)
     store.insert_task({
         "task_id": task_id, "project_id": "p1", "workspace_id": "0", "name": "seeded", "description": "",
@@ -165,3 +166,75 @@ def test_reads_of_a_reporting_task_do_not_ask_ray_until_its_progress_goes_stale(
     assert task["status"] == 0 and task["queue_position"] == 1
     assert task["runs"][0]["outcome"] == "failed" and "137" in task["runs"][0]["reason"]
     assert task["runs"][1]["attempt"] == 2
+
+
+def test_a_work_path_that_cannot_be_written_is_a_400_before_anything_exists(dead_ray, tmp_path: Path) -> None:
+    client, _, folder = dead_ray
+    (tmp_path / "a-file").write_text("not a folder")
+    r = client.post("/v2/p1/processor-tasks", json={
+        "name": "t", "data_source": {"source": str(folder)}, "template": {"id": "sys_data_analyse"},
+        "work_path": {"type": "OBS", "path": str(tmp_path / "a-file" / "out")}})
+    # 400, not the 503 an unreachable Ray would give: the work path is tried before Ray is asked.
+    assert r.status_code == 400, r.text
+    assert r.json()["error_code"] == "invalid_parameter" and "work_path.path" in r.json()["error_msg"]
+    assert client.get("/v2/p1/processor-tasks").json()["count"] == 0
+
+
+class _KilledDriverClient:
+    """Ray's job client for a job whose driver was killed: Ray's message goes on with the driver's last logs."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def get_job_info(self, job_id: str):
+        return SimpleNamespace(status=SimpleNamespace(value="FAILED"), message=(
+            "Job entrypoint command failed with exit code -9, last available logs (truncated to 20,000 chars):\n"
+            "exec /opt/venv/bin/python -m jobs.runner --db /srv/rayproc/rayproc.db --task-id t --run-id r"))
+
+
+def test_a_killed_drivers_message_keeps_its_exit_code_and_no_command_line(tmp_path: Path) -> None:
+    client, store, folder = _app(tmp_path, JobLauncher("http://ray", client_factory=_KilledDriverClient))
+    task_id = _seed_task(store, folder, TaskStatus.INITIALIZED)
+    task = client.get(f"/v2/p1/processor-tasks/{task_id}").json()
+    # Settled as job_died (and its retry queued): the stored reason keeps the exit code, nothing else.
+    reason = task["runs"][0]["reason"]
+    assert task["runs"][0]["outcome"] == "failed" and "exited with code -9" in reason
+    for leak in ("jobs.runner", "rayproc.db", "/opt/venv", "--db", "last available logs"):
+        assert leak not in reason, reason
+
+
+@pytest.fixture
+def hung_ray(tmp_path: Path):
+    """The app over a Jobs API that accepts connections and never answers (a paused dashboard)."""
+    with hung_listener() as url:
+        yield _app(tmp_path, JobLauncher(url, call_timeout_seconds=1.0))
+
+
+def _timed(call):
+    started = time.monotonic()
+    answer = call()
+    return answer, time.monotonic() - started
+
+
+def test_while_ray_hangs_reads_answer_within_a_second_and_writes_are_503(hung_ray) -> None:
+    client, store, folder = hung_ray
+    running = _seed_task(store, folder, TaskStatus.RUNNING, "runningTask012345678")
+    waiting = _seed_task(store, folder, TaskStatus.INITIALIZED, "waitingTask012345678")
+    with sqlite3.connect(store.path) as conn:  # the runner went quiet: a read of it asks Ray
+        conn.execute("UPDATE tasks SET update_time = update_time - 5000 WHERE task_id = ?", (running,))
+    base = "/v2/p1/processor-tasks"
+    for _ in range(3):
+        for path in (f"{base}/{running}", f"{base}/{waiting}", base, "/healthz"):
+            r, took = _timed(lambda: client.get(path))
+            assert r.status_code == 200 and took < 1.0, (path, took, r.text)
+    assert client.get("/healthz").json() == {"status": "ok", "ray": "unreachable"}
+
+    r, took = _timed(lambda: client.post(base, json={
+        "name": "t", "data_source": {"source": str(folder)}, "template": {"id": "sys_data_analyse"}}))
+    assert r.status_code == 503 and r.json()["error_code"] == "ray_unavailable" and took < 5.0, (took, r.text)
+    r = client.post(f"{base}/{running}/stop")
+    assert r.status_code == 503 and r.json()["error_code"] == "ray_unavailable"
+    # Nothing recorded was lost or changed, and the refused create left nothing behind.
+    listed = client.get(base).json()
+    assert listed["count"] == 2
+    assert {t["task_id"]: t["status"] for t in listed["tasks"]} == {running: 1, waiting: 0}
