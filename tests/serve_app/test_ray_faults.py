@@ -51,7 +51,7 @@ def test_with_the_jobs_api_paused_reads_answer_within_a_second_and_writes_are_50
     reads = [f"{base}/{task_id}", base, "/api/projects/imports/imports/1/", "/v2/imports/datasets", "/healthz"]
 
     with paused_dashboard(), ThreadPoolExecutor(8) as pool:
-        # More writes at once than Serve's default of 5 requests a replica: each waits on Ray for its deadline.
+        # More writes at once than Serve's default of 5 requests a replica.
         writes = [pool.submit(service.client.post, base, json={
             "name": "w", "data_source": {"type": "OBS", "source": str(folder)},
             "template": {"id": "sys_data_analyse"}}) for _ in range(6)]
@@ -63,16 +63,30 @@ def test_with_the_jobs_api_paused_reads_answer_within_a_second_and_writes_are_50
                 assert r.status_code in (200, 404) and took < 1.0, (path, took, r.text)
             rounds += 1
         health = service.client.get("/healthz").json()
+        # The service has now seen Ray fail to answer: a create is refused at once, without asking Ray.
+        late, late_took = _timed(lambda: service.client.post(base, json={
+            "name": "late", "data_source": {"type": "OBS", "source": str(folder)},
+            "template": {"id": "sys_data_analyse"}}))
         answers = [w.result(timeout=60) for w in writes]
     assert rounds >= 2
     assert health == {"status": "ok", "ray": "unreachable"}
+    assert late.status_code == 503 and late.json()["error_code"] == "ray_unavailable" and late_took < 1.0, late.text
+    assert set(late.json()) == {"error_code", "error_msg"}
+    # The creates sent as the pause began, before the service knew Ray was away, were either queued (they ask
+    # Ray nothing) or refused in the same shape; none waited on Ray.
+    queued = []
     for r in answers:
-        assert r.status_code == 503 and r.json()["error_code"] == "ray_unavailable", r.text
-        assert set(r.json()) == {"error_code", "error_msg"}
-    # Nothing recorded was lost: the refused creates left nothing, and the running task completes.
-    assert service.client.get(base).json()["count"] == count_before
+        if r.status_code == 200:
+            queued.append(r.json()["task_id"])
+        else:
+            assert r.status_code == 503 and r.json()["error_code"] == "ray_unavailable", r.text
+            assert set(r.json()) == {"error_code", "error_msg"}
+    # Nothing recorded was lost: the refused creates left nothing, the queued ones and the running task complete.
+    assert service.client.get(base).json()["count"] == count_before + len(queued)
     done = service.wait_status(task_id, 2, allowed={1})
     assert done["processed_count"] == 6
+    for queued_id in queued:
+        assert service.wait_status(queued_id, 2, allowed={0, 1})["processed_count"] == 6
     assert service.client.get("/healthz").json()["ray"] == "reachable"
 
 
