@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     stop_grace_seconds: float = Field(10.0, ge=1.0, le=600.0,
                                       description="How long a stopped run may take to commit chunks in flight.")
     reconcile_interval_seconds: float = Field(2.0, gt=0, le=300)
+    idempotency_ttl_seconds: float = Field(86_400.0, ge=60, description="How long a create's Idempotency-Key "
+                                           "and its answer are kept (per project).")
 
     @field_validator("allowed_roots", "operator_plugins", mode="before")
     @classmethod
