@@ -35,7 +35,7 @@ from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 
 from jobs.db import Database
-from rayproc_contract.idempotency import HEADER, MAX_KEY_LENGTH, REPLAYED_HEADER, validate_key
+from rayproc_contract.idempotency import HEADER, REPLAYED_HEADER, validate_key
 from serve_app import errors as E
 
 SCHEMA = """
@@ -56,8 +56,9 @@ CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created
 PRUNE_EVERY_MS = 60_000
 
 #: The header as a route parameter; its description is the API reference's.
+# No length or pattern here: validate_key is the one rule, with its own messages.
 KeyHeader = Annotated[str | None, Header(
-    alias=HEADER, max_length=MAX_KEY_LENGTH * 4,  # the exact rule is validate_key's, with its own message
+    alias=HEADER,
     description=(
         "Makes the create safe to repeat. A repeat with the same key and the same body (within 24 hours, per "
         "project) answers the first answer again (same id, status code and body, with `Idempotent-Replayed: "
