@@ -1,0 +1,91 @@
+"""What the queue benchmark and the chaos script read back from a service: every task of a project, the items a
+task's outputs hold, and the memory the process tree holds. Loopback HTTP and ``/proc`` only."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from jobs.layout import RunLayout
+from rayproc_contract.status import TaskStatus
+
+PAGE = 100
+
+
+def all_tasks(client: httpx.Client, project: str) -> list[dict]:
+    """Every task of ``project``, oldest first, read page by page (``offset`` is a page index)."""
+    tasks: dict[str, dict] = {}
+    page = 0
+    while True:
+        r = client.get(f"/v2/{project}/processor-tasks",
+                       params={"limit": PAGE, "offset": page, "order": "asc", "return_result": "false"})
+        r.raise_for_status()
+        body = r.json()
+        for task in body["tasks"]:
+            tasks.setdefault(task["task_id"], task)
+        page += 1
+        if len(body["tasks"]) < PAGE or page * PAGE >= body["count"]:
+            return list(tasks.values())
+
+
+def count_with_status(client: httpx.Client, project: str, status: TaskStatus) -> int:
+    r = client.get(f"/v2/{project}/processor-tasks", params={"limit": 1, "status": int(status),
+                                                             "return_result": "false"})
+    r.raise_for_status()
+    return int(r.json()["count"])
+
+
+@dataclass
+class Output:
+    """The items a completed task's features file holds, and its bytes."""
+
+    items: Counter = field(default_factory=Counter)
+    text: str = ""
+
+    @classmethod
+    def of(cls, task: dict) -> Output:
+        path = RunLayout(task["work_path"]["output_path"]).features
+        if not path.exists():
+            return cls()
+        text = path.read_text(encoding="utf-8")
+        return cls(Counter(json.loads(line)["item"] for line in text.splitlines() if line.strip()), text)
+
+    @property
+    def doubled(self) -> int:
+        """Items written more than once (each extra copy counts)."""
+        return sum(n - 1 for n in self.items.values() if n > 1)
+
+
+def runs_of(task: dict) -> int:
+    return len(task.get("ray_job_ids") or [])
+
+
+def tree_rss_bytes(root_pid: int | None = None) -> int:
+    """Resident memory of ``root_pid`` (default: this process) and every process under it: the Ray head's
+    processes, the Serve replica and the job drivers all descend from the process that started the cluster.
+    Shared pages count once per process, so this is an upper bound."""
+    root_pid = root_pid or os.getpid()
+    children: dict[int, list[int]] = {}
+    rss_pages: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            statm = (entry / "statm").read_text().split()
+        except OSError:
+            continue  # exited meanwhile
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+        rss_pages[int(entry.name)] = int(statm[1])
+    total, todo = 0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        total += rss_pages.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total * os.sysconf("SC_PAGE_SIZE")
