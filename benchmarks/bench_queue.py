@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import shutil
 import sys
@@ -62,7 +61,7 @@ from benchmarks.bench_lifecycle import (
     stop_service,
     write_pngs,
 )
-from benchmarks.runs import Output, all_tasks, count_with_status, runs_of, tree_rss_bytes
+from benchmarks.runs import Output, all_tasks, count_with_status, runs_of, table, tree_rss_bytes, write_report
 from rayproc_contract.status import TaskStatus
 
 REPO = Path(__file__).resolve().parent.parent
@@ -232,7 +231,7 @@ def markdown(summary: dict) -> str:
         ("completed tasks without each image exactly once", str(summary["completed_with_wrong_items"])),
         ("peak memory, head node process tree (MiB)", f"{summary['peak_rss_mib']:.0f}"),
     ]
-    return "\n".join(["| figure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
+    return table(rows)
 
 
 # ----- the run ------------------------------------------------------------------------------------------
@@ -305,17 +304,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"failed; kept {root} (inputs, rayproc data, Ray session logs) for inspection")
         raise
     shutil.rmtree(root, ignore_errors=True)
-    report = {
-        "date": started.isoformat(timespec="seconds"),
-        "command": "python -m benchmarks.bench_queue " + " ".join(sys.argv[1:] if argv is None else argv),
-        "source": source, "machine": machine(),
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "summary": summary,
-        "creates": [asdict(c) for c in creates], "samples": [asdict(s) for s in samples],
-        "host_load_1min_after": os.getloadavg()[0],
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(args.out, "benchmarks.bench_queue", argv, started, source, machine(), args, summary=summary,
+                 creates=[asdict(c) for c in creates], samples=[asdict(s) for s in samples],
+                 host_load_1min_after=os.getloadavg()[0])
     print(markdown(summary))
     log(f"wrote {args.out}")
     return 0

@@ -3,8 +3,11 @@ task's outputs hold, and the memory the process tree holds. Loopback HTTP and ``
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
 import json
 import os
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,27 +68,57 @@ def runs_of(task: dict) -> int:
     return len(task.get("ray_job_ids") or [])
 
 
-def tree_rss_bytes(root_pid: int | None = None) -> int:
-    """Resident memory of ``root_pid`` (default: this process) and every process under it: the Ray head's
-    processes, the Serve replica and the job drivers all descend from the process that started the cluster.
-    Shared pages count once per process, so this is an upper bound."""
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    cmdline: str
+    rss_bytes: int
+
+
+def process_tree(root_pid: int | None = None) -> list[Proc]:
+    """``root_pid`` (default: this process) and every process under it: the Ray head's processes, the Serve
+    replica and the job drivers all descend from the process that started the cluster."""
     root_pid = root_pid or os.getpid()
     children: dict[int, list[int]] = {}
-    rss_pages: dict[int, int] = {}
+    procs: dict[int, Proc] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
-            statm = (entry / "statm").read_text().split()
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            rss = int((entry / "statm").read_text().split()[1]) * page
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue  # exited meanwhile
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(ppid, []).append(int(entry.name))
-        rss_pages[int(entry.name)] = int(statm[1])
-    total, todo = 0, [root_pid]
+        procs[int(entry.name)] = Proc(int(entry.name), cmdline, rss)
+    found, todo = [], [root_pid]
     while todo:
         pid = todo.pop()
-        total += rss_pages.get(pid, 0)
+        if pid in procs:
+            found.append(procs[pid])
         todo.extend(children.get(pid, []))
-    return total * os.sysconf("SC_PAGE_SIZE")
+    return found
+
+
+def tree_rss_bytes(root_pid: int | None = None) -> int:
+    """Resident memory of :func:`process_tree`. Shared pages count once per process: an upper bound."""
+    return sum(p.rss_bytes for p in process_tree(root_pid))
+
+
+def table(rows: list[tuple[str, object]]) -> str:
+    """A two-column Markdown table of figures."""
+    return "\n".join(["| figure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
+
+
+def write_report(path: Path, prog: str, argv: list[str] | None, started: dt.datetime, source: dict,
+                 machine: dict, args: argparse.Namespace, **sections: object) -> None:
+    """The run as JSON: when, the command, the commit, the machine, the settings, then ``sections``."""
+    report = {"date": started.isoformat(timespec="seconds"),
+              "command": f"python -m {prog} " + " ".join(sys.argv[1:] if argv is None else argv),
+              "source": source, "machine": machine,
+              "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+              **sections}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
