@@ -49,7 +49,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.bench_lifecycle import isolate_ray, log, machine, source_version, write_pngs
+from benchmarks.bench_lifecycle import isolate_ray, log, machine, source_version, stop_service, write_pngs
 from benchmarks.runs import Output, process_tree, table, write_report
 
 REPO = Path(__file__).resolve().parent.parent
@@ -126,10 +126,14 @@ class Rig:
                 return None
             return f"killed {kind} pid {pid}"
         if kind == "node":
-            if len(self.workers) >= self.wanted_workers:
-                node = self.workers.pop(rng.randrange(len(self.workers)))
+            removable = self._removable_workers()
+            if len(self.workers) >= self.wanted_workers and removable:
+                node = rng.choice(removable)
+                self.workers.remove(node)
                 self.cluster.remove_node(node)
                 return f"removed worker node {node.node_id[:8]}"
+            if len(self.workers) >= self.wanted_workers:
+                return None
             node = self.cluster.add_node(num_cpus=1, dashboard_agent_listen_port=self.free_port())
             self.workers.append(node)
             return f"added worker node {node.node_id[:8]}"
@@ -140,12 +144,20 @@ class Rig:
             return "restarted the service"
         raise ValueError(kind)
 
+    def _removable_workers(self) -> list:
+        """Worker nodes other than the one this process's Ray connection goes through (nodes share one address,
+        so ``ray.init`` may pick a worker's raylet): ``Cluster.remove_node`` refuses that one, and disconnects
+        this process from Ray on its way out."""
+        import ray
+
+        connected = ray._private.worker.global_worker.node
+        if connected is None:
+            return list(self.workers)
+        return [n for n in self.workers if n._raylet_socket_name != connected._raylet_socket_name]
+
     def close(self) -> None:
         self.client.close()
-        try:
-            self.deployment.stop()
-        finally:
-            self.cluster.shutdown()
+        stop_service(self.cluster)
 
 
 # ----- tasks --------------------------------------------------------------------------------------------
@@ -173,6 +185,10 @@ class Tracked:
             self.last, self.changed_at = state, now
         self.longest_stall = max(self.longest_stall, now - self.changed_at)
 
+    def stall(self, now: float) -> float:
+        """The longest time seen without a change; for a task not ended, up to ``now`` (seen or not since)."""
+        return self.longest_stall if self.terminal else max(self.longest_stall, now - self.changed_at)
+
 
 class Tasks:
     """Creates tasks with a key each (a create without an answer is repeated with its key) and polls them."""
@@ -182,6 +198,9 @@ class Tasks:
         self.all: list[Tracked] = []
         self.create_attempts = 0
         self.replayed = 0
+        self.polls = 0
+        self.unanswered = 0
+        self.last_answer = time.monotonic()
 
     def active(self) -> list[Tracked]:
         return [t for t in self.all if not t.terminal]
@@ -208,13 +227,18 @@ class Tasks:
             if tracked.task_id is None:
                 self.try_create(tracked)
                 continue
+            self.polls += 1
             try:
                 r = self.client.get(f"/v2/{PROJECT}/processor-tasks/{tracked.task_id}",
                                     params={"return_result": "false"})
             except httpx.HTTPError:
+                self.unanswered += 1
                 continue
             if r.status_code == 200:
                 tracked.observe(r.json(), now)
+                self.last_answer = time.monotonic()
+            else:
+                self.unanswered += 1
 
 
 def run_reference(tasks: Tasks, timeout: float = 300.0) -> dict:
@@ -276,13 +300,14 @@ def report(tasks: Tasks, reference: dict, faults: list[dict]) -> dict:
     ref = Output.of(reference)
     statuses, failures = Counter(), Counter()
     stuck, falsely_failed, lost, doubled, differing = [], [], 0, 0, 0
+    now = time.monotonic()
     for t in tasks.all:
         task = t.task
         if task is None:
             statuses["never created"] += 1
             continue
         statuses[{0: "initialized", 1: "running", 2: "completed", 3: "failed", 4: "stopped"}[task["status"]]] += 1
-        if not t.terminal or t.longest_stall > STUCK_SECONDS:
+        if not t.terminal or t.stall(now) > STUCK_SECONDS:
             stuck.append(task["task_id"])
         if task["status"] == 3:
             failures[task.get("error_type") or "unknown"] += 1
@@ -302,6 +327,8 @@ def report(tasks: Tasks, reference: dict, faults: list[dict]) -> dict:
         "stuck": len(stuck), "falsely_failed": len(falsely_failed), "items_lost": lost, "items_doubled": doubled,
         "completed_not_byte_identical": differing, "reference_items": sum(ref.items.values()),
         "create_attempts": tasks.create_attempts, "creates_replayed": tasks.replayed,
+        "polls": tasks.polls, "polls_unanswered": tasks.unanswered,
+        "last_answer_seconds_before_end": round(now - tasks.last_answer, 1),
         "stuck_task_ids": stuck[:20], "falsely_failed_task_ids": falsely_failed[:20],
     }
 
@@ -319,6 +346,8 @@ def markdown(summary: dict) -> str:
         ("**items doubled** (completed tasks)", summary["items_doubled"]),
         ("completed, outputs not byte-identical to the reference", summary["completed_not_byte_identical"]),
         ("creates sent / answered from a stored key", f"{summary['create_attempts']} / {summary['creates_replayed']}"),
+        ("task reads without an answer", f"{summary['polls_unanswered']} of {summary['polls']}; the last answer "
+                                         f"{summary['last_answer_seconds_before_end']} s before the end"),
     ]
     return table(rows)
 
@@ -332,7 +361,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--chunk-size", type=int, default=4, help="items per Ray task (default 4)")
     p.add_argument("--delay", type=float, default=0.05, help="seconds of work per item (default 0.05)")
     p.add_argument("--fault-every", type=float, default=None,
-                   help="mean seconds between faults (default: enough for about 120 in the run)")
+                   help="mean seconds between faults (default: 180 chances in the run; restarts, node changes and "
+                        "faults with no target make fewer land)")
     p.add_argument("--settle", type=float, default=90.0,
                    help="fault-free seconds at the end for the tasks to end (default 90, over the 60 s of 'stuck')")
     p.add_argument("--restart-gap", type=float, default=60.0,
@@ -344,7 +374,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--minutes 1.5-240, --workers 1-6, --concurrent 1-50")
     args.settle = max(min(args.settle, args.minutes * 60 / 2), STUCK_SECONDS)
     if args.fault_every is None:
-        args.fault_every = max(0.5, (args.minutes * 60 - args.settle) / 120)
+        args.fault_every = max(0.5, (args.minutes * 60 - args.settle) / 180)
     return args
 
 
@@ -378,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(root, ignore_errors=True)
     write_report(args.out, "benchmarks.chaos", argv, started, source, machine(), args, summary=summary,
                  faults=faults,
-                 tasks=[{"key": t.key, "task_id": t.task_id, "longest_stall": round(t.longest_stall, 1),
+                 tasks=[{"key": t.key, "task_id": t.task_id, "longest_stall": round(t.stall(time.monotonic()), 1),
                          "status": t.task and t.task["status"], "error_type": t.task and t.task.get("error_type"),
                          "runs": t.task and len(t.task.get("ray_job_ids") or [])} for t in tasks.all])
     print(markdown(summary))
