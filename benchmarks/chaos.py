@@ -10,8 +10,9 @@ outputs are the reference. Then, for ``--minutes``, ``--concurrent`` tasks over 
 ``worker``   SIGKILL a Ray worker process (one running chunks, or an idle one; never Serve's or a job supervisor);
 ``node``     remove a worker node, or add one back when one is missing;
 ``service``  restart the service (Serve shut down and deployed again on the same port; Ray keeps running), at
-             most once every ``--restart-gap`` seconds: a restart takes seconds to tens of seconds on a busy host,
-             and no other fault lands meanwhile.
+             most once every ``--restart-gap`` seconds; it runs in the background (on a busy host it takes tens of
+             seconds) while process kills go on landing (node changes wait: they share this process's Ray
+             connection with the restart).
 
 No fault is injected in the last ``--settle`` seconds, and the run then waits that long for every task to end.
 It reports, with the goal of zero for each:
@@ -41,6 +42,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -90,6 +92,8 @@ class Rig:
         self.deployment, self.free_port = deployment, free_port
         self.cluster, dashboard_url, nodes = start_cluster(workers=workers, head_cpus=1)
         self.workers = list(nodes)
+        self.restart: threading.Thread | None = None
+        self.restarts: list[dict] = []
         self.wanted_workers = workers
         self.settings = Settings(data_dir=root / "data", host="127.0.0.1", port=free_port(),
                                  ray_address=self.cluster.address, dashboard_url=dashboard_url,
@@ -98,7 +102,7 @@ class Rig:
         running = deployment.start(self.settings)
         Accounts(running.settings.db_path).create_project(PROJECT)
         token = running.initial_token_file.read_text().strip()
-        self.client = httpx.Client(base_url=running.url, timeout=30, headers={"Authorization": f"Token {token}"})
+        self.client = httpx.Client(base_url=running.url, timeout=10, headers={"Authorization": f"Token {token}"})
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 120.0) -> None:
@@ -138,11 +142,31 @@ class Rig:
             self.workers.append(node)
             return f"added worker node {node.node_id[:8]}"
         if kind == "service":
+            if self.restarting:
+                return None
+            self.restart = threading.Thread(target=self._restart_service, daemon=True)
+            self.restart.start()
+            return "restarting the service"
+        raise ValueError(kind)
+
+    @property
+    def restarting(self) -> bool:
+        return self.restart is not None and self.restart.is_alive()
+
+    def _restart_service(self) -> None:
+        # In the background: on a busy host a restart takes tens of seconds, and faults keep landing meanwhile.
+        t, error = time.monotonic(), None
+        try:
             self.deployment.stop()
             self.deployment.start(self.settings)
             self.wait_ready()
-            return "restarted the service"
-        raise ValueError(kind)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:200]
+        self.restarts.append({"seconds": round(time.monotonic() - t, 1), "error": error})
+
+    def wait_restarted(self, timeout: float = 300.0) -> None:
+        if self.restart is not None:
+            self.restart.join(timeout)
 
     def _removable_workers(self) -> list:
         """Worker nodes other than the one this process's Ray connection goes through (nodes share one address,
@@ -156,6 +180,7 @@ class Rig:
         return [n for n in self.workers if n._raylet_socket_name != connected._raylet_socket_name]
 
     def close(self) -> None:
+        self.wait_restarted()
         self.client.close()
         stop_service(self.cluster)
 
@@ -263,7 +288,7 @@ def chaos(rig: Rig, tasks: Tasks, args: argparse.Namespace, rng: random.Random) 
     start = time.monotonic()
     stop_faults = start + args.minutes * 60 - args.settle
     next_fault = start + rng.expovariate(1 / args.fault_every)
-    kinds, weights = list(FAULT_WEIGHTS), list(FAULT_WEIGHTS.values())  # "service" last
+    kinds, weights = list(FAULT_WEIGHTS), list(FAULT_WEIGHTS.values())  # driver, worker, node, service
     last_restart = -args.restart_gap
     while time.monotonic() < stop_faults:
         while len(tasks.active()) < args.concurrent:
@@ -274,6 +299,8 @@ def chaos(rig: Rig, tasks: Tasks, args: argparse.Namespace, rng: random.Random) 
             kind = rng.choices(kinds, weights)[0]
             if kind == "service" and now - last_restart < args.restart_gap:
                 kind = rng.choices(kinds[:-1], weights[:-1])[0]
+            if kind in ("node", "service") and rig.restarting:  # the restart holds this process's Ray connection
+                kind = rng.choices(kinds[:2], weights[:2])[0]
             if kind == "service":
                 last_restart = now
             t = time.monotonic()
@@ -287,6 +314,7 @@ def chaos(rig: Rig, tasks: Tasks, args: argparse.Namespace, rng: random.Random) 
                 log(f"{t - start:7.1f}s {what}")
             next_fault = time.monotonic() + rng.expovariate(1 / args.fault_every)
         time.sleep(0.2)
+    rig.wait_restarted()
     log(f"faults over; waiting up to {args.settle:.0f} s for the tasks to end")
     settle_until = time.monotonic() + args.settle
     while tasks.active() and time.monotonic() < settle_until:
@@ -296,7 +324,7 @@ def chaos(rig: Rig, tasks: Tasks, args: argparse.Namespace, rng: random.Random) 
     return faults
 
 
-def report(tasks: Tasks, reference: dict, faults: list[dict]) -> dict:
+def report(tasks: Tasks, reference: dict, faults: list[dict], restarts: list[dict]) -> dict:
     ref = Output.of(reference)
     statuses, failures = Counter(), Counter()
     stuck, falsely_failed, lost, doubled, differing = [], [], 0, 0, 0
@@ -329,6 +357,7 @@ def report(tasks: Tasks, reference: dict, faults: list[dict]) -> dict:
         "create_attempts": tasks.create_attempts, "creates_replayed": tasks.replayed,
         "polls": tasks.polls, "polls_unanswered": tasks.unanswered,
         "last_answer_seconds_before_end": round(now - tasks.last_answer, 1),
+        "service_restarts": restarts,
         "stuck_task_ids": stuck[:20], "falsely_failed_task_ids": falsely_failed[:20],
     }
 
@@ -346,6 +375,9 @@ def markdown(summary: dict) -> str:
         ("**items doubled** (completed tasks)", summary["items_doubled"]),
         ("completed, outputs not byte-identical to the reference", summary["completed_not_byte_identical"]),
         ("creates sent / answered from a stored key", f"{summary['create_attempts']} / {summary['creates_replayed']}"),
+        ("service restarts (seconds each)", ", ".join(
+            f"{r['seconds']}" + (f" ({r['error']})" if r["error"] else "") for r in summary["service_restarts"])
+         or "none"),
         ("task reads without an answer", f"{summary['polls_unanswered']} of {summary['polls']}; the last answer "
                                          f"{summary['last_answer_seconds_before_end']} s before the end"),
     ]
@@ -398,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         reference = run_reference(tasks)
         log(f"chaos for {args.minutes:g} min, a fault every {args.fault_every:.1f} s on average")
         faults = chaos(rig, tasks, args, rng)
-        summary = report(tasks, reference, faults)
+        summary = report(tasks, reference, faults, rig.restarts)
     except BaseException:
         log(f"failed; kept {root} for inspection")
         raise
