@@ -63,6 +63,7 @@ INFRASTRUCTURE = {"job_died", "cluster_error", "ray_unavailable"}
 #: Ray worker processes that are not task workers: killing them is not one of the faults.
 NOT_TASK_WORKERS = ("Serve", "Proxy", "JobSupervisor", "_ray_internal", "dashboard")
 FAULT_WEIGHTS = {"driver": 4, "worker": 4, "node": 2, "service": 1}
+RESTART_ATTEMPTS = 3
 
 
 # ----- processes ------------------------------------------------------------------------------------
@@ -155,14 +156,23 @@ class Rig:
 
     def _restart_service(self) -> None:
         # In the background: on a busy host a restart takes tens of seconds, and faults keep landing meanwhile.
-        t, error = time.monotonic(), None
-        try:
-            self.deployment.stop()
-            self.deployment.start(self.settings)
-            self.wait_ready()
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:200]
-        self.restarts.append({"seconds": round(time.monotonic() - t, 1), "error": error})
+        # Started again on failure, as a supervisor would: ray.init may pick the raylet of a node just removed
+        # (every node has this machine's address) before the GCS has marked it dead.
+        t, errors = time.monotonic(), []
+        for _ in range(RESTART_ATTEMPTS):
+            try:
+                self.deployment.stop()
+            except Exception:
+                pass  # not connected, or half started: start() below is what counts
+            try:
+                self.deployment.start(self.settings)
+                self.wait_ready()
+                break
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                time.sleep(5)
+        self.restarts.append({"seconds": round(time.monotonic() - t, 1), "attempts_failed": len(errors),
+                              "up": len(errors) < RESTART_ATTEMPTS, "errors": errors})
 
     def wait_restarted(self, timeout: float = 300.0) -> None:
         if self.restart is not None:
@@ -283,37 +293,47 @@ def run_reference(tasks: Tasks, timeout: float = 300.0) -> dict:
 # ----- the run -------------------------------------------------------------------------------------------
 
 
+def inject_faults(rig: Rig, args: argparse.Namespace, rng: random.Random, start: float, until: float,
+                  faults: list[dict]) -> None:
+    """Faults at exponential gaps until ``until``, each appended to ``faults``. Runs beside the task loop, so
+    reads that hang while the service is down do not hold faults back."""
+    kinds, weights = list(FAULT_WEIGHTS), list(FAULT_WEIGHTS.values())  # driver, worker, node, service
+    last_restart = -args.restart_gap
+    while True:
+        time.sleep(rng.expovariate(1 / args.fault_every))
+        now = time.monotonic()
+        if now >= until:
+            return
+        kind = rng.choices(kinds, weights)[0]
+        if kind == "service" and now - last_restart < args.restart_gap:
+            kind = rng.choices(kinds[:-1], weights[:-1])[0]
+        if kind in ("node", "service") and rig.restarting:  # the restart holds this process's Ray connection
+            kind = rng.choices(kinds[:2], weights[:2])[0]
+        if kind == "service":
+            last_restart = now
+        try:
+            what = rig.inject(kind, rng)
+        except Exception as exc:  # a fault that failed to land is reported, not fatal
+            what = f"failed to inject: {type(exc).__name__}: {exc}"[:200]
+        faults.append({"at": round(now - start, 2), "kind": kind, "done": what,
+                       "seconds": round(time.monotonic() - now, 2)})
+        if what is not None:
+            log(f"{now - start:7.1f}s {what}")
+
+
 def chaos(rig: Rig, tasks: Tasks, args: argparse.Namespace, rng: random.Random) -> list[dict]:
     faults: list[dict] = []
     start = time.monotonic()
     stop_faults = start + args.minutes * 60 - args.settle
-    next_fault = start + rng.expovariate(1 / args.fault_every)
-    kinds, weights = list(FAULT_WEIGHTS), list(FAULT_WEIGHTS.values())  # driver, worker, node, service
-    last_restart = -args.restart_gap
+    injector = threading.Thread(target=inject_faults, args=(rig, args, rng, start, stop_faults, faults),
+                                daemon=True)
+    injector.start()
     while time.monotonic() < stop_faults:
         while len(tasks.active()) < args.concurrent:
             tasks.create()
-        now = time.monotonic()
-        tasks.poll(now)
-        if now >= next_fault:
-            kind = rng.choices(kinds, weights)[0]
-            if kind == "service" and now - last_restart < args.restart_gap:
-                kind = rng.choices(kinds[:-1], weights[:-1])[0]
-            if kind in ("node", "service") and rig.restarting:  # the restart holds this process's Ray connection
-                kind = rng.choices(kinds[:2], weights[:2])[0]
-            if kind == "service":
-                last_restart = now
-            t = time.monotonic()
-            try:
-                what = rig.inject(kind, rng)
-            except Exception as exc:  # a fault that failed to land is reported, not fatal
-                what = f"failed to inject: {type(exc).__name__}: {exc}"[:200]
-            faults.append({"at": round(t - start, 2), "kind": kind, "done": what,
-                           "seconds": round(time.monotonic() - t, 2)})
-            if what is not None:
-                log(f"{t - start:7.1f}s {what}")
-            next_fault = time.monotonic() + rng.expovariate(1 / args.fault_every)
+        tasks.poll(time.monotonic())
         time.sleep(0.2)
+    injector.join()
     rig.wait_restarted()
     log(f"faults over; waiting up to {args.settle:.0f} s for the tasks to end")
     settle_until = time.monotonic() + args.settle
@@ -375,9 +395,9 @@ def markdown(summary: dict) -> str:
         ("**items doubled** (completed tasks)", summary["items_doubled"]),
         ("completed, outputs not byte-identical to the reference", summary["completed_not_byte_identical"]),
         ("creates sent / answered from a stored key", f"{summary['create_attempts']} / {summary['creates_replayed']}"),
-        ("service restarts (seconds each)", ", ".join(
-            f"{r['seconds']}" + (f" ({r['error']})" if r["error"] else "") for r in summary["service_restarts"])
-         or "none"),
+        ("service restarts (seconds each, failed starts)", ", ".join(
+            f"{r['seconds']}" + (f" ({r['attempts_failed']} failed)" if r["attempts_failed"] else "")
+            + ("" if r["up"] else " never up") for r in summary["service_restarts"]) or "none"),
         ("task reads without an answer", f"{summary['polls_unanswered']} of {summary['polls']}; the last answer "
                                          f"{summary['last_answer_seconds_before_end']} s before the end"),
     ]
