@@ -7,7 +7,8 @@ outputs are the reference. Then, for ``--minutes``, ``--concurrent`` tasks over 
 ``--fault-every`` seconds on average (exponential gaps, seeded by ``--seed``), one of:
 
 ``driver``   SIGKILL a task's job driver (``jobs.runner``) process;
-``worker``   SIGKILL a Ray worker process (one running chunks, or an idle one; never Serve's or a job supervisor);
+``worker``   SIGKILL a Ray worker process (one running chunks, or an idle one; never Serve's, a job supervisor
+             or a raylet's agents);
 ``node``     remove a worker node, or add one back when one is missing;
 ``service``  restart the service (Serve shut down and deployed again on the same port; Ray keeps running), at
              most once every ``--restart-gap`` seconds; it runs in the background (on a busy host it takes tens of
@@ -60,8 +61,9 @@ PROJECT = "chaos"
 STUCK_SECONDS = 60.0
 TERMINAL = {2, 3, 4}
 INFRASTRUCTURE = {"job_died", "cluster_error", "ray_unavailable"}
-#: Ray worker processes that are not task workers: killing them is not one of the faults.
-NOT_TASK_WORKERS = ("Serve", "Proxy", "JobSupervisor", "_ray_internal", "dashboard")
+#: Ray processes named ``ray::...`` that are not task workers: killing them is not one of the faults (a raylet
+#: dies with its agents; Serve and the job supervisors are the service's and Ray's own).
+NOT_TASK_WORKERS = ("Agent", "Serve", "Proxy", "JobSupervisor", "_ray_internal", "dashboard")
 FAULT_WEIGHTS = {"driver": 4, "worker": 4, "node": 2, "service": 1}
 RESTART_ATTEMPTS = 3
 
@@ -161,9 +163,10 @@ class Rig:
         t, errors = time.monotonic(), []
         for _ in range(RESTART_ATTEMPTS):
             try:
-                self.deployment.stop()
+                # Only while connected: serve.shutdown() unconnected would ray.init() whatever cluster it finds.
+                stop_service(None)
             except Exception:
-                pass  # not connected, or half started: start() below is what counts
+                pass  # half started: start() below is what counts
             try:
                 self.deployment.start(self.settings)
                 self.wait_ready()
