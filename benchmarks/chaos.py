@@ -7,8 +7,8 @@ outputs are the reference. Then, for ``--minutes``, ``--concurrent`` tasks over 
 ``--fault-every`` seconds on average (exponential gaps, seeded by ``--seed``), one of:
 
 ``driver``   SIGKILL a task's job driver (``jobs.runner``) process;
-``worker``   SIGKILL a Ray worker process (one running chunks, or an idle one; never Serve's, a job supervisor
-             or a raylet's agents);
+``worker``   SIGKILL a Ray worker process running chunks (never an idle one, which may be about to become one of
+             Serve's actors, nor Serve's, a job supervisor or a raylet's agents);
 ``node``     remove a worker node, or add one back when one is missing;
 ``service``  restart the service (Serve shut down and deployed again on the same port; Ray keeps running), at
              most once every ``--restart-gap`` seconds; it runs in the background (on a busy host it takes tens of
@@ -76,8 +76,9 @@ def drivers() -> list[int]:
 
 
 def task_workers() -> list[int]:
-    return [p.pid for p in process_tree()
-            if p.cmdline.startswith("ray::") and not any(name in p.cmdline for name in NOT_TASK_WORKERS)]
+    """Ray workers running something: an idle worker may be about to become one of Serve's actors."""
+    return [p.pid for p in process_tree() if p.cmdline.startswith("ray::") and not p.cmdline.startswith("ray::IDLE")
+            and not any(name in p.cmdline for name in NOT_TASK_WORKERS)]
 
 
 # ----- the rig: cluster, service, client ----------------------------------------------------------------
