@@ -299,8 +299,9 @@ def run_reference(tasks: Tasks, timeout: float = 300.0) -> dict:
 
 def inject_faults(rig: Rig, args: argparse.Namespace, rng: random.Random, start: float, until: float,
                   faults: list[dict]) -> None:
-    """Faults at exponential gaps until ``until``, each appended to ``faults``. Runs beside the task loop, so
-    reads that hang while the service is down do not hold faults back."""
+    """Faults at exponential gaps until ``until``, each appended to ``faults``. In the main thread (Ray starts a
+    node's processes with signal handlers), beside the task loop's thread, so reads that hang while the service is
+    down do not hold faults back."""
     kinds, weights = list(FAULT_WEIGHTS), list(FAULT_WEIGHTS.values())  # driver, worker, node, service
     last_restart = -args.restart_gap
     while True:
@@ -329,15 +330,20 @@ def chaos(rig: Rig, tasks: Tasks, args: argparse.Namespace, rng: random.Random) 
     faults: list[dict] = []
     start = time.monotonic()
     stop_faults = start + args.minutes * 60 - args.settle
-    injector = threading.Thread(target=inject_faults, args=(rig, args, rng, start, stop_faults, faults),
-                                daemon=True)
-    injector.start()
-    while time.monotonic() < stop_faults:
-        while len(tasks.active()) < args.concurrent:
-            tasks.create()
-        tasks.poll(time.monotonic())
-        time.sleep(0.2)
-    injector.join()
+    faults_over = threading.Event()
+
+    def keep_tasks_going() -> None:
+        while not faults_over.is_set():
+            while len(tasks.active()) < args.concurrent:
+                tasks.create()
+            tasks.poll(time.monotonic())
+            time.sleep(0.2)
+
+    loop = threading.Thread(target=keep_tasks_going, daemon=True)
+    loop.start()
+    inject_faults(rig, args, rng, start, stop_faults, faults)
+    faults_over.set()
+    loop.join()
     rig.wait_restarted()
     log(f"faults over; waiting up to {args.settle:.0f} s for the tasks to end")
     settle_until = time.monotonic() + args.settle
