@@ -61,9 +61,10 @@ KeyHeader = Annotated[str | None, Header(
     alias=HEADER,
     description=(
         "Makes the create safe to repeat. A repeat with the same key and the same body (per project, while the "
-        "key is kept: 24 hours by default) answers the first answer again (same id, status code and body, with `Idempotent-Replayed: "
-        "true`) and creates nothing; the same key with another body is a 409. 1-255 letters, digits, `-`, `_`, "
-        "`.` or `:` (a UUID fits). A create that failed keeps nothing: repeating it tries again."))]
+        "key is kept: 24 hours by default) answers the first answer again (same id, status code and body, with "
+        "`Idempotent-Replayed: true`) and creates nothing; the same key with another body is a 409. 1-255 "
+        "letters, digits, `-`, `_`, `.` or `:` (a UUID fits). A create that failed keeps nothing: repeating it "
+        "tries again."))]
 
 
 def fingerprint(endpoint: str, **parts: Any) -> str:
