@@ -38,6 +38,8 @@ from rayproc_client.models import (
     UserInfo,
     Whoami,
 )
+from rayproc_contract.idempotency import HEADER as IDEMPOTENCY_HEADER
+from rayproc_contract.idempotency import new_key, validate_key
 from rayproc_contract.ids import validate_resource_id
 from rayproc_contract.query import MAX_LIMIT, ListQuery
 
@@ -72,6 +74,8 @@ class Request:
     json: Any = None
     #: Multipart files: ``{"file": (name, bytes)}``.
     files: Any = None
+    #: Headers besides the client's own (an ``Idempotency-Key``).
+    headers: tuple[tuple[str, str], ...] = ()
     #: Repeating it leaves the service as one call would: retried on 503 and on connection errors.
     idempotent: bool = False
 
@@ -243,6 +247,13 @@ def create_body(*, name: str, source: PathLike, template: str, operator_params: 
     return body
 
 
+def _keyed(idempotency_key: str | None) -> tuple[tuple[str, str], ...]:
+    """The ``Idempotency-Key`` header of one create: the caller's key (checked here by the service's rule), or a
+    fresh one. Made once per call, so the call's retries repeat it."""
+    key = new_key() if idempotency_key is None else validate_key(idempotency_key)
+    return ((IDEMPOTENCY_HEADER, key),)
+
+
 def _flag(value: bool) -> str:
     return "true" if value else "false"
 
@@ -308,8 +319,8 @@ class Api:
 
     def send_args(self, request: Request) -> dict[str, Any]:
         """Keyword arguments for ``httpx.Client.request`` / ``httpx.AsyncClient.request``."""
-        args: dict[str, Any] = {"method": request.method, "url": self.base_url + request.path,
-                                "headers": self.headers}
+        headers = {**self.headers, **dict(request.headers)} if request.headers else self.headers
+        args: dict[str, Any] = {"method": request.method, "url": self.base_url + request.path, "headers": headers}
         if request.params:
             args["params"] = list(request.params)
         if request.json is not None:
@@ -327,9 +338,11 @@ class Api:
     def _tasks(project_id: str) -> str:
         return f"/v2/{_segment(project_id)}/processor-tasks"
 
-    def create_task(self, project_id: str, body: dict[str, Any]) -> Op[TaskInfo]:
-        # Never retried: a lost answer to a create that succeeded would create the task twice.
-        task_id = yield from self._call(Request("POST", self._tasks(project_id), json=body), _task_id)
+    def create_task(self, project_id: str, body: dict[str, Any], idempotency_key: str | None = None) -> Op[TaskInfo]:
+        # Retried like a read: every attempt carries the same key, so the service creates the task once.
+        request = Request("POST", self._tasks(project_id), json=body, headers=_keyed(idempotency_key),
+                          idempotent=True)
+        task_id = yield from self._call(request, _task_id)
         return (yield from self.get_task(project_id, task_id))
 
     def get_task(self, project_id: str, task_id: str, return_result: bool = True) -> Op[TaskInfo]:
@@ -419,26 +432,28 @@ class Api:
 
     # ----- imports (Label Studio's) -----
 
-    def _import(self, project_id: str, dataset: str, return_task_ids: bool, **body: Any) -> Op[int]:
-        # Never retried: a lost answer to an import that started would import the items twice.
+    def _import(self, project_id: str, dataset: str, return_task_ids: bool, idempotency_key: str | None,
+                **body: Any) -> Op[int]:
+        # Retried like a read: every attempt carries the same key, so the service imports the items once.
         params = (("dataset", dataset), ("return_task_ids", _flag(return_task_ids)))
-        request = Request("POST", f"/api/projects/{_segment(project_id)}/import", params, **body)
+        request = Request("POST", f"/api/projects/{_segment(project_id)}/import", params,
+                          headers=_keyed(idempotency_key), idempotent=True, **body)
         return self._call(request, lambda r: int(_json_object(r)["import"]))
 
     def import_items(self, project_id: str, items: list[dict[str, Any]], dataset: str,
-                     return_task_ids: bool) -> Op[int]:
-        return self._import(project_id, dataset, return_task_ids, json=items)
+                     return_task_ids: bool, idempotency_key: str | None = None) -> Op[int]:
+        return self._import(project_id, dataset, return_task_ids, idempotency_key, json=items)
 
     def import_file(self, project_id: str, name: str, content: bytes, dataset: str,
-                    return_task_ids: bool) -> Op[int]:
-        return self._import(project_id, dataset, return_task_ids, files={"file": (name, content)})
+                    return_task_ids: bool, idempotency_key: str | None = None) -> Op[int]:
+        return self._import(project_id, dataset, return_task_ids, idempotency_key, files={"file": (name, content)})
 
     def import_folder(self, project_id: str, folder: str, recursive: bool, metadata_sheet: str | None,
-                      dataset: str, return_task_ids: bool) -> Op[int]:
+                      dataset: str, return_task_ids: bool, idempotency_key: str | None = None) -> Op[int]:
         body: dict[str, Any] = {"folder": folder, "recursive": recursive}
         if metadata_sheet is not None:
             body["metadata_sheet"] = metadata_sheet
-        return self._import(project_id, dataset, return_task_ids, json=body)
+        return self._import(project_id, dataset, return_task_ids, idempotency_key, json=body)
 
     def get_import(self, project_id: str, import_id: int) -> Op[dict[str, Any]]:
         path = f"/api/projects/{_segment(project_id)}/imports/{int(import_id)}/"

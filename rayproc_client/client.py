@@ -79,8 +79,9 @@ class Client:
         http: an ``httpx.Client`` to send with (a ``fastapi.testclient.TestClient`` works, as does one with an
             ``httpx.MockTransport``). It is not closed by :meth:`close`; one the client creates is.
         retries: how many times an idempotent call is retried after a 503 answer or a connection error
-            (0 disables retries). Reads, deletes, ``set_member`` and :meth:`stop_job` are retried; creates and
-            :meth:`resume_job` never are (see each method).
+            (0 disables retries). Reads, deletes, ``set_member``, :meth:`stop_job`, and the task creates and
+            imports (each sent with one ``Idempotency-Key`` for all its attempts) are retried; the other creates
+            and :meth:`resume_job` never are (see each method).
         backoff: seconds before the first retry; each further retry waits twice as long (at most 30 s).
         sleep: how the client waits between retries and in ``wait_till_done`` (``time.sleep``); tests pass a fake.
         clock: what ``wait_till_done`` measures time with (``time.monotonic``).
@@ -144,7 +145,8 @@ class Client:
     def create_task(self, project_id: str, *, name: str, source: PathLike,
                     template: TaskTypeName | str = "sys_data_analyse", operator_params: OperatorParams | None = None,
                     description: str = "", source_type: SourceType = "OBS", work_path: PathLike | None = None,
-                    version_id: str | None = None, workspace_id: str = "0", chunk_size: int | None = None) -> Task:
+                    version_id: str | None = None, workspace_id: str = "0", chunk_size: int | None = None,
+                    idempotency_key: str | None = None) -> Task:
         """Create a processing task and answer it as the service then describes it (usually status 0).
 
         The service answers at once; the work runs as a Ray job. Follow it with :meth:`Task.wait_till_done`.
@@ -168,6 +170,10 @@ class Client:
             version_id: a dataset version id to record with the task.
             workspace_id: the ModelArts workspace (``"0"``).
             chunk_size: items per Ray task (1-10,000); by default the service's setting.
+            idempotency_key: the create's ``Idempotency-Key`` (1-255 letters, digits, ``-``, ``_``, ``.``, ``:``);
+                by default a fresh random one. Pass your own to make a create safe to repeat across processes:
+                the service answers a repeat (same key, same arguments, within 24 hours) with the task it first
+                created.
 
         Raises:
             InvalidParameter: unknown template or operator, bad operator params (the message names the field),
@@ -176,14 +182,14 @@ class Client:
             Forbidden: a viewer of the project.
             NotFound: no such project, or one you do not belong to.
 
-        The create is never retried: had it succeeded with its answer lost, a retry would create a second task.
-        The new task is then read back (a read, retried as reads are); should that read fail after the create
-        succeeded, the task exists: ``list_tasks(project_id, task_name=name)`` finds it.
+        The create carries an ``Idempotency-Key``, so it is retried as reads are (after a 503 or a connection
+        error): a retry whose first attempt did create the task gets that task back, not a second one. The new
+        task is then read back (a read, retried too).
         """
         body = create_body(name=name, source=source, template=template, operator_params=operator_params,
                            description=description, source_type=source_type, work_path=work_path,
                            version_id=version_id, workspace_id=workspace_id, chunk_size=chunk_size)
-        return self._task(project_id, self._api.create_task(project_id, body))
+        return self._task(project_id, self._api.create_task(project_id, body, idempotency_key))
 
     def get_task(self, project_id: str, task_id: str, *, return_result: bool = True) -> Task:
         """One task, with its progress, its ``result`` when completed (unless ``return_result=False``) and its
@@ -415,24 +421,29 @@ class Client:
         return self._run(self._api.health())
 
     def import_items(self, project_id: str, items: list[dict[str, Any]], *, dataset: str = "default",
-                     return_task_ids: bool = False) -> int:
+                     return_task_ids: bool = False, idempotency_key: str | None = None) -> int:
         """Import items (Label Studio's asynchronous import); returns the import id at once. Poll
-        :meth:`get_import` (or :meth:`wait_import`) for counts, failures and ``task_ids``."""
-        return self._run(self._api.import_items(project_id, items, dataset, return_task_ids))
+        :meth:`get_import` (or :meth:`wait_import`) for counts, failures and ``task_ids``.
+
+        Like :meth:`create_task`, an import carries an ``Idempotency-Key`` (``idempotency_key``, or a fresh one)
+        and is retried after a 503 or a connection error without importing twice; the same holds for
+        :meth:`import_file` and :meth:`import_folder`."""
+        return self._run(self._api.import_items(project_id, items, dataset, return_task_ids, idempotency_key))
 
     def import_file(self, project_id: str, path: PathLike, *, dataset: str = "default",
-                    return_task_ids: bool = False) -> int:
+                    return_task_ids: bool = False, idempotency_key: str | None = None) -> int:
         """Upload a ``.json``, ``.jsonl`` or ``.csv`` file of items to import; returns the import id."""
         path = Path(path)
-        return self._run(self._api.import_file(project_id, path.name, path.read_bytes(), dataset, return_task_ids))
+        return self._run(self._api.import_file(project_id, path.name, path.read_bytes(), dataset, return_task_ids,
+                                               idempotency_key))
 
     def import_folder(self, project_id: str, folder: PathLike, *, recursive: bool = True,
                       metadata_sheet: PathLike | None = None, dataset: str = "default",
-                      return_task_ids: bool = False) -> int:
+                      return_task_ids: bool = False, idempotency_key: str | None = None) -> int:
         """Import the images of a folder on the service's machine (with an optional CSV of metadata)."""
         sheet = os.fspath(metadata_sheet) if metadata_sheet is not None else None
         return self._run(self._api.import_folder(project_id, os.fspath(folder), recursive, sheet, dataset,
-                                                 return_task_ids))
+                                                 return_task_ids, idempotency_key))
 
     def get_import(self, project_id: str, import_id: int) -> dict[str, Any]:
         """An import's status (``created``, ``in_progress``, ``completed``, ``failed``), counts and failures."""
@@ -513,12 +524,12 @@ class AsyncClient:
                           operator_params: OperatorParams | None = None, description: str = "",
                           source_type: SourceType = "OBS", work_path: PathLike | None = None,
                           version_id: str | None = None, workspace_id: str = "0",
-                          chunk_size: int | None = None) -> AsyncTask:
-        """:meth:`Client.create_task`. Never retried."""
+                          chunk_size: int | None = None, idempotency_key: str | None = None) -> AsyncTask:
+        """:meth:`Client.create_task`; retried with its one ``Idempotency-Key``."""
         body = create_body(name=name, source=source, template=template, operator_params=operator_params,
                            description=description, source_type=source_type, work_path=work_path,
                            version_id=version_id, workspace_id=workspace_id, chunk_size=chunk_size)
-        return await self._task(project_id, self._api.create_task(project_id, body))
+        return await self._task(project_id, self._api.create_task(project_id, body, idempotency_key))
 
     async def get_task(self, project_id: str, task_id: str, *, return_result: bool = True) -> AsyncTask:
         """:meth:`Client.get_task`."""
@@ -622,24 +633,24 @@ class AsyncClient:
         return await self._run(self._api.health())
 
     async def import_items(self, project_id: str, items: list[dict[str, Any]], *, dataset: str = "default",
-                           return_task_ids: bool = False) -> int:
+                           return_task_ids: bool = False, idempotency_key: str | None = None) -> int:
         """:meth:`Client.import_items`."""
-        return await self._run(self._api.import_items(project_id, items, dataset, return_task_ids))
+        return await self._run(self._api.import_items(project_id, items, dataset, return_task_ids, idempotency_key))
 
     async def import_file(self, project_id: str, path: PathLike, *, dataset: str = "default",
-                          return_task_ids: bool = False) -> int:
+                          return_task_ids: bool = False, idempotency_key: str | None = None) -> int:
         """:meth:`Client.import_file`."""
         path = Path(path)
         return await self._run(self._api.import_file(project_id, path.name, path.read_bytes(), dataset,
-                                                     return_task_ids))
+                                                     return_task_ids, idempotency_key))
 
     async def import_folder(self, project_id: str, folder: PathLike, *, recursive: bool = True,
                             metadata_sheet: PathLike | None = None, dataset: str = "default",
-                            return_task_ids: bool = False) -> int:
+                            return_task_ids: bool = False, idempotency_key: str | None = None) -> int:
         """:meth:`Client.import_folder`."""
         sheet = os.fspath(metadata_sheet) if metadata_sheet is not None else None
         return await self._run(self._api.import_folder(project_id, os.fspath(folder), recursive, sheet, dataset,
-                                                       return_task_ids))
+                                                       return_task_ids, idempotency_key))
 
     async def get_import(self, project_id: str, import_id: int) -> dict[str, Any]:
         """:meth:`Client.get_import`."""

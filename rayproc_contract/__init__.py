@@ -4,6 +4,7 @@
   types (:class:`TaskType`);
 * :mod:`rayproc_contract.ids`: the id rule (:func:`validate_resource_id`);
 * :mod:`rayproc_contract.errors`: the error codes and the one error tree;
+* :mod:`rayproc_contract.idempotency`: the ``Idempotency-Key`` header's name and format (:func:`validate_key`);
 * :mod:`rayproc_contract.query`: the task list's query (:class:`ListQuery`);
 * :mod:`rayproc_contract.models`: the public task (:class:`ProcessorTaskPublic`, and :class:`TaskInfo`, its tolerant
   reading).

@@ -15,6 +15,7 @@ from jobs.db import StorageFull, StorageUnavailable, storage_error
 from serve_app import errors as E
 from serve_app.accounts import Accounts
 from serve_app.deps import reject_conflicting_repeats
+from serve_app.idempotency import IdempotencyKeys
 from serve_app.routes import admin, agent, tasks, templates
 from serve_app.routes import imports as imports_routes
 from serve_app.service import TaskService
@@ -32,6 +33,8 @@ def create_app(service: TaskService, accounts: Accounts) -> FastAPI:
     app.state.service = service
     app.state.accounts = accounts
     app.state.imports = service.imports
+    app.state.idempotency = IdempotencyKeys(service.settings.db_path,
+                                            ttl_seconds=service.settings.idempotency_ttl_seconds)
     app.state.auth_enabled = service.settings.auth_enabled
     app.include_router(templates.router)  # before tasks: /processor-tasks/items is not a task id
     app.include_router(tasks.router)

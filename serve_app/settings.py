@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     cluster_address: str | None = Field(
         None, description="GCS address of the cluster the job drivers must join (set by `rayproc serve` from "
                           "the cluster it started or joined), so a driver never joins another Ray on its host.")
+    idempotency_ttl_seconds: float = Field(86_400.0, ge=60, description="How long a create's Idempotency-Key "
+                                           "and its answer are kept (per project).")
 
     @field_validator("allowed_roots", "operator_plugins", mode="before")
     @classmethod

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from jobs.datasets import DEFAULT_DATASET
 from rayproc_contract.ids import ID_PATTERN
 from serve_app import errors as E
 from serve_app.auth import Reader, Writer
+from serve_app.idempotency import Answer, KeyHeader, KeysDep, fingerprint
 from serve_app.imports import (
     ImportService,
     export_name,
@@ -37,12 +39,14 @@ async def import_items(
     *,
     access: Writer,
     imports: Imports,
+    keys: KeysDep,
     request: Request,
     return_task_ids: bool = False,
     commit_to_project: bool = True,
     preannotated_from_fields: Annotated[list[str], Query()] = [],  # noqa: B006
     dataset: Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9\-_.]+$")] = DEFAULT_DATASET,
-) -> dict:
+    idempotency_key: KeyHeader = None,
+) -> JSONResponse:
     """Import items; answers at once with ``{"import": <id>}`` and runs the import as a Ray job.
 
     The body is a JSON list of items (``{"image": "/path"}``, ``{"text": "..."}``, optionally with
@@ -50,7 +54,9 @@ async def import_items(
     ``file``), or ``{"folder": "/path", "recursive": true, "metadata_sheet": "/path/sheet.csv"}``.
     ``commit_to_project=false`` stages the items until ``POST .../reimport`` commits them;
     ``preannotated_from_fields`` (repeated or comma-separated) turns those data fields into predictions.
+    With an ``Idempotency-Key``, a repeat of the same import answers the first answer again.
     """
+    project_id = access.project_id
     options = {"dataset": dataset, "return_task_ids": return_task_ids, "commit_to_project": commit_to_project,
                "preannotated_from_fields": parse_field_names(preannotated_from_fields)}
     content_type = request.headers.get("content-type", "")
@@ -59,14 +65,24 @@ async def import_items(
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise E.InvalidRequest("multipart import: send the file in a field named 'file'")
-        items = imports.check_items(parse_items_file(upload.filename or "", await upload.read()))
-        return {"import": imports.create(access.project_id, items=items, **options)}
-    body = parse_items_json(await request.body())
-    if isinstance(body, dict) and "folder" in body:
-        import_id = imports.create(access.project_id, folder=imports.folder_spec(body), **options)
+        name, raw = upload.filename or "", await upload.read()
+        request_print = fingerprint("import", file_name=name, file=raw, **options)
+
+        def create() -> int:
+            return imports.create(project_id, items=imports.check_items(parse_items_file(name, raw)), **options)
     else:
-        import_id = imports.create(access.project_id, items=imports.check_items(body), **options)
-    return {"import": import_id}
+        body = parse_items_json(await request.body())
+        request_print = fingerprint("import", body=body, **options)
+
+        def create() -> int:
+            if isinstance(body, dict) and "folder" in body:
+                return imports.create(project_id, folder=imports.folder_spec(body), **options)
+            return imports.create(project_id, items=imports.check_items(body), **options)
+
+    # In the thread pool: a create may wait on a repeat in progress, and writes a payload file.
+    answer = await run_in_threadpool(keys.run, project_id, idempotency_key, request_print,
+                                     lambda: Answer(201, {"import": create()}))
+    return answer.response()
 
 
 @router.get("/api/projects/{project_id}/imports/{import_id}/")

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from rayproc_contract.query import ListQuery
 from serve_app.auth import Reader, Writer
 from serve_app.deps import ServiceDep
+from serve_app.idempotency import Answer, KeyHeader, KeysDep, fingerprint
 from serve_app.schemas import (
     ErrorBody,
     ProcessorTaskCreate,
@@ -25,10 +26,16 @@ _ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413,
 
 
 @router.post("", response_model=TaskCreated, responses=_ERRORS)
-def create_task(*, access: Writer, body: ProcessorTaskCreate, service: ServiceDep) -> dict:
-    """Create a processing task. Answers at once with its ``task_id``; the work runs as a Ray job."""
-    rec = service.create(access.project_id, body)
-    return {"task_id": rec.task_id}
+def create_task(*, access: Writer, body: ProcessorTaskCreate, service: ServiceDep, keys: KeysDep,
+                idempotency_key: KeyHeader = None) -> Response:
+    """Create a processing task. Answers at once with its ``task_id``; the work runs as a Ray job.
+
+    With an ``Idempotency-Key``, a repeat of the same create answers the first answer again."""
+    def create() -> Answer:
+        return Answer(200, {"task_id": service.create(access.project_id, body).task_id})
+
+    request = fingerprint("processor-tasks", body=body.model_dump(mode="json", exclude_unset=True))
+    return keys.run(access.project_id, idempotency_key, request, create).response()
 
 
 @router.get("", response_model=ProcessorTasksPublic, response_model_exclude_unset=True, responses=_ERRORS)

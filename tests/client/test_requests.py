@@ -13,6 +13,7 @@ from rayproc_client import (
     ConnectError,
     Forbidden,
     InvalidParameter,
+    InvalidRequest,
     InvalidResourceId,
     RayUnavailable,
     RequestTimeout,
@@ -242,12 +243,45 @@ def test_a_read_timeout_is_not_retried() -> None:
 
 @pytest.mark.parametrize("failure", [error_json(503, "ray_unavailable"), httpx.ConnectError("refused")],
                          ids=["503", "connect-error"])
-def test_create_is_never_retried(failure: httpx.Response | Exception) -> None:
+def test_a_create_is_retried_with_one_idempotency_key(failure: httpx.Response | Exception) -> None:
     clock = FakeClock()
-    client, sent = sync_client(sequence(failure), clock)
-    with pytest.raises((RayUnavailable, ConnectError)):
-        client.create_task("p1", name="t", source="/d")
-    assert sent.calls == ["POST /v2/p1/processor-tasks"] and clock.sleeps == []
+    client, sent = sync_client(sequence(failure, httpx.Response(200, json={"task_id": "t1"}),
+                                        httpx.Response(200, json=task_json("t1"))), clock)
+    assert client.create_task("p1", name="t", source="/d").task_id == "t1"
+    assert sent.calls == ["POST /v2/p1/processor-tasks"] * 2 + ["GET /v2/p1/processor-tasks/t1"]
+    keys = [r.headers.get("Idempotency-Key") for r in sent.requests[:2]]
+    assert keys[0] and keys[0] == keys[1] and clock.sleeps == [0.5]
+
+
+def test_each_create_gets_a_fresh_key_unless_the_caller_gives_one() -> None:
+    answers = [httpx.Response(200, json={"task_id": "t1"}), httpx.Response(200, json=task_json("t1"))] * 3
+    client, sent = sync_client(sequence(*answers))
+    for key in (None, None, "job-42:create"):
+        client.create_task("p1", name="t", source="/d", idempotency_key=key)
+    keys = [r.headers["Idempotency-Key"] for r in sent.requests if r.method == "POST"]
+    assert keys[0] != keys[1] and len(keys[0]) == 32 and keys[2] == "job-42:create"
+
+
+def test_a_malformed_idempotency_key_is_refused_before_any_request() -> None:
+    client, sent = sync_client(_never)
+    with pytest.raises(InvalidRequest, match="Idempotency-Key header"):
+        client.create_task("p1", name="t", source="/d", idempotency_key="has space")
+    with pytest.raises(InvalidRequest, match="Idempotency-Key header"):
+        client.import_items("p1", [{"text": "a"}], idempotency_key="x" * 256)
+    assert sent.requests == []
+
+
+@pytest.mark.parametrize("call", [
+    lambda c: c.import_items("p1", [{"text": "a"}]),
+    lambda c: c.import_folder("p1", "/data/in"),
+], ids=["import_items", "import_folder"])
+def test_an_import_is_retried_with_one_idempotency_key(call) -> None:
+    clock = FakeClock()
+    client, sent = sync_client(sequence(httpx.ConnectError("refused"), httpx.Response(201, json={"import": 7})),
+                               clock)
+    assert call(client) == 7
+    keys = [r.headers.get("Idempotency-Key") for r in sent.requests]
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1]
 
 
 @pytest.mark.parametrize(("call", "expected"), [
@@ -302,10 +336,12 @@ def test_the_async_client_retries_the_same_way() -> None:
     assert len(sent.requests) == 3 and clock.sleeps == [0.5, 1.0]
 
     clock2 = FakeClock()
-    client2, sent2 = async_client(sequence(error_json(503, "ray_unavailable")), clock2)
-    with pytest.raises(RayUnavailable):
-        asyncio.run(client2.create_task("p1", name="t", source="/d"))
-    assert len(sent2.requests) == 1 and clock2.sleeps == []
+    client2, sent2 = async_client(sequence(error_json(503, "ray_unavailable"),
+                                           httpx.Response(200, json={"task_id": "t2"}),
+                                           httpx.Response(200, json=task_json("t2"))), clock2)
+    assert asyncio.run(client2.create_task("p1", name="t", source="/d")).task_id == "t2"
+    keys = [r.headers.get("Idempotency-Key") for r in sent2.requests if r.method == "POST"]
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1] and clock2.sleeps == [0.5]
 
 
 # ----- other endpoints ------------------------------------------------------------------------------
