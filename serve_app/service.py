@@ -16,7 +16,8 @@ from jobs.catalog import CatalogError, parse_task_type, resolve_operators
 from jobs.chain import chain_source
 from jobs.layout import RunLayout
 from jobs.sources import PathNotAllowed as _PathNotAllowed
-from jobs.sources import resolve_within
+from jobs.sources import resolve_location, resolve_within
+from jobs.storage import ObjectError
 from jobs.status import TaskStatus
 from jobs.store import ListQuery, Store, TaskRecord
 from operators.registry import OperatorRegistry
@@ -98,14 +99,16 @@ class TaskService:
         self.dispatcher.wake()
         return self._get(project_id, task_id)
 
-    def _input_root(self, project_id: str, source_type: str, source: str) -> Path:
+    def _input_root(self, project_id: str, source_type: str, source: str) -> Path | str:
         if source_type == "OBS":
             try:
-                return resolve_within(source, self.settings.allowed_roots)
+                return resolve_location(source, self.settings.allowed_roots)
             except _PathNotAllowed as exc:
                 raise E.PathNotAllowed(f"data_source.source: {exc}") from None
             except FileNotFoundError:
                 raise E.InvalidParameter(f"data_source.source: path does not exist: {source!r}") from None
+            except ObjectError as exc:
+                raise E.InvalidParameter(f"data_source.source: cannot read {source!r}: {exc.message}") from None
         if source_type == "TASK":
             E.validate_resource_id(source, "source task")
             upstream = self.store.get_task(source, project_id)

@@ -1,0 +1,132 @@
+"""Object locations: URIs, confinement to allowed buckets, listing and reading from a real S3-compatible server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jobs import storage
+from jobs.chunk import process_chunk
+from jobs.sources import PathNotAllowed, items_within, list_items, resolve_location
+from operators.pipeline import ERROR_CODE, FAILED, ITEM, OK, STATUS
+from tests.support import images, s3
+
+ANALYSE = [{"id": "image_features", "params": {}}, {"id": "image_issues", "params": {}}]
+
+
+@pytest.mark.parametrize("uri, bucket, key", [
+    ("s3://b/data/x.png", "b", "data/x.png"), ("obs://b/data/", "b", "data"), ("S3://b", "b", ""),
+], ids=["object", "obs-alias-trailing-slash", "bucket"])
+def test_parse(uri: str, bucket: str, key: str) -> None:
+    parsed = storage.ObjectUri.parse(uri)
+    assert (parsed.bucket, parsed.key) == (bucket, key)
+
+
+@pytest.mark.parametrize("uri", ["s3://", "s3:///k", "s3://b/../c", "/local/path"])
+def test_parse_refuses(uri: str) -> None:
+    with pytest.raises(ValueError):
+        storage.ObjectUri.parse(uri)
+
+
+@pytest.mark.parametrize("uri, allowed", [
+    ("s3://b/data", True), ("s3://b/data/x/y.png", True), ("obs://b/data/x.png", True),
+    ("s3://b/database", False), ("s3://b", False), ("s3://other/data", False),
+], ids=["root", "below", "obs-alias", "sibling-prefix", "bucket-above", "other-bucket"])
+def test_prefix_boundary(uri: str, allowed: bool) -> None:
+    roots = ["/srv/data", "s3://b/data"]
+    if allowed:
+        assert resolve_location(uri, roots, must_exist=False).startswith("s3://b/data")
+    else:
+        with pytest.raises(PathNotAllowed):
+            resolve_location(uri, roots, must_exist=False)
+
+
+def test_object_root_never_allows_a_local_path(tmp_path: Path) -> None:
+    # An s3 root must not be read as a relative local folder named "s3:".
+    with pytest.raises(PathNotAllowed):
+        resolve_location(str(tmp_path), ["s3://b"], must_exist=False)
+
+
+def test_items_within_objects() -> None:
+    assert items_within("s3://b/data", ["x.png", "s3://b/data/y.png", "s3://b/database/z.png"],
+                        ["s3://b/data"]) == [True, True, False]
+
+
+@pytest.fixture
+def prefix(s3_server: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str, Path]:
+    """A folder of known images, uploaded under a prefix of its own; returns (s3 URI, local folder)."""
+    local = tmp_path / "local"
+    images.make_known_set(local)
+    name = request.node.name.replace("[", "_").replace("]", "")
+    s3.upload_folder(local, s3.BUCKET, name)
+    return f"s3://{s3.BUCKET}/{name}", local
+
+
+def test_list_prefix_like_a_folder(prefix: tuple[str, Path]) -> None:
+    uri, local = prefix
+    root, items = list_items(uri)
+    assert root == uri
+    assert items == list_items(local)[1]
+    assert storage.exists(storage.ObjectUri.parse(uri))
+    assert not storage.exists(storage.ObjectUri.parse(f"{uri}-absent"))
+
+
+def test_manifest_in_bucket(prefix: tuple[str, Path]) -> None:
+    uri, _ = prefix
+    other = f"s3://{s3.BUCKET}/{uri.rsplit('/', 1)[1]}/sub/noise.png"
+    lines = [{"image": "dark.png", "label": "d"}, {"source": other}, {"nothing": 1}]
+    key = f"{uri.split('/', 3)[3]}/manifest.jsonl"
+    s3.s3_client().put_object(Bucket=s3.BUCKET, Key=key, Body="\n".join(json.dumps(x) for x in lines).encode())
+    root, items = list_items(f"{uri}/manifest.jsonl")
+    assert root == uri
+    assert items[0] == {"key": "dark.png", "label": "d"}
+    assert items[1] == other
+    assert items[2]["error"].startswith("line 3 names no image")
+
+
+def test_chunk_from_bucket_equals_local(prefix: tuple[str, Path], tmp_path: Path) -> None:
+    uri, local = prefix
+    keys = list_items(local)[1]
+    remote = process_chunk([], ANALYSE, uri, keys, [f"s3://{s3.BUCKET}"])
+    on_disk = process_chunk([], ANALYSE, str(local), keys, [str(local)])
+    assert remote == on_disk
+    assert {r[ITEM]: r[STATUS] for r in remote}["dark.png"] == OK
+
+
+def test_missing_object_is_one_failed_item(prefix: tuple[str, Path]) -> None:
+    uri, _ = prefix
+    records = process_chunk([], ANALYSE, uri, ["dark.png", "gone.png", f"s3://{s3.BUCKET}/nope/x.png"],
+                            [f"s3://{s3.BUCKET}"])
+    by_item = {r[ITEM]: r for r in records}
+    assert by_item["dark.png"][STATUS] == OK
+    for key in ("gone.png", f"s3://{s3.BUCKET}/nope/x.png"):
+        assert by_item[key][STATUS] == FAILED
+        assert by_item[key][ERROR_CODE] == storage.OBJECT_NOT_FOUND
+
+
+def test_object_outside_allowed_bucket_fails_its_item(prefix: tuple[str, Path]) -> None:
+    uri, _ = prefix
+    records = process_chunk([], ANALYSE, uri, ["dark.png", f"s3://{s3.OUTSIDE_BUCKET}/x.png"],
+                            [f"s3://{s3.BUCKET}"])
+    assert [r[STATUS] for r in records] == [OK, FAILED]
+    assert records[1][ERROR_CODE] == "path_not_allowed"
+
+
+def test_failed_reads_are_retried(prefix: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    uri, local = prefix
+    real = storage._filesystem()
+    calls = {"n": 0}
+
+    class Flaky:
+        def open_input_stream(self, path: str):
+            calls["n"] += 1
+            if calls["n"] < 3:
+                raise OSError("AWS Error SLOW_DOWN during GetObject operation: Please reduce your request rate.")
+            return real.open_input_stream(path)
+
+    monkeypatch.setattr(storage, "_filesystem", lambda: Flaky())
+    data = storage.read_bytes(storage.ObjectUri.parse(f"{uri}/dark.png"), backoff=0.01)
+    assert data == (local / "dark.png").read_bytes()
+    assert calls["n"] == 3

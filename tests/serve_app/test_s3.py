@@ -1,0 +1,84 @@
+"""Tasks on an S3-compatible store (moto's server on loopback) through the real API, Ray jobs and workers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Service
+from tests.support import s3
+from tests.support.images import make_known_set
+
+pytestmark = pytest.mark.ray
+
+ANALYSE = {"id": "sys_data_analyse", "operator_params": [{"id": "image_features", "params": {}}]}
+
+
+@pytest.fixture
+def bucket_prefix(s3_server: str, folder: Path, request: pytest.FixtureRequest) -> str:
+    """The known image set, uploaded under a prefix of its own in the allowed bucket."""
+    make_known_set(folder)
+    s3.upload_folder(folder, s3.BUCKET, request.node.name)
+    return f"s3://{s3.BUCKET}/{request.node.name}"
+
+
+def _features(task: dict) -> dict[str, dict]:
+    out = Path(task["work_path"]["output_path"]) / "features.jsonl"
+    return {r["item"]: r for r in map(json.loads, out.read_text().splitlines())}
+
+
+def test_analysis_from_a_bucket(service: Service, bucket_prefix: str, folder: Path) -> None:
+    key = bucket_prefix.split("/", 3)[3]
+    # A missing object named by a manifest is one failed item; the rest of the run goes on.
+    manifest = [{"image": name} for name in ("dark.png", "bright.png", "sub/noise.png", "gone.png",
+                                             "truncated.png")]
+    s3.s3_client().put_object(Bucket=s3.BUCKET, Key=f"{key}/list.jsonl",
+                              Body="\n".join(json.dumps(m) for m in manifest).encode())
+
+    folder_task = service.create(bucket_prefix.replace("s3://", "obs://", 1), template=ANALYSE)
+    manifest_task = service.create(f"{bucket_prefix}/list.jsonl", template=ANALYSE)
+    task = service.wait_status(folder_task, 2, allowed={0, 1})
+    assert (task["processed_count"], task["failed_count"]) == (5, 2)
+    assert {f["item"]: f["error_code"] for f in task["result"]["failed_items"]} == {
+        "truncated.png": "truncated", "text.jpg": "not_an_image"}
+    rows = _features(task)
+    assert rows["dark.png"]["brightness"] == pytest.approx(10 / 255, abs=1e-3)
+
+    task = service.wait_status(manifest_task, 2, allowed={0, 1})
+    assert (task["processed_count"], task["failed_count"]) == (3, 2)
+    assert {f["item"]: f["error_code"] for f in task["result"]["failed_items"]} == {
+        "gone.png": "object_not_found", "truncated.png": "truncated"}
+    assert _features(task)["dark.png"] == rows["dark.png"]
+
+    # The drivers read the store with the service's AWS configuration; the secret is in no job record.
+    jobs = httpx.get(f"{service.dashboard_url}/api/jobs/", timeout=30, headers=_ray_auth()).text
+    assert task["ray_job_id"] in jobs
+    assert s3.SECRET_KEY not in jobs
+    assert s3.SECRET_KEY not in json.dumps(service.get(folder_task))
+
+
+@pytest.mark.parametrize("source", [
+    f"s3://{s3.OUTSIDE_BUCKET}/data", f"s3://{s3.BUCKET}x/data", "s3://../etc",
+], ids=["other-bucket", "bucket-name-prefix", "malformed"])
+def test_location_outside_the_allowed_buckets_is_400(service: Service, s3_server: str, source: str) -> None:
+    r = service.client.post(service.tasks(), json={"name": "t", "data_source": {"type": "OBS", "source": source},
+                                                    "template": ANALYSE})
+    assert r.status_code == 400, r.text
+    assert r.json()["error_code"] == "path_not_allowed"
+    assert "Traceback" not in r.text
+
+
+def test_missing_prefix_is_400(service: Service, s3_server: str) -> None:
+    r = service.client.post(service.tasks(), json={
+        "name": "t", "data_source": {"type": "OBS", "source": f"s3://{s3.BUCKET}/no-such-prefix"},
+        "template": ANALYSE})
+    assert r.status_code == 400, r.text
+    assert "does not exist" in r.json()["error_msg"]
+
+
+def _ray_auth() -> dict[str, str]:
+    token = Path.home() / ".ray" / "auth_token"
+    return {"Authorization": f"Bearer {token.read_text().strip()}"} if token.exists() else {}
