@@ -82,3 +82,30 @@ def test_missing_prefix_is_400(service: Service, s3_server: str) -> None:
 def _ray_auth() -> dict[str, str]:
     token = Path.home() / ".ray" / "auth_token"
     return {"Authorization": f"Bearer {token.read_text().strip()}"} if token.exists() else {}
+
+
+def test_import_from_a_bucket_prefix(service: Service, s3_server: str, tmp_path: Path) -> None:
+    from tests.serve_app.test_imports import P, _dataset, _import
+    from tests.support.images import make_many
+
+    make_many(tmp_path / "sub", 2)
+    make_many(tmp_path, 1)
+    s3.upload_folder(tmp_path, s3.BUCKET, "import-prefix")
+    prefix = f"obs://{s3.BUCKET}/import-prefix"
+    status = _import(service, {"folder": prefix, "recursive": True}, dataset="from-bucket")
+    assert status["task_count"] == 3
+    ds = _dataset(service, "from-bucket")
+    items = service.client.get(f"/v2/{P}/datasets/{ds['dataset_id']}/items").json()["items"]
+    assert sorted(i["image"] for i in items) == [
+        f"s3://{s3.BUCKET}/import-prefix/{k}" for k in ("img_0000.png", "sub/img_0000.png", "sub/img_0001.png")]
+    assert _import(service, {"folder": prefix, "recursive": False}, dataset="from-bucket-flat")["task_count"] == 1
+
+    # The dataset's items are read back from the bucket by a task.
+    r = service.client.post(service.tasks(P), json={
+        "name": "t", "data_source": {"type": "DATASET", "source": ds["dataset_id"]}, "template": ANALYSE})
+    assert r.status_code == 200, r.text
+    task = service.wait_status(r.json()["task_id"], 2, allowed={0, 1}, project=P)
+    assert (task["processed_count"], task["failed_count"]) == (3, 0)
+
+    r = service.client.post(f"/api/projects/{P}/import", json={"folder": f"s3://{s3.OUTSIDE_BUCKET}/x"})
+    assert r.status_code == 400 and r.json()["error_code"] == "path_not_allowed", r.text
