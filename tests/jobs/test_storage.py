@@ -177,3 +177,14 @@ def test_runner_rechecks_bucket_roots(prefix: tuple[str, Path], tmp_path: Path) 
     assert runner.main(args) == 1
     rec = store.get_task("t1")
     assert (rec.status, rec.error_type) == (TaskStatus.FAILED, "path_not_allowed")
+
+
+def test_augmentation_from_bucket_writes_files_named_after_the_keys(prefix: tuple[str, Path], tmp_path: Path) -> None:
+    uri, _ = prefix
+    out = tmp_path / "out"
+    specs = [{"id": "data_augmentation", "params": {"copies": 1, "steps": [{"name": "hflip", "probability": 1}]}}]
+    items = [{"key": "sharp.png", "boxes": [{"bbox": [0, 0, 10, 10], "label": "a"}]}, "sub/noise.png"]
+    records = process_chunk([], specs, uri, items, [f"s3://{s3.BUCKET}"], str(out))
+    assert [(r[ITEM], r[STATUS]) for r in records] == [("sharp.png", OK), ("sub/noise.png", OK)]
+    made = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert made == ["augmented/sharp__aug0.png", "augmented/sub/noise__aug0.png"]
