@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import PurePosixPath
 
+from operators.image_io import ItemError
+
 #: URI schemes that name an object in an S3-compatible store (``obs`` is Huawei OBS's name for it).
 OBJECT_SCHEMES = ("s3", "obs")
 _URI = re.compile(r"^(s3|obs)://([^/]+)(?:/(.*))?$", re.IGNORECASE)
@@ -43,13 +45,9 @@ FETCH_ATTEMPTS = 4
 RETRY_BACKOFF_SECONDS = 0.2
 
 
-class ObjectError(Exception):
-    """One object could not be listed or read; ``code`` is one of the codes above."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class ObjectError(ItemError):
+    """One object could not be listed or read; ``code`` is one of the codes above. An item error like any
+    other decoding failure, so the item it names fails with this code and message."""
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from jobs import storage
+from jobs import runner, storage
 from jobs.chunk import process_chunk
 from jobs.sources import PathNotAllowed, items_within, list_items, resolve_location
+from jobs.status import TaskStatus
+from jobs.store import Store
 from operators.pipeline import ERROR_CODE, FAILED, ITEM, OK, STATUS
 from tests.support import images, s3
 
@@ -132,50 +134,40 @@ def test_failed_reads_are_retried(prefix: tuple[str, Path], monkeypatch: pytest.
     assert calls["n"] == 3
 
 
-def _bucket_task(store, source: str, out: Path, operators: list[dict]) -> None:
+def _run_bucket_task(tmp_path: Path, source: str, bucket_root: str) -> tuple[int, object]:
+    """Run an analysis of ``source`` in-process with the runner's roots ``tmp_path`` and ``bucket_root``:
+    (exit code, task record)."""
+    store = Store(tmp_path / "db.sqlite")
     store.insert_task({
         "task_id": "t1", "project_id": "p", "workspace_id": "0", "name": "n", "description": "",
         "task_type": "sys_data_analyse", "source_type": "OBS", "source": source, "version_id": None,
         "version_name": None, "data_source": None, "inputs": [],
-        "template": {"id": "sys_data_analyse", "operator_params": operators},
-        "work_path": {}, "input_root": source, "output_dir": str(out), "execution": {"chunk_size": 32},
+        "template": {"id": "sys_data_analyse", "operator_params": ANALYSE},
+        "work_path": {}, "input_root": source, "output_dir": str(tmp_path / "out"), "execution": {"chunk_size": 32},
         "current_run": "r1",
     })
+    code = runner.main(["--db", store.path, "--task-id", "t1", "--run-id", "r1", "--allowed-root", str(tmp_path),
+                        "--allowed-root", bucket_root])
+    return code, store.get_task("t1")
 
 
 def test_run_from_bucket_confirms_exact_duplicates(prefix: tuple[str, Path], tmp_path: Path) -> None:
-    from jobs import runner
-    from jobs.status import TaskStatus
-    from jobs.store import Store
-
     uri, local = prefix
     key = uri.split("/", 3)[3]
     s3.s3_client().put_object(Bucket=s3.BUCKET, Key=f"{key}/copy-of-dark.png",
                               Body=(local / "dark.png").read_bytes())
-    store = Store(tmp_path / "db.sqlite")
-    _bucket_task(store, uri, tmp_path / "out", ANALYSE)
-    args = ["--db", store.path, "--task-id", "t1", "--run-id", "r1", "--allowed-root", str(tmp_path),
-            "--allowed-root", f"s3://{s3.BUCKET}"]
-    assert runner.main(args) == 0
-    rec = store.get_task("t1")
+    code, rec = _run_bucket_task(tmp_path, uri, f"s3://{s3.BUCKET}")
+    assert code == 0
     assert rec.status == TaskStatus.COMPLETED, rec.error_msg
     assert (rec.processed_count, rec.failed_count) == (6, 2)
     assert ["copy-of-dark.png", "dark.png"] in rec.result["issues"]["exact_duplicate_groups"]
 
 
 def test_runner_rechecks_bucket_roots(prefix: tuple[str, Path], tmp_path: Path) -> None:
-    from jobs import runner
-    from jobs.status import TaskStatus
-    from jobs.store import Store
-
     uri, _ = prefix
-    store = Store(tmp_path / "db.sqlite")
-    _bucket_task(store, uri, tmp_path / "out", ANALYSE)
     # The service allowed the bucket when the task was made; the runner's roots no longer do.
-    args = ["--db", store.path, "--task-id", "t1", "--run-id", "r1", "--allowed-root", str(tmp_path),
-            "--allowed-root", f"s3://{s3.BUCKET}/elsewhere"]
-    assert runner.main(args) == 1
-    rec = store.get_task("t1")
+    code, rec = _run_bucket_task(tmp_path, uri, f"s3://{s3.BUCKET}/elsewhere")
+    assert code == 1
     assert (rec.status, rec.error_type) == (TaskStatus.FAILED, "path_not_allowed")
 
 
