@@ -9,12 +9,19 @@ atomically: ``features.jsonl`` (items that were processed), ``failures.jsonl``
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+from jobs import storage
 from jobs.atomic import AtomicFile, dump_records, json_line, write_atomic
 from jobs.layout import FAILURES_FILE, FEATURES_FILE, RESULT_FILE
 from jobs.run_state import RunState
+from jobs.sources import item_location
 from jobs.status import ErrorType, TaskFailure
 from operators.base import RecordTable
+from operators.image_issues import PIXEL_DIGEST
 from operators.pipeline import ERROR_CODE, ERROR_MSG, FAILED, ITEM, OK, STATUS, Pipeline
 
 #: Failed items listed in ``result`` itself; every one is in the failures file.
@@ -28,7 +35,9 @@ def assemble(state: RunState, n_chunks: int, pipeline: Pipeline, root: str) -> d
     # columns finalize reads, the second writes each record merged with the fields
     # finalize set on it, so no list of every record is ever held.
     table = RecordTable(state.stream(n_chunks), STATUS, OK, root=root, output_dir=str(layout.output_dir))
-    result, files = pipeline.finalize(table)
+    with _candidates_on_disk(table, root) as readable_root:
+        table.root = readable_root
+        result, files = pipeline.finalize(table)
     failed_items: list[dict] = []
     try:
         with AtomicFile(layout.features) as features, AtomicFile(layout.failures) as failures:
@@ -54,3 +63,27 @@ def assemble(state: RunState, n_chunks: int, pipeline: Pipeline, root: str) -> d
     except OSError as exc:
         raise TaskFailure(ErrorType.OUTPUT_ERROR, f"cannot write outputs: {exc}") from exc
     return result
+
+
+@contextmanager
+def _candidates_on_disk(table: RecordTable, root: str) -> Iterator[str]:
+    """The root finalize reads files under. For a bucket source, the exact-duplicate candidates (items that
+    share a pixel digest, which finalize confirms against their bytes) are fetched into a temporary folder
+    for the time of finalize: only candidates, so the cost follows the duplicates, not the dataset."""
+    if not storage.is_object_uri(root):
+        yield root
+        return
+    ok = table.ok_index
+    # Items without a digest (no image_issues in the pipeline) share the value None: no candidates.
+    groups = [g for g in table.groups(PIXEL_DIGEST) if table.value(PIXEL_DIGEST, ok[g[0]]) is not None]
+    keys = [table.value(ITEM, ok[i]) for i in sorted({i for group in groups for i in group})]
+    with tempfile.TemporaryDirectory(prefix="rayproc-finalize-") as folder:
+        uris = [storage.ObjectUri.parse(item_location(root, key)) for key in keys]
+        for key, data in zip(keys, storage.fetch_many(uris), strict=True):
+            if isinstance(data, storage.ObjectError):
+                continue  # a candidate that cannot be read is left unconfirmed, as a vanished file is
+            target = os.path.join(folder, key.lstrip("/"))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as fh:
+                fh.write(data)
+        yield folder

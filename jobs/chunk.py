@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
+from jobs import storage
 from jobs.catalog import build_pipeline, load_plugins
-from jobs.sources import items_within
+from jobs.sources import item_location, items_within
 from jobs.status import ErrorType, TaskFailure
 from operators.base import Item, OperatorError
 from operators.pipeline import ERROR_CODE, ERROR_MSG, FAILED, ITEM, STATUS, Pipeline
@@ -90,9 +91,9 @@ def run_chunk(job: ChunkJob, items: Sequence[str | dict]) -> list[dict]:
     unlisted = {raw["key"]: (raw.get("error_code", BAD_MANIFEST_LINE), raw["error"])
                 for raw in items if isinstance(raw, dict) and "error" in raw}
     listed = [(raw, key) for raw, key in zip(items, keys, strict=True) if key not in unlisted]
-    within = items_within(Path(job.root), [key for _, key in listed], job.allowed_roots)
+    within = items_within(job.root, [key for _, key in listed], job.allowed_roots)
     inside = [raw for (raw, _), ok in zip(listed, within, strict=True) if ok]
-    by_item = {r[ITEM]: r for r in pipeline.process_items(job.root, inside, job.output_dir)} if inside else {}
+    by_item = _process(pipeline, job, inside) if inside else {}
     out = []
     for key in keys:
         if key in by_item:
@@ -109,7 +110,10 @@ def run_chunk(job: ChunkJob, items: Sequence[str | dict]) -> list[dict]:
 
 def _check_source(root: str, records: Sequence[dict]) -> None:
     """Raise :class:`SourceUnavailable` if the chunk's failures are the source's, not the items': files not
-    found while the source folder itself is gone, or more than half the chunk's files not found."""
+    found while the source folder itself is gone, or more than half the chunk's files not found. (A bucket
+    source's missing objects are the items' own failures, ``object_not_found``: not judged here.)"""
+    if storage.is_object_uri(root):
+        return
     missing = [r for r in records if r.get(STATUS) == FAILED and r.get(ERROR_CODE) not in _ENTRY_FAILURES
                and not os.path.lexists(os.path.join(root, str(r[ITEM])))]
     if missing and (not os.path.isdir(root) or 2 * len(missing) > len(records)):
@@ -117,6 +121,46 @@ def _check_source(root: str, records: Sequence[dict]) -> None:
             f"the source went away while the task ran ({len(missing)} of {len(records)} items of a chunk were "
             f"not found{'; its folder is gone' if not os.path.isdir(root) else ''}): restore {root!r} and "
             "resume the task to process the rest")
+
+
+def _process(pipeline: Pipeline, job: ChunkJob, items: Sequence[str | dict]) -> dict[str, dict]:
+    """Records by item key: files are read where they are, objects through :func:`_process_objects`."""
+    remote = [storage.is_object_uri(item_location(job.root, Item.of(raw).key)) for raw in items]
+    objects = [raw for raw, r in zip(items, remote, strict=True) if r]
+    files = [raw for raw, r in zip(items, remote, strict=True) if not r]
+    out = {r[ITEM]: r for r in pipeline.process_items(job.root, files, job.output_dir)} if files else {}
+    if objects:
+        out.update(_process_objects(pipeline, job, objects))
+    return out
+
+
+def _process_objects(pipeline: Pipeline, job: ChunkJob, items: Sequence[str | dict]) -> dict[str, dict]:
+    """Objects are fetched for this chunk only (bounded concurrency, retries) into a private folder that
+    is removed with the chunk, since the operators decode files; the dataset itself is never staged. An
+    object that cannot be fetched fails its own item with the store's reason."""
+    keys = [Item.of(raw).key for raw in items]
+    uris = [storage.ObjectUri.parse(item_location(job.root, key)) for key in keys]
+    fetched = storage.fetch_many(uris)
+    out: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="rayproc-chunk-") as folder:
+        staged, original = [], {}
+        for raw, key, uri, data in zip(items, keys, uris, fetched, strict=True):
+            if isinstance(data, storage.ObjectError):
+                out[key] = {ITEM: key, STATUS: FAILED, ERROR_CODE: data.code, ERROR_MSG: data.message}
+                continue
+            # Relative keys keep their names (augmented files are named after them); an absolute URI
+            # is staged as bucket/key, as an absolute path's item is named after the path.
+            name = f"{uri.bucket}/{uri.key}" if storage.is_object_uri(key) else key
+            target = os.path.join(folder, name)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as fh:
+                fh.write(data)
+            original[name] = key
+            staged.append({**raw, "key": name} if isinstance(raw, dict) else name)
+        for record in pipeline.process_items(folder, staged, job.output_dir) if staged else []:
+            key = original[record[ITEM]]
+            out[key] = {**record, ITEM: key}
+    return out
 
 
 def process_chunk(plugins: Sequence[str], specs: Sequence[dict], root: str, items: Sequence[str | dict],

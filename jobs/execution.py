@@ -22,7 +22,8 @@ from jobs.chunk import ChunkJob, chunk_cpus
 from jobs.layout import RunLayout
 from jobs.run_state import Progress, RunState
 from jobs.scheduler import RayExecutor, Scheduler, StartGate
-from jobs.sources import PathNotAllowed, list_items, resolve_within
+from jobs.sources import PathNotAllowed, list_items, resolve_location, resolve_within
+from jobs.storage import ObjectError
 from jobs.status import ErrorType, TaskFailure, TaskStatus
 from jobs.store import Store, TaskRecord
 from operators.pipeline import Pipeline
@@ -48,15 +49,17 @@ def execute(ctx: RunContext) -> TaskStatus:
     task = ctx.task
     specs, pipeline = _pipeline(ctx)
     try:
-        source = resolve_within(task.input_root, ctx.allowed_roots)
+        source = resolve_location(task.input_root, ctx.allowed_roots)
         output_dir = resolve_within(task.output_dir, ctx.allowed_roots, must_exist=False)
     except PathNotAllowed as exc:
         raise TaskFailure(ErrorType.PATH_NOT_ALLOWED, str(exc)) from exc
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ObjectError) as exc:
         raise TaskFailure(ErrorType.INPUT_NOT_FOUND, str(exc)) from exc
     try:
         state = RunState(RunLayout(output_dir), int(task.execution.get("chunk_size", 32)))
         manifest = state.load_or_create_manifest(lambda: list_items(source))
+    except ObjectError as exc:
+        raise TaskFailure(ErrorType.INPUT_NOT_FOUND, f"cannot list {task.input_root!r}: {exc}") from exc
     except OSError as exc:
         raise TaskFailure(ErrorType.OUTPUT_ERROR, f"cannot write to the output path: {exc}") from exc
     if not manifest.items:

@@ -20,8 +20,9 @@ import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from jobs import storage
 from jobs.datasets import CheckedItem, Datasets
-from jobs.sources import PathNotAllowed, list_images, resolve_within
+from jobs.sources import PathNotAllowed, list_images, list_object_images, resolve_location, resolve_within
 
 log = logging.getLogger("rayproc.importer")
 
@@ -86,6 +87,9 @@ def check_item(raw: dict, roots: Sequence[str], preannotate: Sequence[str] = ())
     if image is not None:
         if not isinstance(image, str) or not image:
             raise ValueError("'image' must be a path")
+        if storage.is_object_uri(image):
+            image_path, digest = _check_object(image, roots)
+            return CheckedItem(data, image_path, digest, annotations, predictions)
         try:
             resolved = resolve_within(image, roots)
         except PathNotAllowed as exc:
@@ -97,6 +101,18 @@ def check_item(raw: dict, roots: Sequence[str], preannotate: Sequence[str] = ())
         image_path = str(resolved)
         digest = _file_digest(resolved)
     return CheckedItem(data, image_path, digest, annotations, predictions)
+
+
+def _check_object(image: str, roots: Sequence[str]) -> tuple[str, str]:
+    """An image in a bucket: its normalised URI and content digest. Raises ValueError with the reason."""
+    try:
+        uri = storage.uri_within(image, roots)
+        data = storage.read_bytes(uri)
+    except ValueError as exc:
+        raise ValueError(f"image: {exc}") from None
+    except storage.ObjectError as exc:
+        raise ValueError(f"image: {exc.code}: {exc.message}: {image!r}") from None
+    return str(uri), hashlib.sha256(data).hexdigest()
 
 
 def _payload(path: Path, roots: Sequence[str]) -> Iterator[dict]:
@@ -115,6 +131,9 @@ def _payload(path: Path, roots: Sequence[str]) -> Iterator[dict]:
 
 
 def _folder_items(spec: dict, roots: Sequence[str]) -> Iterator[dict]:
+    if storage.is_object_uri(spec["__folder__"]):
+        yield from _prefix_items(spec, roots)
+        return
     folder = resolve_within(spec["__folder__"], roots)
     if spec.get("recursive", True):
         root, names = list_images(folder)
@@ -125,6 +144,20 @@ def _folder_items(spec: dict, roots: Sequence[str]) -> Iterator[dict]:
     for name in names:
         item = {"image": str(Path(root, name))}
         extra = sheet.get(Path(name).name) or sheet.get(name)
+        if extra:
+            item.update({k: v for k, v in extra.items() if k != "file_name" and v not in (None, "")})
+        yield item
+
+
+def _prefix_items(spec: dict, roots: Sequence[str]) -> Iterator[dict]:
+    """The images under a bucket prefix (checked against the roots again here), as absolute URIs."""
+    base = storage.ObjectUri.parse(resolve_location(spec["__folder__"], roots, must_exist=False))
+    sheet = _read_sheet(spec.get("metadata_sheet"), roots)
+    for name in list_object_images(base):
+        if not spec.get("recursive", True) and "/" in name:
+            continue
+        item = {"image": str(base.join(name))}
+        extra = sheet.get(name.rsplit("/", 1)[-1]) or sheet.get(name)
         if extra:
             item.update({k: v for k, v in extra.items() if k != "file_name" and v not in (None, "")})
         yield item

@@ -173,6 +173,9 @@ class DataCleaning(Operator):
             raise OperatorError("copying kept items needs the input and output folders")
         for item in (table.value(ITEM, i) for i in kept.tolist()):
             source = os.path.join(table.root, item)
+            if "://" in source:  # an object in a bucket: there is no file to copy here
+                raise OperatorError(f"output: copy needs the kept items as files; {source!r} is an object in a "
+                                    "bucket, which this release cannot copy (use output: reference)")
             target = os.path.join(table.output_dir, KEPT_DIR, item.lstrip("/"))
             os.makedirs(os.path.dirname(target), exist_ok=True)
             shutil.copy2(source, target)

@@ -13,7 +13,8 @@ from pathlib import Path
 from jobs import launcher as L
 from jobs.datasets import ACTIVE_IMPORT, DEFAULT_DATASET, Datasets, ImportNotFound, ImportNotStaged
 from jobs.sources import PathNotAllowed as _PathNotAllowed
-from jobs.sources import resolve_within
+from jobs.sources import resolve_location, resolve_within
+from jobs.storage import ObjectError, is_object_uri
 from jobs.store import now_ms
 from serve_app import errors as E
 from serve_app.ray_errors import ray_errors, ray_reason
@@ -114,16 +115,19 @@ class ImportService:
                                    "metadata_sheet")
         folder = body.get("folder")
         if not isinstance(folder, str):
-            raise E.InvalidRequest("folder: give a server-side folder path")
+            raise E.InvalidRequest("folder: give a server-side folder path or an s3:// prefix")
         try:
-            path = resolve_within(folder, self.settings.allowed_roots)
+            location = resolve_location(folder, self.settings.allowed_roots)
         except _PathNotAllowed as exc:
             raise E.PathNotAllowed(f"folder: {exc}") from None
         except FileNotFoundError:
             raise E.InvalidParameter(f"folder: does not exist: {folder!r}") from None
-        if not path.is_dir():
+        except ObjectError as exc:
+            raise E.InvalidParameter(f"folder: cannot read {folder!r}: {exc.message}") from None
+        # A bucket prefix is a folder by definition; a server path must be one.
+        if not is_object_uri(location) and not Path(location).is_dir():
             raise E.InvalidParameter(f"folder: not a folder: {folder!r}")
-        spec = {"__folder__": str(path), "recursive": bool(body.get("recursive", True))}
+        spec = {"__folder__": location, "recursive": bool(body.get("recursive", True))}
         sheet = body.get("metadata_sheet")
         if sheet is not None:
             if not isinstance(sheet, str) or Path(sheet).suffix.lower() != ".csv":

@@ -17,7 +17,8 @@ from jobs.catalog import CatalogError, parse_task_type, resolve_operators
 from jobs.chain import chain_source
 from jobs.layout import RunLayout
 from jobs.sources import PathNotAllowed as _PathNotAllowed
-from jobs.sources import resolve_within
+from jobs.sources import resolve_location, resolve_within
+from jobs.storage import ObjectError, is_object_uri
 from jobs.status import TaskStatus
 from jobs.store import ListQuery, Store, TaskRecord
 from operators.registry import OperatorRegistry
@@ -94,6 +95,10 @@ class TaskService:
                 version_name = version["name"]
         else:
             input_root = self._input_root(project_id, src.type, src.source)
+        if is_object_uri(str(input_root)) and any(
+                s.id == "data_cleaning" and (s.params or {}).get("output") == "copy" for s in specs):
+            raise E.InvalidParameter("template.operator_params: data_cleaning's output: copy cannot copy objects "
+                                     "from a bucket in this release; use output: reference")
         task_id = new_task_id()
         output_dir = self._output_dir(body, task_id)
         template = {**body.template.model_dump(exclude_none=True), "operator_params": [s.to_json() for s in specs]}
@@ -117,14 +122,16 @@ class TaskService:
         self.dispatcher.wake()
         return self._get(project_id, task_id)
 
-    def _input_root(self, project_id: str, source_type: str, source: str) -> Path:
+    def _input_root(self, project_id: str, source_type: str, source: str) -> Path | str:
         if source_type == "OBS":
             try:
-                return resolve_within(source, self.settings.allowed_roots)
+                return resolve_location(source, self.settings.allowed_roots)
             except _PathNotAllowed as exc:
                 raise E.PathNotAllowed(f"data_source.source: {exc}") from None
             except FileNotFoundError:
                 raise E.InvalidParameter(f"data_source.source: path does not exist: {source!r}") from None
+            except ObjectError as exc:
+                raise E.InvalidParameter(f"data_source.source: cannot read {source!r}: {exc.message}") from None
         if source_type == "TASK":
             E.validate_resource_id(source, "source task")
             upstream = self.store.get_task(source, project_id)
@@ -193,6 +200,9 @@ class TaskService:
             raise E.InvalidState(f"task {task_id} is {rec.status.label}; a report needs a completed task")
         if rec.task_type != "sys_data_analyse":
             raise E.InvalidState(f"task {task_id} is {rec.task_type}; reports are for sys_data_analyse tasks")
+        if is_object_uri(rec.input_root):
+            raise E.InvalidState(f"task {task_id} read its images from a bucket; this release draws reports only "
+                                 "for server-side sources (its results are in the task's detail and output files)")
         return report.render(task_view(rec), RunLayout(rec.output_dir).input_root(rec.input_root))
 
     def logs(self, project_id: str, task_id: str, run: int | None) -> str:

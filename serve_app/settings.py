@@ -9,6 +9,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from jobs.storage import is_object_uri, normalise
+
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -26,8 +28,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     allowed_roots: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated folders that sources and work paths must lie under. "
-                    "Default: the data directory and the directory the service was started from.")
+        description="Comma-separated folders, and s3://bucket[/prefix] (or obs://) locations, that sources "
+                    "and work paths must lie under. Default: the data directory and the directory the service "
+                    "was started from.")
     operator_plugins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated modules that register extra operators.")
     auth_enabled: bool = Field(True, description="Require API tokens. False is a development mode, "
@@ -101,7 +104,7 @@ class Settings(BaseSettings):
         """Absolute paths and default roots filled in, ready to hand to another process."""
         data_dir = self.data_dir.expanduser().resolve()
         roots = self.allowed_roots or [str(data_dir), os.getcwd()]
-        roots = [str(Path(r).expanduser().resolve()) for r in roots]
+        roots = [normalise(r) if is_object_uri(r) else str(Path(r).expanduser().resolve()) for r in roots]
         if not any(data_dir == Path(r) or Path(r) in data_dir.parents for r in roots):
             roots.append(str(data_dir))  # the service writes work paths and source manifests there
         return self.model_copy(update={"data_dir": data_dir, "allowed_roots": roots})

@@ -10,9 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import s3
 from tests.support.cluster import free_port, start_cluster
 
 PLUGINS = ["tests.support.probe_operators"]
+#: The S3-compatible test server's port, in the AWS variables before any Ray process starts, so job drivers
+#: and workers inherit the same configuration as the service.
+S3_PORT = free_port()
+s3.configure_env(S3_PORT)
 #: Projects the tests use; they exist before the first request.
 PROJECTS = ("p1", "meta-project", "owner", "intruder", "listing", "imports")
 
@@ -74,7 +79,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     settings = Settings(
         data_dir=data_dir, host="127.0.0.1", port=free_port(), ray_address=cluster.address,
         dashboard_url=dashboard_url,
-        allowed_roots=[str(root)], operator_plugins=PLUGINS, default_chunk_size=8,
+        allowed_roots=[str(root), f"s3://{s3.BUCKET}"], operator_plugins=PLUGINS, default_chunk_size=8,
         stop_grace_seconds=30, reconcile_interval_seconds=0.5, max_import_bytes=2_000_000,
         dispatch_interval_seconds=0.2, retry_backoff_seconds=0.2,
         ray_call_timeout_seconds=4,
@@ -94,6 +99,16 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         client.close()
         deployment.stop()
         cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """moto's S3-compatible server on loopback, with the allowed bucket and one outside it."""
+    with s3.moto_server(S3_PORT) as url:
+        client = s3.s3_client()
+        for bucket in (s3.BUCKET, s3.OUTSIDE_BUCKET):
+            client.create_bucket(Bucket=bucket)
+        yield url
 
 
 @pytest.fixture
