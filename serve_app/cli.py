@@ -43,6 +43,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address
             f"refusing to bind {settings.host} without authentication: the no-auth development mode "
             "only listens on loopback addresses (127.0.0.1, ::1)")
     from serve_app import deployment
+    from serve_app.private_files import FilesNotPrivate
 
     done = threading.Event()
 
@@ -55,7 +56,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address
     click.echo("starting Ray and the rayproc service ...", err=True)
     try:
         running = deployment.start(settings)
-    except deployment.LocalHeadConflict as exc:
+    except (deployment.LocalHeadConflict, FilesNotPrivate) as exc:
         raise click.ClickException(str(exc)) from None
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
