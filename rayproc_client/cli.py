@@ -24,7 +24,7 @@ from typing import Any
 
 import click
 
-from rayproc_client.errors import ClientError, TaskFailedError, TaskTimeoutError
+from rayproc_client.errors import ClientError, NotFound, TaskFailedError, TaskTimeoutError
 from rayproc_contract.status import TaskStatus
 
 EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED, EXIT_TIMEOUT, EXIT_SERVICE = 1, 2, 3, 4, 5
@@ -39,8 +39,21 @@ def _client(ctx: click.Context):
     return Client(ctx.obj.get("url"), ctx.obj.get("token"))
 
 
+_PROJECT_SOURCES = {
+    click.core.ParameterSource.DEFAULT: "the default; pick one with --project or RAYPROC_PROJECT",
+    click.core.ParameterSource.ENVIRONMENT: "from RAYPROC_PROJECT",
+    click.core.ParameterSource.COMMANDLINE: "from --project",
+}
+
+
 def _fail(exc: ClientError) -> None:
     click.echo(f"error: {exc}", err=True)
+    if isinstance(exc, NotFound):  # most often a project the caller does not mean, or cannot see
+        ctx = click.get_current_context(silent=True)
+        project = ctx.params.get("project") if ctx else None
+        if project is not None:
+            source = _PROJECT_SOURCES.get(ctx.get_parameter_source("project"), "")
+            click.echo(f"(project used: {project!r}, {source})", err=True)
     sys.exit(EXIT_SERVICE)
 
 
@@ -92,20 +105,29 @@ def _watch(task, as_json: bool, timeout: float) -> int:
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
+    from rich.table import Column
 
     deadline = time.monotonic() + timeout
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("failed {task.fields[failed]}"), TextColumn("{task.fields[rate]:.1f} items/s"),
-               TimeElapsedColumn(), TimeRemainingColumn()]
+    # Status first, the task's name last (a long name is what gets cut on a narrow terminal); both plain text,
+    # never Rich markup, which would swallow "[running]" and could be injected through a name.
+    def whole() -> Column:  # figures are never cut; the bar and the name give way on a narrow terminal
+        return Column(no_wrap=True)
+
+    columns = [TextColumn("[{task.fields[status]}]", markup=False, table_column=whole()), BarColumn(bar_width=20),
+               MofNCompleteColumn(table_column=whole()), TextColumn("failed {task.fields[failed]}", table_column=whole()),
+               TextColumn("{task.fields[rate]:.1f} items/s", table_column=whole()),
+               TimeElapsedColumn(table_column=whole()), TimeRemainingColumn(table_column=whole()),
+               TextColumn("{task.description}", markup=False,
+                          table_column=Column(max_width=24, no_wrap=True, overflow="ellipsis"))]
     start = time.monotonic()
     with Progress(*columns, disable=as_json, transient=False) as progress:
-        bar = progress.add_task(task.name, total=None, failed=0, rate=0.0)
+        bar = progress.add_task(task.name, total=None, failed=0, rate=0.0, status=task.status_name)
         while True:
             d = _task_dict(task)
             done = d.get("processed_count", 0) + d.get("failed_count", 0)
             elapsed = max(time.monotonic() - start, 1e-9)
             progress.update(bar, total=d.get("total_count"), completed=done, failed=d.get("failed_count", 0),
-                            rate=done / elapsed, description=f"{d['name']} [{task.status_name}]")
+                            rate=done / elapsed, status=task.status_name)
             if d["status"] in _ENDED:
                 break
             if time.monotonic() > deadline:

@@ -52,6 +52,7 @@ def test_human_progress_and_exit_codes(run, service: Service, folder: Path, tmp_
     make_many(folder, 6)
     code, out = run("submit", "sys_data_analyse", str(folder), "--wait")
     assert code == 0 and "items/s" in out and "completed" in out
+    assert "[completed]" in out  # the progress line's status, printed as text rather than taken for markup
     empty = folder / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("no images")
@@ -65,6 +66,8 @@ def test_human_progress_and_exit_codes(run, service: Service, folder: Path, tmp_
     assert code == 5 and "outside the allowed roots" in out
     code, out = run("stop", "job 1")
     assert code == 5 and "Invalid task ID format" in out
+    code, out = run("list", "--project", "no-such-project")
+    assert code == 5 and "not found" in out and "project used: 'no-such-project', from --project" in out
 
 
 def test_stop_then_resume(run, service: Service, folder: Path, tmp_path: Path) -> None:
