@@ -228,17 +228,18 @@ def tokens_revoke(token_id: str, data_dir: Path | None) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def sample_images(folder: Path, count: int, seed: int) -> None:
     """Write COUNT small synthetic PNGs (noise at random levels, so some dark; every fifth blurred) to FOLDER to
-    try rayproc on."""
+    try rayproc on. The blurred ones are of middle brightness, so that each is blurry and nothing else."""
     import numpy as np
     from PIL import Image, ImageFilter
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for i in range(count):
-        level = int(rng.integers(20, 236))
+        blurred = i % 5 == 1
+        level = int(rng.integers(60, 200)) if blurred else int(rng.integers(20, 236))
         arr = np.clip(rng.normal(level, 40, (96, 128, 3)), 0, 255).astype(np.uint8)
         img = Image.fromarray(arr, "RGB")
-        if i % 5 == 1:
+        if blurred:
             img = img.filter(ImageFilter.GaussianBlur(4))
         img.save(folder / f"sample_{i:06d}.png")
     click.echo(f"wrote {count} images to {folder.resolve()}")
