@@ -25,16 +25,17 @@ class AtomicFile:
 
     def __init__(self, path: Location) -> None:
         self.path = path
-        if isinstance(path, ObjectPath):
-            fd, tmp = tempfile.mkstemp(prefix="rayproc-upload-", suffix=f"-{path.name}")
-            os.close(fd)
-            self._tmp = Path(tmp)
-        else:
-            self._tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self._tmp: Path | None = None
         self._fh: TextIO | None = None
 
     def __enter__(self) -> TextIO:
-        self._fh = open(self._tmp, "w", encoding="utf-8")
+        if isinstance(self.path, ObjectPath):  # put together on local disk, then sent as one object
+            fd, tmp = tempfile.mkstemp(prefix="rayproc-upload-", suffix=f"-{self.path.name}")
+            self._tmp = Path(tmp)
+            self._fh = os.fdopen(fd, "w", encoding="utf-8")
+        else:
+            self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            self._fh = open(self._tmp, "w", encoding="utf-8")
         return self._fh
 
     def __exit__(self, exc_type, exc, tb) -> None:
