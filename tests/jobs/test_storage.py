@@ -296,3 +296,29 @@ def test_work_path_in_a_missing_bucket_fails_the_run_as_an_output_error(prefix: 
                      [str(tmp_path), f"s3://{s3.BUCKET}", "s3://rayproc-no-such-bucket"])
     assert (code, rec.status, rec.error_type) == (1, TaskStatus.FAILED, "output_error")
     assert "does not exist" in rec.error_msg
+
+
+def test_an_ended_runs_log_is_kept_in_a_bucket_work_path_and_read_back(s3_server: str, tmp_path: Path,
+                                                                        request: pytest.FixtureRequest) -> None:
+    from jobs.launcher import JobLauncher
+    from serve_app.job_records import JobRecords, kept_log
+    from tests.serve_app.test_job_records import HOUR_MS, NOW, _job, _Jobs
+
+    out = _bucket_path(request, "t1")
+    store = Store(tmp_path / "db.sqlite")
+    store.insert_task({
+        "task_id": "t1", "project_id": "p", "workspace_id": "0", "name": "n", "description": "",
+        "task_type": "sys_data_analyse", "source_type": "OBS", "source": str(tmp_path), "version_id": None,
+        "version_name": None, "data_source": None, "inputs": [], "template": {"id": "sys_data_analyse"},
+        "work_path": {}, "input_root": str(tmp_path), "output_dir": str(out), "execution": {"chunk_size": 8},
+        "current_run": "t1-r1",
+    })
+    _Jobs.jobs = [_job("t1-r1", "t1", "SUCCEEDED", NOW - 2 * HOUR_MS), _job("t1-r2", "t1", "RUNNING", None)]
+    _Jobs.logs, _Jobs.deleted, _Jobs.asked = {"t1-r1": "the run's log\n"}, [], []
+    records = JobRecords(store, JobLauncher("http://ray", client_factory=_Jobs), retention_seconds=3600,
+                         clock=lambda: NOW)
+    assert records.tidy() == (1, 1)
+    assert (out / ".rayproc" / "runs" / "t1-r1.log").read_text() == "the run's log\n"
+    assert kept_log(str(out), "t1-r1") == "the run's log\n"
+    assert kept_log(str(out), "t1-r2") is None
+    assert records.tidy() == (0, 1) and _Jobs.asked == ["t1-r1"]  # kept once: the object is found the next time
