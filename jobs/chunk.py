@@ -4,9 +4,9 @@ The unit is pure: it reads the items' files and, for operators that make them
 (augmentation), writes per-item files under the output path; it returns records
 and commits nothing. When the output path is a bucket prefix, those files are
 written to a private folder and uploaded (each one whole object) before the
-chunk returns, so they exist before its part is committed. Operators are built once per worker (a small cache keyed on
-the plugins and operator specs), not once per chunk: a Ray worker runs many
-chunks of the same run one after another.
+chunk returns, so they exist before its part is committed. Operators are built
+once per worker (a small cache keyed on the plugins and operator specs), not
+once per chunk: a Ray worker runs many chunks of the same run one after another.
 
 An operator that cannot process a batch fails the task with ``operator_error``,
 whichever path ran the chunk; :func:`chunk_failure` is the one place that says so.

@@ -16,8 +16,8 @@ from jobs import launcher as L
 from jobs.catalog import CatalogError, parse_task_type, resolve_operators
 from jobs.chain import chain_source
 from jobs.layout import RunLayout
-from jobs.sources import PathNotAllowed as _PathNotAllowed
 from jobs.locations import Location, ObjectPath, check_writable
+from jobs.sources import PathNotAllowed as _PathNotAllowed
 from jobs.sources import resolve_location
 from jobs.storage import ObjectError, is_object_uri
 from jobs.status import TaskStatus
