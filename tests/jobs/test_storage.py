@@ -322,3 +322,27 @@ def test_an_ended_runs_log_is_kept_in_a_bucket_work_path_and_read_back(s3_server
     assert kept_log(str(out), "t1-r1") == "the run's log\n"
     assert kept_log(str(out), "t1-r2") is None
     assert records.tidy() == (0, 1) and _Jobs.asked == ["t1-r1"]  # kept once: the object is found the next time
+
+
+def test_a_task_whose_outputs_are_in_a_bucket_is_the_source_of_the_next(prefix: tuple[str, Path], tmp_path: Path,
+                                                                          request: pytest.FixtureRequest) -> None:
+    from types import SimpleNamespace
+
+    from jobs.chain import chain_source
+    from operators.registry import default_registry
+
+    uri, _ = prefix
+    template = {"id": "sys_data_augmentation", "operator_params": [
+        {"id": "data_augmentation", "params": {"copies": 1, "steps": [{"name": "hflip", "probability": 1}]}}]}
+    out = _bucket_path(request, "t1")
+    code, rec = _run(tmp_path, uri, str(out), template, [str(tmp_path), f"s3://{s3.BUCKET}"])
+    assert (code, rec.status) == (0, TaskStatus.COMPLETED), rec.error_msg
+    upstream = SimpleNamespace(task_id="t1", output_dir=str(out), input_root=uri, template=rec.template)
+    source = chain_source(upstream, tmp_path / "sources", default_registry())
+    root, items = list_items(source)
+    images = sorted(item["key"] if isinstance(item, dict) else item for item in items)
+    assert images == [f"{out}/augmented/{stem}__aug0.png" for stem in ("blurry", "bright", "dark", "sharp",
+                                                                         "sub/noise")]
+    # The next task reads those objects from the bucket, as any other source's.
+    records = process_chunk([], ANALYSE, str(root), images, [f"s3://{s3.BUCKET}"])
+    assert [r[STATUS] for r in records] == [OK] * 5
