@@ -19,9 +19,10 @@ API, from disk, or attached to a ticket. Every name and label in it is user data
 ``html.escape``. It stays bounded for huge datasets: output files are streamed once, examples are
 capped, there is no per-image row. The charts are also written under ``<output>/report/``.
 
-Links to output files are relative (``files/<name>``): from the API's report URL they reach the
-``/processor-tasks/{id}/files/{name}`` route; ``rayproc report --files`` saves the files next to the
-page, under ``files/``, so the same links work offline.
+Links to output files are relative (``files/<name>``): from the API's report URL
+(``.../processor-tasks/{id}/report``) they resolve to the authenticated
+``.../processor-tasks/{id}/files/{name}`` route, which serves only the files the task's
+``result.outputs`` lists. ``rayproc report`` rewrites them to that route's absolute URL in the copy it saves.
 """
 
 from __future__ import annotations

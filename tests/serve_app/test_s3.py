@@ -119,8 +119,4 @@ def test_what_this_release_cannot_do_with_a_bucket_is_a_clear_400(service: Servi
                      "operator_params": [{"id": "data_cleaning", "params": {"output": "copy"}}]}})
     assert r.status_code == 400 and r.json()["error_code"] == "invalid_parameter", r.text
     assert "output: copy" in r.json()["error_msg"]
-    # A report over a bucket source: a 400 naming why, not a 500.
-    task = service.wait_status(service.create(bucket_prefix, template=ANALYSE), 2, allowed={0, 1})
-    r = service.client.get(f"{service.tasks()}/{task['task_id']}/report")
-    assert r.status_code == 400 and r.json()["error_code"] == "invalid_state", r.text
-    assert "bucket" in r.json()["error_msg"]
+    # (A report over a bucket source is drawn, its thumbnails read from the bucket: tests/serve_app/test_report.py.)
