@@ -188,7 +188,7 @@ def _meta(task: dict, operators: list[tuple[str, dict]]) -> str:
     params = "".join(f"<h3>{esc(name)}</h3><pre>{esc(json.dumps(p, indent=1, sort_keys=True))}</pre>"
                      for name, p in operators)
     return (f"<table id='meta'>{''.join(f'<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>' for k, v in rows)}"
-            f"</table><details open><summary>Parameters in force</summary>{params}</details>")
+            f"</table><details open id='params'><summary>Parameters in force</summary>{params}</details>")
 
 
 def _feature_section(result: dict, layout: RunLayout, outputs: dict) -> tuple[str, list[FeatureChart]]:
