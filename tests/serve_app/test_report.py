@@ -42,6 +42,8 @@ def direct_task(folder: Path, template: str, operator_params: list[dict], out: P
             (ok if record["status"] == "ok" else failed).write(json.dumps(record, default=str) + "\n")
     for file_name, rows in files.items():
         (out / file_name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result["failed_items"] = [{k: r[k] for k in ("item", "error_code", "error_msg")} for r in records
+                              if r["status"] != "ok"]
     result["outputs"] = {"features": "features.jsonl", "failures": "failures.jsonl",
                          **{n.rsplit(".", 1)[0]: n for n in files}}
     return {"task_id": "t-1", "name": name, "template": {"id": template, "operator_params": operator_params},
