@@ -65,7 +65,9 @@ def thumbnails(root: str, keys: Iterable[str]) -> dict[str, str | None]:
         fetched = storage.fetch_many([u for _, u in uris])
         for (i, _), got in zip(uris, fetched, strict=True):
             data[i] = None if isinstance(got, storage.ObjectError) else got
+    base = os.path.normpath(str(root)) + os.sep
     for i, loc in enumerate(locations):
         if i not in data:
-            data[i] = _read_file(loc)
+            # Keys come from the task's own files; still, nothing outside the task's root is ever read.
+            data[i] = _read_file(loc) if os.path.normpath(loc).startswith(base) else None
     return {key: (thumbnail(data[i]) if data[i] else None) for i, key in enumerate(keys)}

@@ -381,3 +381,13 @@ def test_logs_of_a_run(service: Service, analysed: dict) -> None:
     r = service.client.get(f"{service.tasks()}/{analysed['task_id']}/logs")
     assert r.status_code == 200 and "finished: completed" in r.text
     assert service.client.get(f"{service.tasks()}/{analysed['task_id']}/logs?run=2").status_code == 404
+
+
+def test_thumbnails_read_nothing_outside_the_tasks_root(tmp_path: Path) -> None:
+    from serve_app.report.thumbs import thumbnails
+
+    images.save(images.noise(1), tmp_path / "outside.png")
+    images.save(images.noise(2), tmp_path / "root" / "inside.png")
+    got = thumbnails(str(tmp_path / "root"), ["inside.png", "../outside.png", "missing.png"])
+    assert got["inside.png"] is not None and decoded(got["inside.png"]).shape[1] == images.SIZE[0]
+    assert got["../outside.png"] is None and got["missing.png"] is None
