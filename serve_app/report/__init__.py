@@ -339,7 +339,7 @@ def _selection_section(result: dict, layout: RunLayout, outputs: dict) -> Parts:
         if len(rows) >= MAX_SELECTED_SHOWN:
             break
     if rows:
-        shown = f"the first {len(rows)}" if count > len(rows) else f"all {len(rows)}"
+        shown = f"The first {len(rows)}" if count > len(rows) else f"All {len(rows)}"
         parts.append(f"<p class='note'>{shown} of {count:,}, in the file's order, with why each was chosen:</p>"
                      "<div class='thumbs' id='selected'>")
         parts.extend(Thumb(str(r.get("item")), str(r.get("selection_reason", ""))) for r in rows)
