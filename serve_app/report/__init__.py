@@ -40,7 +40,15 @@ from operators.data_selection import SELECTED_FILE
 from operators.data_validation import FINDINGS_FILE
 from operators.base import TaskType
 from operators.image_issues import ISSUES_FILE
-from serve_app.report.charts import BAR, CHART_SIZE, FeatureChart, constant_sentence, feature_charts, fmt
+from serve_app.report.charts import (
+    BAR,
+    CHART_SIZE,
+    FeatureChart,
+    constant_sentence,
+    feature_charts,
+    fmt,
+    unit_of,
+)
 from serve_app.report.thumbs import THUMB, data_uri, thumbnails
 
 __all__ = ["BAR", "CHART_SIZE", "REPORT_DIR", "TEMPLATES", "WORST_PER_ISSUE", "render"]
@@ -211,11 +219,12 @@ def _feature_section(result: dict, layout: RunLayout, outputs: dict) -> tuple[st
     parts.append("</div>")
     stats_rows = []
     for chart in charts:
-        s = chart.stats
+        s, unit = chart.stats, unit_of(chart.name)
         if s.get("count"):
-            stats_rows.append((chart.name, *(fmt(s.get(k)) for k in ("min", "median", "mean", "max"))))
+            stats_rows.append((chart.name, *(fmt(s[k] * unit.scale, unit.unit) if isinstance(s.get(k), (int, float))
+                                             else "-" for k in ("min", "median", "mean", "max"))))
     if stats_rows:
-        parts.append("<details><summary>Summary statistics (stored units: bytes, px)</summary>"
+        parts.append("<details><summary>Summary statistics</summary>"
                      + _table(stats_rows, ("feature", "min", "median", "mean", "max")) + "</details>")
     grayscale = result.get("grayscale_count")
     if grayscale is not None:
