@@ -33,9 +33,10 @@ FLAGGED = 9
 # ----- helpers ----------------------------------------------------------------------------------------------
 
 
-def direct_task(folder: Path, template: str, operator_params: list[dict], out: Path, name: str = "t") -> dict:
+def direct_task(folder: Path, template: str, operator_params: list[dict], out: Path, name: str = "t",
+                source: Path | None = None) -> dict:
     """A task view as the service hands it to the report, for a template run in-process (no Ray)."""
-    result, files, records = run_direct(folder, template, operator_params, out)
+    result, files, records = run_direct(folder, template, operator_params, out, source=source)
     # What the assembly writes: the readable items' records, the failed ones, and the operators' files.
     with open(out / "features.jsonl", "w") as ok, open(out / "failures.jsonl", "w") as failed:
         for record in records:
@@ -388,3 +389,21 @@ def test_thumbnails_read_nothing_outside_the_tasks_root(tmp_path: Path) -> None:
     got = thumbnails(str(tmp_path / "root"), ["inside.png", "../outside.png", "missing.png"])
     assert got["inside.png"] is not None and decoded(got["inside.png"]).shape[1] == images.SIZE[0]
     assert got["../outside.png"] is None and got["missing.png"] is None
+
+
+def test_hostile_labels_in_a_validation_report_are_escaped(tmp_path: Path) -> None:
+    folder = tmp_path / "ds"
+    images.save(images.noise(1), folder / "a.png")
+    images.save(images.noise(2), folder / "b.png")
+    label = "<script>alert('x')</script>"
+    manifest = folder / "list.jsonl"
+    manifest.write_text("\n".join(json.dumps({"image": name, "label": lab})
+                                  for name, lab in (("a.png", label), ("b.png", "cat"))) + "\n")
+    task = direct_task(folder, "sys_data_validation", [{"id": "data_validation", "params": {
+        "allowed_labels": ["cat"]}}], tmp_path / "out", source=manifest)  # the manifest's labels reach the findings
+    page = report.render(task, folder)
+    doc = parse(page)
+    assert "1 of 2 items are valid (50.0%)" in doc.text["headline"]
+    figures = [f for f in doc.figures if f["section"].startswith("finding-")]
+    assert [f["item"] for f in figures] == ["a.png"] and figures[0]["src"] is not None
+    assert "<script" not in page and report.esc(label) in page
