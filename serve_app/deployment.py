@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ray import serve
 
+from serve_app import private_files
 from serve_app.accounts import Accounts
 from serve_app.assembly import build_job_records, build_service
 from serve_app.main import create_app
@@ -108,9 +109,14 @@ def start(settings: Settings) -> RunningService:
     import ray
 
     settings = settings.resolved()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=private_files.PRIVATE_DIR, parents=True, exist_ok=True)
+    private_files.protect_state(settings.data_dir, settings.db_path, [settings.initial_token_file])
+    private_files.create_private(settings.db_path)
     if not settings.ray_address:
         _check_local_head_ports()
+        # Ray writes a new cluster token with the process umask: inside a private folder from the start.
+        private_files.default_ray_dir().mkdir(mode=private_files.PRIVATE_DIR, exist_ok=True)
+    private_files.protect_ray_token()
     if settings.ray_address:
         ctx = ray.init(address=settings.ray_address, logging_level=logging.WARNING)
     else:
@@ -118,6 +124,7 @@ def start(settings: Settings) -> RunningService:
         ctx = ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1",
                        dashboard_port=settings.dashboard_port, logging_level=logging.WARNING)
         settings = settings.model_copy(update={"dashboard_url": f"http://{ctx.dashboard_url}"})
+    private_files.protect_ray_token()  # the token a new local head has just written
     if not settings.cluster_address:
         settings = settings.model_copy(update={"cluster_address": ctx.address_info["gcs_address"]})
     serve.start(http_options={"host": settings.host, "port": settings.port})
