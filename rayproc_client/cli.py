@@ -14,6 +14,7 @@ Human output by default, ``--json`` for scripts. Exit codes::
 from __future__ import annotations
 
 import base64
+import html
 import json
 import math
 import re
@@ -317,13 +318,18 @@ def import_(ctx, url, token, project, as_json, source, dataset, folder, wait) ->
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
               help="Folder to write report.html and the chart PNGs to.")
 def report(ctx, url, token, project, as_json, task_id, out) -> None:
-    """Write an analysis task's report (report.html) and its charts (PNG) to a local folder."""
+    """Write a completed task's report (report.html) and its charts (PNG) to a local folder.
+
+    Analysis, cleaning, validation and selection tasks have one. The page's links to the task's output files
+    are rewritten to the service's URL (fetching them needs the same token)."""
     _setup(ctx, url, token)
     try:
         with _client(ctx) as client:
             page = client.task_report(project, task_id)
+            files = f"{client.base_url.rstrip('/')}/v2/{project}/processor-tasks/{task_id}/files/"
     except ClientError as exc:
         _fail(exc)
+    page = page.replace("href='files/", f"href='{html.escape(files, quote=True)}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.html").write_text(page, encoding="utf-8")
     charts = []

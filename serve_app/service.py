@@ -202,14 +202,22 @@ class TaskService:
         rec = self.get(project_id, task_id)
         if rec.status != TaskStatus.COMPLETED:
             raise E.InvalidState(f"task {task_id} is {rec.status.label}; a report needs a completed task")
-        if rec.task_type != "sys_data_analyse":
-            raise E.InvalidState(f"task {task_id} is {rec.task_type}; reports are for sys_data_analyse tasks")
-        if is_object_uri(rec.input_root) or is_object_uri(rec.output_dir):
-            where = "read its images from" if is_object_uri(rec.input_root) else "wrote its outputs to"
-            raise E.InvalidState(f"task {task_id} {where} a bucket; this release draws reports only for "
-                                 "server-side sources and work paths (its results are in the task's detail and "
-                                 "output files)")
-        return report.render(task_view(rec), RunLayout(rec.output_dir).input_root(rec.input_root))
+        if rec.task_type not in report.TEMPLATES:
+            raise E.InvalidState(f"task {task_id} is {rec.task_type}; reports are drawn for "
+                                 f"{', '.join(report.TEMPLATES)} tasks")
+        if is_object_uri(rec.output_dir):
+            raise E.InvalidState(f"task {task_id} wrote its outputs to a bucket; this release draws reports only for "
+                                 "server-side work paths (its results are in the task's detail and output files)")
+        try:  # the params in force, defaults filled, as the run saw them
+            specs = resolve_operators(parse_task_type(rec.task_type), rec.template.get("operator_params") or [],
+                                      self.registry)
+            operators = [(s.id, s.params) for s in specs]
+        except CatalogError:
+            operators = None  # an operator no longer installed: show the params as they were given
+        # The manifest's root as written: a bucket root must not go through Path, which folds "s3://" to "s3:/".
+        manifest = RunLayout(rec.output_dir).read_manifest()
+        root = manifest["root"] if manifest is not None else rec.input_root
+        return report.render(task_view(rec), root, operators=operators)
 
     def logs(self, project_id: str, task_id: str, run: int | None) -> str:
         rec = self.get(project_id, task_id)

@@ -51,6 +51,9 @@ def test_submit_wait_show_list_logs_report(run, service: Service, folder: Path, 
     code, out = run("report", task_id, "--out", str(tmp_path / "r"))
     assert code == 0 and (tmp_path / "r" / "report.html").exists()
     assert (tmp_path / "r" / "brightness.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The saved page's links to the output files point at the service's files route.
+    saved = (tmp_path / "r" / "report.html").read_text()
+    assert f"href='{service.url}/v2/p1/processor-tasks/{task_id}/files/features.jsonl'" in saved
 
 
 def test_human_progress_and_exit_codes(run, service: Service, folder: Path, tmp_path: Path) -> None:

@@ -112,14 +112,6 @@ def test_import_from_a_bucket_prefix(service: Service, s3_server: str, tmp_path:
     assert r.status_code == 400 and r.json()["error_code"] == "path_not_allowed", r.text
 
 
-def test_a_report_over_a_bucket_is_a_clear_400(service: Service, bucket_prefix: str) -> None:
-    # A report over a bucket source: a 400 naming why, not a 500.
-    task = service.wait_status(service.create(bucket_prefix, template=ANALYSE), 2, allowed={0, 1})
-    r = service.client.get(f"{service.tasks()}/{task['task_id']}/report")
-    assert r.status_code == 400 and r.json()["error_code"] == "invalid_state", r.text
-    assert "bucket" in r.json()["error_msg"]
-
-
 # ----- work paths in a bucket ------------------------------------------------------------------
 
 
