@@ -28,7 +28,7 @@ log = logging.getLogger("rayproc")
 class RayprocApi:
     def __init__(self, settings: dict) -> None:
         self.service = build_service(Settings.model_validate(settings))
-        self.accounts = Accounts(self.service.settings.db_path)
+        self.accounts = Accounts(self.service.settings.database)
         self.service.reconciler.reconcile_all()  # settle runs that ended while the service was down
         self.service.reconciler.start()
         self.service.dispatcher.start()  # after the settling above, which queues retries of runs it failed
@@ -124,7 +124,7 @@ def start(settings: Settings) -> RunningService:
     serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)
     initial_token = None
     if settings.auth_enabled:
-        initial_token = Accounts(settings.db_path).ensure_initial_admin(settings.initial_token_file)
+        initial_token = Accounts(settings.database).ensure_initial_admin(settings.initial_token_file)
     url = f"http://{settings.host}:{settings.port}"
     dashboard = settings.dashboard_url if settings.ray_address else f"http://{ctx.dashboard_url}"
     return RunningService(url=url, docs_url=f"{url}/docs", dashboard_url=dashboard, settings=settings,
