@@ -294,6 +294,14 @@ def _conninfo(url: str) -> str:
     return url
 
 
+def close_pool(url: str) -> None:
+    """Close this process's pool for ``url``, if it has one."""
+    with _pools_lock:
+        pool = _pools.pop((os.getpid(), url), None)
+    if pool is not None:
+        pool.close()
+
+
 def close_pools() -> None:
     """Close this process's PostgreSQL pools (tests; a service that stops)."""
     with _pools_lock:
