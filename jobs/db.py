@@ -61,6 +61,16 @@ def is_database_url(target: str | Path) -> bool:
     return isinstance(target, str) and urllib.parse.urlsplit(target).scheme in _POSTGRES_SCHEMES
 
 
+def database_from(path: str | None, env_name: str | None) -> str:
+    """A driver's database from its arguments: the SQLite ``path``, or the URL in the variable ``env_name``."""
+    if env_name is None:
+        return str(path)
+    url = os.environ.get(env_name)
+    if not url:
+        raise SystemExit(f"the environment variable {env_name} (the database URL) is not set")
+    return url
+
+
 def redact(target: str | Path) -> str:
     """``target`` fit to show: a URL's password replaced by ``***``."""
     if not is_database_url(target):
