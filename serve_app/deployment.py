@@ -18,7 +18,13 @@ APP_NAME = "rayproc"
 log = logging.getLogger("rayproc")
 
 
-# One replica, pinned to the head node: the SQLite file and the job drivers live there.
+#: The response header naming the replica that answered (Serve's replica id): several replicas share one
+#: PostgreSQL database, and an operator (or a test) can tell which one served a request.
+REPLICA_HEADER = "X-Rayproc-Replica"
+
+
+# Replicas are pinned to the head node: the SQLite file lives there, and so do an import's payload files and the
+# dashboard the replicas reach at its local address. Several replicas (api_replicas, PostgreSQL only) share it.
 @serve.deployment(
     name="rayproc-api",
     num_replicas=1,
@@ -36,7 +42,16 @@ class RayprocApi:
         self.job_records.start()
 
     def __serve_build_asgi_app__(self):
-        return create_app(self.service, self.accounts)
+        app = create_app(self.service, self.accounts)
+        replica = serve.get_replica_context().replica_id.unique_id
+
+        @app.middleware("http")
+        async def name_the_replica(request, call_next):
+            response = await call_next(request)
+            response.headers[REPLICA_HEADER] = replica
+            return response
+
+        return app
 
     def __del__(self) -> None:
         self.service.reconciler.close()
@@ -49,8 +64,17 @@ def build_app(settings: Settings):
 
     Serve's default of 5 requests at once per replica would let a few calls waiting on a slow Ray hold
     back every read; the database reads need no Ray, so the replica takes many more."""
-    return RayprocApi.options(max_ongoing_requests=settings.max_ongoing_requests).bind(
-        settings.model_dump(mode="json"))
+    return RayprocApi.options(max_ongoing_requests=settings.max_ongoing_requests,
+                              num_replicas=settings.api_replicas).bind(_handed_over(settings))
+
+
+def _handed_over(settings: Settings) -> dict:
+    """``settings`` as the replicas receive them: JSON, with the database URL in the clear (a SecretStr dumps
+    as stars). Serve keeps the bound arguments in its controller; see docs/architecture.md."""
+    data = settings.model_dump(mode="json")
+    if settings.database_url is not None:
+        data["database_url"] = settings.database_url.get_secret_value()
+    return data
 
 
 @dataclass(frozen=True)
