@@ -41,12 +41,21 @@ class RayprocApi:
         self.job_records = build_job_records(self.service)
         self.job_records.start()
 
+    @serve.multiplexed(max_num_models_per_replica=256)
+    async def _keep(self, key: str) -> str:
+        return key
+
     def __serve_build_asgi_app__(self):
         app = create_app(self.service, self.accounts)
         replica = serve.get_replica_context().replica_id.unique_id
 
         @app.middleware("http")
         async def name_the_replica(request, call_next):
+            # A client that sends Serve's `serve_multiplexed_model_id` header keeps to the replica that first
+            # answered that value (Serve routes a "model" to the replica that holds it): sticky routing.
+            key = serve.get_multiplexed_model_id()
+            if key:
+                await self._keep(key)
             response = await call_next(request)
             response.headers[REPLICA_HEADER] = replica
             return response
