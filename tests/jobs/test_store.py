@@ -100,3 +100,18 @@ def test_project_scoping_and_versions(store: Store) -> None:
     count, rows = store.list_tasks("p", ListQuery(order="asc"))
     assert count == 2 and [r.task_id for r in rows] == ["a", "b"]
     assert [(r.version_count, r.is_current) for r in rows] == [(2, False), (2, True)]
+
+
+def test_an_unreachable_postgresql_is_storage_unavailable_without_its_password(monkeypatch) -> None:
+    from jobs import db
+    from tests.support.cluster import free_port
+
+    monkeypatch.setattr(db, "POOL_TIMEOUT_SECONDS", 1.0)
+    url = f"postgresql://rayproc:never-shown-pw@127.0.0.1:{free_port()}/rayproc"  # nothing listens there
+    try:
+        with pytest.raises(db.StorageUnavailable) as caught:
+            Store(url)
+        assert "never-shown-pw" not in str(caught.value) and "cannot be reached" in str(caught.value)
+        assert "never-shown-pw" not in db.redact(url) and db.redact(url).startswith("postgresql://rayproc:***@")
+    finally:
+        db.close_pool(url)
