@@ -20,6 +20,7 @@ import errno
 import functools
 import os
 import sqlite3
+import sys
 import threading
 import urllib.parse
 import zlib
@@ -27,9 +28,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
-
-import psycopg
-import psycopg.errors
 
 from jobs.migrations import SCHEMA_VERSION, VERSION_TABLE
 
@@ -44,8 +42,8 @@ class StorageFull(StorageUnavailable):
     """The data directory (or the PostgreSQL server's disk) is full."""
 
 
-#: What a unique or primary key refused, on either backend.
-IntegrityError = (sqlite3.IntegrityError, psycopg.IntegrityError)
+class IntegrityError(Exception):
+    """A unique or primary key refused the write, on either backend (raised as the connection is left)."""
 
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 _READ_ONLY_ERRNOS = {errno.EROFS}
@@ -93,7 +91,9 @@ def storage_error(exc: BaseException) -> StorageUnavailable | None:
         if "readonly database" in text or "unable to open database file" in text or "disk I/O error" in text:
             return StorageUnavailable(f"the service's database cannot be written ({text}); is the data "
                                       "directory read-only?")
-    if isinstance(exc, psycopg.Error):
+    # psycopg loads only with a PostgreSQL database (its libpq costs a SQLite driver's start): no module, no error.
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(exc, psycopg.Error):
         return _postgres_error(exc)
     if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
         return StorageFull("the service's data directory is full (no space left on the device)")
@@ -102,7 +102,10 @@ def storage_error(exc: BaseException) -> StorageUnavailable | None:
     return None
 
 
-def _postgres_error(exc: psycopg.Error) -> StorageUnavailable | None:
+def _postgres_error(exc: BaseException) -> StorageUnavailable | None:
+    import psycopg
+    import psycopg.errors
+
     if isinstance(exc, psycopg.errors.DiskFull):
         return StorageFull("the service's database server is out of disk space")
     if isinstance(exc, (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.InsufficientResources)):
@@ -154,6 +157,8 @@ class Database:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA busy_timeout=30000")
             yield conn
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
         except sqlite3.OperationalError as exc:
             raise (storage_error(exc) or exc) from exc
         finally:
@@ -273,7 +278,9 @@ class PgConnection:
 
     @property
     def in_transaction(self) -> bool:
-        return self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+        from psycopg.pq import TransactionStatus
+
+        return self.raw.info.transaction_status != TransactionStatus.IDLE
 
 
 _pools: dict[tuple[int, str], Any] = {}
@@ -323,11 +330,14 @@ def close_pools() -> None:
 
 @contextmanager
 def _pg_connection(url: str) -> Iterator[PgConnection]:
+    import psycopg
     from psycopg_pool import PoolTimeout
 
     try:
         with _pool(url).connection() as raw:
             yield PgConnection(raw)
+    except psycopg.IntegrityError as exc:
+        raise IntegrityError(str(exc)) from exc
     except PoolTimeout as exc:
         raise StorageUnavailable("the service's database server cannot be reached (no connection within "
                                  f"{POOL_TIMEOUT_SECONDS:g} s)") from exc
