@@ -42,11 +42,11 @@ def replicas(service: Service, postgres_server: PostgresServer, tmp_path: Path) 
         serve.delete(APP)
 
 
-def _wait_for(predicate, what: str, timeout: float = 120.0) -> None:
+def _wait_for(predicate, what: str, timeout: float = 300.0, seen=lambda: None) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what}; last seen {seen()}")
         time.sleep(0.2)
 
 
@@ -98,7 +98,8 @@ def test_a_task_created_through_one_replica_is_stopped_and_resumed_through_the_o
     r = replicas.post(f"/v2/p1/processor-tasks/{task_id}/resume", headers={STICKY: second_pin})
     assert r.status_code == 200, r.text
     assert r.headers["X-Rayproc-Replica"] == second
-    _wait_for(lambda: _task(replicas, task_id)["status"] == 2, "the resumed task to complete")
+    _wait_for(lambda: _task(replicas, task_id)["status"] == 2, "the resumed task to complete",
+              seen=lambda: {k: _task(replicas, task_id).get(k) for k in ("status", "processed_count", "error_msg")})
     final = _task(replicas, task_id)
     assert final["processed_count"] == 24 and len(final["ray_job_ids"]) == 2
     work = (tmp_path / "work.log").read_text().splitlines()
