@@ -21,9 +21,10 @@ METADATA_KEY = "rayproc_task_id"
 #: The variable of a job's runtime env that carries a PostgreSQL URL to its driver: never the entrypoint,
 #: the metadata or a log line (see docs/architecture.md for what Ray's dashboard shows of a runtime env).
 DATABASE_URL_ENV = "RAYPROC_DATABASE_URL"
-#: CPUs a driver reserves when it may run on any node: any reservation lifts Ray's placement on the head, and
-#: this one is too small to keep a chunk from a CPU.
-ANYWHERE_DRIVER_CPUS = 0.01
+#: Memory (bytes, Ray's logical resource) a driver reserves when it may run on any node: any reservation lifts
+#: Ray's placement of drivers on the head. Memory, not a fraction of a CPU: 0.01 CPU left a one-CPU node unable
+#: to start any one-CPU chunk (0.99 free), and chunks ask for no memory.
+ANYWHERE_DRIVER_MEMORY = 1 << 20
 
 
 class RayUnavailable(Exception):
@@ -228,7 +229,7 @@ class JobLauncher:
         places every driver on the head), for a driver that needs no file of the head's."""
         runtime_env = {"env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(int(self.stop_grace_seconds)),
                                     **(env_vars or {})}}
-        placement = {"entrypoint_num_cpus": ANYWHERE_DRIVER_CPUS} if anywhere else {}
+        placement = {"entrypoint_memory": ANYWHERE_DRIVER_MEMORY} if anywhere else {}
         deadline = time.monotonic() + self.submit_retry_seconds
         delay = 0.25
         while True:

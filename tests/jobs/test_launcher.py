@@ -90,8 +90,10 @@ def test_a_postgresql_url_reaches_the_driver_only_through_its_runtime_env() -> N
     launcher.submit(run_id="r2", entrypoint="true", metadata={}, env_vars=database_env("/d/rayproc.db"))
     anywhere, on_head = submitted
     assert anywhere["runtime_env"]["env_vars"][DATABASE_URL_ENV] == url
-    assert "s3cret-pw" not in repr(anywhere["metadata"]) and anywhere["entrypoint_num_cpus"] > 0
-    assert DATABASE_URL_ENV not in on_head["runtime_env"]["env_vars"] and "entrypoint_num_cpus" not in on_head
+    # A memory reservation lifts Ray's placement on the head without taking a share of any CPU.
+    assert "s3cret-pw" not in repr(anywhere["metadata"]) and anywhere["entrypoint_memory"] > 0
+    assert "entrypoint_num_cpus" not in anywhere
+    assert DATABASE_URL_ENV not in on_head["runtime_env"]["env_vars"] and "entrypoint_memory" not in on_head
 
 
 def test_a_driver_reads_its_database_url_from_the_named_variable(monkeypatch) -> None:
