@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from jobs.db import redact
 from serve_app.settings import LOOPBACK_HOSTS, Settings
 
 
@@ -63,7 +64,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address
     click.echo(f"rayproc is serving at   {running.url}")
     click.echo(f"OpenAPI docs:           {running.docs_url}")
     click.echo(f"Ray dashboard:          {running.dashboard_url}")
-    click.echo(f"database:               {running.settings.db_path}")
+    click.echo(f"database:               {redact(running.settings.database)}")
     click.echo(f"allowed roots:          {', '.join(running.settings.allowed_roots)}")
     if not running.settings.auth_enabled:
         click.echo("authentication:         DISABLED (development mode; every caller is an admin)")
@@ -92,7 +93,7 @@ def _accounts(data_dir: Path | None):
     from serve_app.accounts import Accounts
 
     settings = Settings(**({"data_dir": data_dir} if data_dir else {})).resolved()
-    return Accounts(settings.db_path), settings
+    return Accounts(settings.database), settings
 
 
 data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,

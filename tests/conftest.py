@@ -13,6 +13,8 @@ import pytest
 from tests.support import s3
 from tests.support.cluster import free_port, start_cluster
 
+#: The store tests' ``database`` fixture (SQLite and a real PostgreSQL on loopback).
+pytest_plugins = ["tests.support.postgres"]
 PLUGINS = ["tests.support.probe_operators"]
 #: The S3-compatible test server's port, in the AWS variables before any Ray process starts, so job drivers
 #: and workers inherit the same configuration as the service.
