@@ -143,8 +143,10 @@ def start(settings: Settings) -> RunningService:
 
     settings = settings.resolved()
     settings.data_dir.mkdir(mode=private_files.PRIVATE_DIR, parents=True, exist_ok=True)
-    private_files.protect_state(settings.data_dir, settings.db_path, [settings.initial_token_file])
-    private_files.create_private(settings.db_path)
+    sqlite_file = settings.db_path if settings.database_url is None else None
+    private_files.protect_state(settings.data_dir, sqlite_file, [settings.initial_token_file])
+    if sqlite_file is not None:
+        private_files.create_private(sqlite_file)
     if not settings.ray_address:
         _check_local_head_ports()
         # Ray writes a new cluster token with the process umask: inside a private folder from the start.
