@@ -162,6 +162,9 @@ def _shared_errors(method: str, operation: dict) -> None:
     if "requestBody" in operation:
         codes.add(413)
     responses = operation.setdefault("responses", {})
+    for code, response in responses.items():
+        if code >= "400":  # errors are the one JSON body, whatever the route's own answer is (HTML, text)
+            response["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
     for code in sorted(codes):
         if str(code) not in responses:
             responses[str(code)] = {

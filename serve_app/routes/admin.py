@@ -28,13 +28,16 @@ from serve_app.deps import id_path
 _AUTH = E.error_responses(400, 401)
 _ADMIN = E.error_responses(400, 401, 403)
 _ADMIN_WRITE = E.error_responses(400, 401, 403, 404, 413, 503, 507)
+#: The names' and ids' rules, for the document; the accounts check them with their own messages.
+_USER_NAME = {"pattern": r"^[a-zA-Z0-9\-_.@]{1,64}$", "minLength": 1, "maxLength": 64}
 ProjectId = id_path("project")
-TokenId = Annotated[str, Path(description="The token's id.", max_length=100)]
-UserName = Annotated[str, Path(description="The user's name.", max_length=64)]
+TokenId = Annotated[str, Path(description="The token's id.", json_schema_extra={"pattern": "^[0-9a-f]{1,64}$"})]
+UserName = Annotated[str, Path(description="The user's name.", json_schema_extra=_USER_NAME)]
 
 router = APIRouter(prefix="/v1", tags=["accounts and cluster"])
 
 Name = Annotated[str, Field(min_length=1, max_length=64)]
+UserNameField = Annotated[str, Field(min_length=1, max_length=64, json_schema_extra={"pattern": _USER_NAME["pattern"]})]
 
 
 class _Body(BaseModel):
@@ -42,7 +45,7 @@ class _Body(BaseModel):
 
 
 class UserCreate(_Body):
-    name: Name
+    name: UserNameField
     is_admin: bool = False
 
 

@@ -42,8 +42,14 @@ _RAY_READ = E.error_responses(400, 401, 404, 503)
 _WRITE = E.error_responses(400, 401, 403, 404, 409, 503, 507)
 JobId = id_path("job (task)")
 #: The log routes' answers besides errors, for the document.
-_LOG_STREAM = {200: {"description": "Server-sent events: one `data: {\"type\": \"log\" | \"complete\" | \"error\", "
-                             "\"message\": ...}` per line.", "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
+_LOG_STREAM = {200: {"description": "Server-sent events, one a log line, then one saying the stream ended.",
+                     "content": {"text/event-stream": {"schema": {
+                         "type": "object", "required": ["data"], "properties": {
+                             "event": {"type": "string"},
+                             "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": {
+                                 "type": "object", "required": ["type"], "properties": {
+                                     "type": {"enum": ["log", "complete", "error"]},
+                                     "message": {"type": "string"}}}}}}}}}}
 _LOG_TEXT = {200: {"description": "The log, as one JSON string.",
                    "content": {"application/json": {"schema": {"type": "string"}}}}}
 
