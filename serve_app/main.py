@@ -28,9 +28,12 @@ log = logging.getLogger("rayproc.api")
 
 
 def create_app(service: TaskService, accounts: Accounts) -> FastAPI:
-    # fastapi-offline serves Swagger UI's and ReDoc's files from the installed package, not from a CDN, so
-    # /docs and /redoc work on a cluster without internet access.
+    # fastapi-offline serves Swagger UI's files from the installed package, not from a CDN, so /docs works on a
+    # cluster without internet access. No /redoc: ReDoc's bundle still fetches its logo from its maker's CDN.
     app = FastAPIOffline(
+        redoc_url=None,
+        # Swagger UI's default sends the document to an outside validator (for a host other than localhost).
+        swagger_ui_parameters={"validatorUrl": None},
         title="rayproc",
         summary="Image-dataset processing on a Ray cluster, with a ModelArts-compatible processor-task API.",
         version="0.1.0",
