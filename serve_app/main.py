@@ -129,7 +129,6 @@ def _allowed_methods(app: FastAPI, scope: Scope) -> str:
 def _install_openapi(app: FastAPI) -> None:
     """The document as the service really answers: a malformed request is a 400 (listed per operation),
     never FastAPI's 422, which this service does not send."""
-    from serve_app.routes.imports import IMPORT_BODY_MODELS
 
     def openapi() -> dict:
         if app.openapi_schema is None:
@@ -142,7 +141,7 @@ def _install_openapi(app: FastAPI) -> None:
                     _shared_errors(method, operation)
             for unused in ("HTTPValidationError", "ValidationError"):
                 components.pop(unused, None)
-            for model in IMPORT_BODY_MODELS:
+            for model in imports_routes.IMPORT_BODY_MODELS:
                 model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(model_schema.pop("$defs", {}))
                 components[model.__name__] = model_schema
