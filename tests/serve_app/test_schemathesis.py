@@ -30,7 +30,7 @@ pytestmark = pytest.mark.ray
 
 PROJECT = "openapi"
 #: Fuzzing examples per operation: the cap that keeps this test's time bounded (see the module docstring).
-MAX_EXAMPLES = 3
+MAX_EXAMPLES = 2
 SEED = 20261201
 
 
