@@ -78,7 +78,8 @@ def list_users(*, admin: Admin, accounts: AccountsDep) -> dict:
     return {"users": accounts.users()}
 
 
-@router.post("/users", status_code=201, response_model=UserPublic, responses=_ADMIN_WRITE)
+@router.post("/users", status_code=201, response_model=UserPublic, response_model_exclude_unset=True,
+             responses=_ADMIN_WRITE)
 def create_user(*, admin: Admin, accounts: AccountsDep, body: UserCreate) -> dict:
     """Create a user (no token yet)."""
     try:
