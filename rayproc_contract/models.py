@@ -258,7 +258,7 @@ class ImportPublic(_Answer):
     updated_at: str | None
     commit_to_project: bool
     committed_at: str | None
-    preannotated_from_fields: list[str]
+    preannotated_from_fields: list[str] | None = Field(description="null for an import that named none.")
     file_upload_ids: list[int]
     error: str | None
     ray_job_id: str | None
