@@ -19,6 +19,12 @@ from pydantic.fields import FieldInfo
 
 __all__ = [
     "Lenient", "ProcessorTaskPublic", "RunInfo", "RunPublic", "ProcessorTasksPublic", "SourceType", "TaskInfo", "TaskPage", "lenient",
+    # The other answers, as the service documents them (see "Every other answer" below).
+    "AgentHealth", "AgentJob", "AgentJobStopped", "ClusterNode", "ClusterPublic", "DatasetDetail", "DatasetPublic",
+    "DatasetsPublic", "Health", "ImportCreated", "ImportFolder", "ImportItem", "ImportPublic",
+    "ItemPublic", "ItemsPublic", "MemberSet", "OperatorInfo", "ProjectCreated", "ProjectPublic", "ProjectsPublic",
+    "TaskCreated", "TemplateInfo", "TemplateItem", "TemplateItems", "TemplatesPublic", "TokenIssued", "TokenPublic",
+    "TokensPublic", "UserPublic", "UsersPublic", "WhoAmI",
 ]
 
 #: Where a task's input comes from (``data_source.type``, the list's ``source_type``).
@@ -145,3 +151,272 @@ here. Fields the service leaves out take their defaults; fields this release doe
 TaskPage = lenient(ProcessorTasksPublic, "TaskPage",
                    "One page of a task listing: ``count`` is the total over every page.",
                    readers={ProcessorTaskPublic: TaskInfo, RunPublic: RunInfo})
+
+
+# ----- Every other answer ------------------------------------------------------------------------------------
+# What the service answers besides the task, typed so that its OpenAPI document says it. Answers keep fields a
+# newer service adds (``extra="allow"``), as the task does.
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class TaskCreated(_Answer):
+    """A create's answer: the new task's id (the work runs as a Ray job)."""
+
+    task_id: str
+
+
+class Health(_Answer):
+    """The service answers; ``ray`` says whether the Ray Jobs API does."""
+
+    status: Literal["ok"]
+    ray: Literal["reachable", "unreachable"]
+
+
+class TemplateItem(_Answer):
+    template_id: str
+    label_en: str
+    label_zh: str
+
+
+class TemplateItems(_Answer):
+    """ModelArts' template list."""
+
+    total: int
+    items: list[TemplateItem]
+
+
+class OperatorInfo(_Answer):
+    id: str
+    description: str
+    requires: list[str] = Field(description="Features the operator reads, computed by other operators first.")
+    params_schema: dict[str, Any] = Field(description="The operator's params as JSON Schema.")
+
+
+class TemplateInfo(TemplateItem):
+    default_operators: list[str]
+    operators: list[OperatorInfo]
+
+
+class TemplatesPublic(_Answer):
+    total: int
+    templates: list[TemplateInfo]
+
+
+# ----- imports, datasets, versions, items --------------------------------------------------------------------
+
+
+class ImportItem(BaseModel):
+    """One item to import: its data fields (``image``: a server-side path or ``s3://`` URI, ``text``, any other
+    field), optionally with Label Studio ``annotations`` and ``predictions``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    image: str | None = None
+    text: str | None = None
+    annotations: list[dict[str, Any]] | None = None
+    predictions: list[dict[str, Any]] | None = None
+
+
+class ImportFolder(BaseModel):
+    """Import every image in a server-side folder (or under an ``s3://`` prefix)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    folder: str = Field(description="A folder under the service's allowed roots, or an s3:// prefix.")
+    recursive: bool = True
+    metadata_sheet: str | None = Field(None, description="A .csv under the allowed roots with a file_name column.")
+
+
+class ImportCreated(_Answer):
+    """An import was accepted; poll ``GET .../imports/{import}/`` for its progress."""
+
+    import_: int = Field(alias="import", description="The import's id.")
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class ImportPublic(_Answer):
+    """An import's status, counts, per-item failures and (when asked for) the created item ids."""
+
+    id: int
+    project: str
+    dataset_id: str
+    status: str = Field(description="queued, running, completed or failed.")
+    total: int | None
+    task_count: int
+    annotation_count: int
+    prediction_count: int
+    failed_count: int
+    failures: list[dict[str, Any]]
+    duration: int | None = Field(description="Whole seconds from the request to the last item recorded.")
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    updated_at: str | None
+    commit_to_project: bool
+    committed_at: str | None
+    preannotated_from_fields: list[str] | None = Field(description="null for an import that named none.")
+    file_upload_ids: list[int]
+    error: str | None
+    ray_job_id: str | None
+    task_ids: list[int] | None = Field(None, description="Present when the import asked for return_task_ids.")
+
+
+class VersionPublic(_Answer):
+    version_id: str
+    dataset_id: str
+    name: str
+    item_count: int
+    create_time: int = Field(description="Epoch milliseconds.")
+
+
+class DatasetPublic(_Answer):
+    dataset_id: str
+    project_id: str
+    name: str
+    create_time: int = Field(description="Epoch milliseconds.")
+    item_count: int
+
+
+class DatasetDetail(DatasetPublic):
+    versions: list[VersionPublic]
+
+
+class DatasetsPublic(_Answer):
+    total: int
+    datasets: list[DatasetPublic]
+
+
+class VersionsPublic(_Answer):
+    total: int
+    versions: list[VersionPublic]
+
+
+class ItemPublic(_Answer):
+    id: int
+    data: dict[str, Any]
+    image: str | None
+    digest: str
+    annotation_count: int
+    prediction_count: int
+    import_id: int
+    create_time: int = Field(description="Epoch milliseconds.")
+
+
+class ItemsPublic(_Answer):
+    total: int
+    items: list[ItemPublic]
+
+
+# ----- /v1: accounts and the cluster ---------------------------------------------------------------------------
+
+Role = Literal["viewer", "member", "admin"]
+
+
+class ProjectPublic(_Answer):
+    project_id: str
+    name: str
+    role: Role | None = Field(description="The caller's role in the project.")
+
+
+class ProjectsPublic(_Answer):
+    projects: list[ProjectPublic]
+
+
+class WhoAmI(ProjectsPublic):
+    name: str
+    is_admin: bool
+
+
+class UserPublic(_Answer):
+    name: str
+    is_admin: bool
+    create_time: int | None = Field(None, description="Epoch milliseconds.")
+
+
+class UsersPublic(_Answer):
+    users: list[UserPublic]
+
+
+class TokenPublic(_Answer):
+    token_id: str
+    name: str
+    user: str
+    create_time: int = Field(description="Epoch milliseconds.")
+    revoked: bool
+
+
+class TokensPublic(_Answer):
+    tokens: list[TokenPublic]
+
+
+class TokenIssued(_Answer):
+    """The token is in this answer only."""
+
+    token_id: str
+    token: str
+    user: str
+
+
+class ProjectCreated(_Answer):
+    project_id: str
+    name: str
+
+
+class MemberSet(_Answer):
+    project_id: str
+    user: str
+    role: Literal["viewer", "member"]
+
+
+class ClusterNode(_Answer):
+    node_id: str
+    alive: bool
+    address: str | None
+    is_head: bool
+    resources: dict[str, float]
+
+
+class ClusterPublic(_Answer):
+    nodes: list[ClusterNode]
+    alive_nodes: int
+    total_resources: dict[str, float]
+    available_resources: dict[str, float]
+
+
+# ----- the synapse agent's jobs -----------------------------------------------------------------------------
+
+
+class AgentJob(_Answer):
+    """A task in the shape of a Ray job's details, with rayproc's progress beside it."""
+
+    type: Literal["SUBMISSION"]
+    job_id: str
+    submission_id: str
+    status: Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "STOPPED"]
+    entrypoint: str
+    message: str | None
+    error_type: str | None
+    start_time: int | None = Field(description="Epoch milliseconds.")
+    end_time: int | None = Field(description="Epoch milliseconds; null while the task is not terminal.")
+    metadata: dict[str, str]
+    task_status: int = Field(description="0 initialized, 1 running, 2 completed, 3 failed, 4 stopped")
+    stop_requested: bool
+    completion_percentage: float
+    total_count: int | None
+    processed_count: int
+    failed_count: int
+    ray_job_id: str | None
+    ray_job_ids: list[str]
+
+
+class AgentJobStopped(AgentJob):
+    stopped: Literal[True]
+
+
+class AgentHealth(_Answer):
+    status: Literal["ok"]
+    ray: str

@@ -10,19 +10,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request, Security
+from fastapi.security import APIKeyHeader, HTTPBearer
 
 from serve_app import errors as E
+from rayproc_contract.ids import ID_PATTERN, MAX_ID_LENGTH
 from serve_app.accounts import DEV_PRINCIPAL, ROLE_ACTIONS, Accounts, Principal
 
 _SCHEMES = ("token", "bearer")
+
+# The two ways to send a token, as the OpenAPI document declares them (Swagger's Authorize button, generated
+# clients). They only document: current_principal reads the header itself (it also refuses a repeated one).
+TOKEN_SCHEME = APIKeyHeader(name="Authorization", scheme_name="Token", auto_error=False,
+                            description="The whole header value: `Token <token>`.")
+BEARER_SCHEME = HTTPBearer(scheme_name="Bearer", auto_error=False,
+                           description="The token alone; it is sent as `Authorization: Bearer <token>`.")
 
 
 def get_accounts(request: Request) -> Accounts:
     return request.app.state.accounts
 
 
-def current_principal(request: Request) -> Principal:
+def current_principal(request: Request,
+                      _token: Annotated[object, Security(TOKEN_SCHEME)] = None,
+                      _bearer: Annotated[object, Security(BEARER_SCHEME)] = None) -> Principal:
     if not request.app.state.auth_enabled:
         return DEV_PRINCIPAL
     values = request.headers.getlist("authorization")
@@ -37,6 +48,10 @@ def current_principal(request: Request) -> Principal:
     if principal is None:
         raise E.Unauthorized("invalid or revoked token")
     return principal
+
+
+#: The id rule as JSON Schema (for the document; the route checks the rule itself, with its own messages).
+ID_SCHEMA = {"pattern": ID_PATTERN.pattern, "minLength": 1, "maxLength": MAX_ID_LENGTH}
 
 
 @dataclass(frozen=True)
@@ -63,7 +78,8 @@ def project_access(project_id: str, action: str, request: Request, principal: Pr
 
 
 def _project_access(action: str):
-    def dependency(project_id: str, request: Request,
+    def dependency(project_id: Annotated[str, Path(description="The project's id.", json_schema_extra=ID_SCHEMA)],
+                   request: Request,
                    principal: Annotated[Principal, Depends(current_principal)]) -> ProjectAccess:
         return project_access(project_id, action, request, principal)
 

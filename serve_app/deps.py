@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from serve_app import errors as E
+from serve_app.auth import ID_SCHEMA
 from serve_app.service import TaskService
 
 #: Query parameters that are lists by design and may repeat with different values.
@@ -33,3 +34,10 @@ def reject_conflicting_repeats(request: Request) -> None:
 
 
 ServiceDep = Annotated[TaskService, Depends(get_service)]
+
+
+def id_path(kind: str):
+    """A path id documented with the id rule. The route checks it with the rule itself (a 400
+    ``invalid_resource_id`` naming ``kind``), so the document's pattern is a promise, not the check."""
+    return Annotated[str, Path(description=f"The {kind}'s id.", json_schema_extra=ID_SCHEMA)]
+

@@ -13,3 +13,24 @@ from rayproc_contract.errors import *  # noqa: F403 (the whole tree, as the cont
 from rayproc_contract.ids import validate_resource_id
 
 __all__ = [*_errors.__all__, "validate_resource_id"]
+
+#: What each error status means, as the OpenAPI document says it (the body is always :class:`ErrorBody`).
+_MEANING = {
+    400: "Bad input (invalid_request, invalid_resource_id, invalid_parameter, invalid_state, path_not_allowed).",
+    401: "No token, a malformed one, or an unknown or revoked one (unauthorized).",
+    403: "Your role does not allow this (forbidden).",
+    404: "No such resource, or a project you do not belong to (not_found).",
+    409: "Conflicts with the current state (conflict).",
+    413: "The body is over the service's limit (payload_too_large).",
+    415: "An upload in a format the service does not read (unsupported_media_type).",
+    503: "Ray or the data directory is unavailable (ray_unavailable, storage_unavailable); nothing was changed.",
+    507: "The data directory is full (insufficient_storage); nothing was changed.",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict]:
+    """FastAPI ``responses=`` for the error statuses an operation answers, each with the one error body."""
+    return {code: {"model": _errors.ErrorBody, "description": _MEANING[code]} for code in sorted(set(codes))}
+
+
+__all__ += ["error_responses"]

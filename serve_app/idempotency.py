@@ -34,15 +34,16 @@ from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 
 from jobs.db import Database
-from rayproc_contract.idempotency import HEADER, REPLAYED_HEADER, validate_key
+from rayproc_contract.idempotency import HEADER, KEY_PATTERN, MAX_KEY_LENGTH, REPLAYED_HEADER, validate_key
 from serve_app import errors as E
 
 PRUNE_EVERY_MS = 60_000
 
 #: The header as a route parameter; its description is the API reference's.
-# No length or pattern here: validate_key is the one rule, with its own messages.
+# The length and pattern are the document's only: validate_key is the one rule, with its own messages.
 KeyHeader = Annotated[str | None, Header(
     alias=HEADER,
+    json_schema_extra={"pattern": KEY_PATTERN.pattern, "minLength": 1, "maxLength": MAX_KEY_LENGTH},
     description=(
         "Makes the create safe to repeat. A repeat with the same key and the same body (per project, while the "
         "key is kept: 24 hours by default) answers the first answer again (same id, status code and body, with "

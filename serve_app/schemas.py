@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rayproc_contract.errors import ErrorBody
 from rayproc_contract.ids import ID_PATTERN
-from rayproc_contract.models import ProcessorTaskPublic, ProcessorTasksPublic, SourceType
+from rayproc_contract.models import ProcessorTaskPublic, ProcessorTasksPublic, SourceType, TaskCreated
+from rayproc_contract.status import TaskType
 
 __all__ = [
     "ErrorBody",
@@ -54,7 +55,10 @@ class OperatorParam(_Strict):
 
 
 class TemplateParam(_Strict):
-    id: Annotated[str, Field(min_length=1, max_length=64)]
+    # The enum documents the template ids; the service checks them itself, so an unknown one is a 400
+    # invalid_parameter that lists the valid ids.
+    id: Annotated[str, Field(min_length=1, max_length=64, description="The template (task type).",
+                             json_schema_extra={"enum": [t.value for t in TaskType]})]
     name: Str64 | None = None
     operator_params: Annotated[list[OperatorParam], Field(max_length=32)] = Field(default_factory=list)
 
@@ -77,6 +81,14 @@ class Execution(_Strict):
 
 
 class ProcessorTaskCreate(_Strict):
+    """A new task. Give its input as ``data_source`` or as ``inputs`` (one source); if both are given, they must
+    be the same source."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": ["data_source"], "properties": {"data_source": {"type": "object"}}},
+        {"required": ["inputs"], "properties": {"inputs": {"type": "array", "minItems": 1}}},
+    ]})
+
     name: Annotated[str, Field(min_length=1, max_length=64)]
     description: Str256 = ""
     data_source: ProcessorDataSource | None = None
@@ -101,7 +113,3 @@ class ProcessorTaskCreate(_Strict):
     @property
     def source(self) -> ProcessorDataSource:
         return self.data_source or self.inputs[0]  # type: ignore[index]
-
-
-class TaskCreated(BaseModel):
-    task_id: str

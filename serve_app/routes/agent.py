@@ -23,9 +23,10 @@ from starlette.concurrency import run_in_threadpool
 from jobs import launcher as L
 from jobs.status import TaskStatus
 from jobs.store import ListQuery, TaskRecord
+from rayproc_contract.models import AgentHealth, AgentJob, AgentJobStopped
 from serve_app import errors as E
 from serve_app.auth import Reader, Writer
-from serve_app.deps import ServiceDep
+from serve_app.deps import ServiceDep, id_path
 from serve_app.ray_errors import ray_errors, ray_reachability
 from serve_app.service import TaskService
 
@@ -36,6 +37,21 @@ RAY_STATUS = {TaskStatus.INITIALIZED: "PENDING", TaskStatus.RUNNING: "RUNNING", 
               TaskStatus.FAILED: "FAILED", TaskStatus.STOPPED: "STOPPED"}
 #: A log line longer than this is sent in pieces, so one event never holds an unbounded line.
 MAX_EVENT_CHARS = 64 * 1024
+_READ = E.error_responses(400, 401, 404)
+_RAY_READ = E.error_responses(400, 401, 404, 503)
+_WRITE = E.error_responses(400, 401, 403, 404, 409, 503, 507)
+JobId = id_path("job (task)")
+#: The log routes' answers besides errors, for the document.
+_LOG_STREAM = {200: {"description": "Server-sent events, one a log line, then one saying the stream ended.",
+                     "content": {"text/event-stream": {"schema": {
+                         "type": "object", "required": ["data"], "properties": {
+                             "event": {"type": "string"},
+                             "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": {
+                                 "type": "object", "required": ["type"], "properties": {
+                                     "type": {"enum": ["log", "complete", "error"]},
+                                     "message": {"type": "string"}}}}}}}}}}
+_LOG_TEXT = {200: {"description": "The log, as one JSON string.",
+                   "content": {"application/json": {"schema": {"type": "string"}}}}}
 
 
 def _job_id(job_id: str) -> str:
@@ -68,7 +84,7 @@ def job_view(rec: TaskRecord) -> dict:
     }
 
 
-@router.get("/jobs/")
+@router.get("/jobs/", response_model=list[AgentJob], responses=_READ)
 def list_jobs(*, access: Reader, service: ServiceDep,
               limit: Annotated[int, Query(ge=1, le=100)] = 100,
               offset: Annotated[int, Query(ge=0, le=1_000_000, description="Page index.")] = 0) -> list[dict]:
@@ -77,8 +93,9 @@ def list_jobs(*, access: Reader, service: ServiceDep,
     return [job_view(r) for r in records]
 
 
-@router.get("/jobs/{job_id:path}/logs/stream/")
-async def stream_job_logs(*, access: Reader, service: ServiceDep, job_id: str) -> StreamingResponse:
+@router.get("/jobs/{job_id:path}/logs/stream/", response_class=StreamingResponse,
+            responses={**_LOG_STREAM, **_RAY_READ})
+async def stream_job_logs(*, access: Reader, service: ServiceDep, job_id: JobId) -> StreamingResponse:
     """The current run's log as server-sent events while it grows: ``data: {"type": "log", "message":
     <line>}`` per line, then ``data: {"type": "complete"}`` when the run ends (``"error"`` if Ray fails)."""
     rec = await run_in_threadpool(service.get, access.project_id, _job_id(job_id))
@@ -88,31 +105,31 @@ async def stream_job_logs(*, access: Reader, service: ServiceDep, job_id: str) -
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-@router.get("/jobs/{job_id:path}/logs/")
-def get_job_logs(*, access: Reader, service: ServiceDep, job_id: str) -> JSONResponse:
+@router.get("/jobs/{job_id:path}/logs/", response_class=JSONResponse, responses={**_LOG_TEXT, **_RAY_READ})
+def get_job_logs(*, access: Reader, service: ServiceDep, job_id: JobId) -> JSONResponse:
     """The current run's whole log, as one JSON string."""
     return JSONResponse(service.logs(access.project_id, _job_id(job_id), None))
 
 
-@router.post("/jobs/{job_id:path}/stop/")
-def stop_job(*, access: Writer, service: ServiceDep, job_id: str) -> dict:
+@router.post("/jobs/{job_id:path}/stop/", response_model=AgentJobStopped, responses=_WRITE)
+def stop_job(*, access: Writer, service: ServiceDep, job_id: JobId) -> dict:
     """Stop the task (chunks that started finish and are kept); ``stopped`` as Ray's stop answers it."""
     return {**job_view(service.stop(access.project_id, _job_id(job_id))), "stopped": True}
 
 
-@router.post("/jobs/{job_id:path}/resume/")
-def resume_job(*, access: Writer, service: ServiceDep, job_id: str) -> dict:
+@router.post("/jobs/{job_id:path}/resume/", response_model=AgentJob, responses=_WRITE)
+def resume_job(*, access: Writer, service: ServiceDep, job_id: JobId) -> dict:
     """Resume a stopped or failed task as a new Ray job."""
     return job_view(service.resume(access.project_id, _job_id(job_id)))
 
 
-@router.get("/jobs/{job_id:path}/")
-def get_job(*, access: Reader, service: ServiceDep, job_id: str) -> dict:
+@router.get("/jobs/{job_id:path}/", response_model=AgentJob, responses=_READ)
+def get_job(*, access: Reader, service: ServiceDep, job_id: JobId) -> dict:
     """One task as a job."""
     return job_view(service.get(access.project_id, _job_id(job_id)))
 
 
-@router.get("/health/")
+@router.get("/health/", response_model=AgentHealth, responses=_READ)
 def health(*, access: Reader, service: ServiceDep) -> dict:
     """The agent answers, and whether the Ray Jobs API does."""
     return {"status": "ok", "ray": ray_reachability(service.launcher)}

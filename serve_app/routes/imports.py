@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from jobs.datasets import DEFAULT_DATASET
 from rayproc_contract.ids import ID_PATTERN
+from rayproc_contract.models import (
+    DatasetDetail,
+    DatasetsPublic,
+    ImportCreated,
+    ImportFolder,
+    ImportItem,
+    ImportPublic,
+    ItemsPublic,
+    VersionPublic,
+    VersionsPublic,
+)
 from serve_app import errors as E
 from serve_app.auth import Reader, Writer
+from serve_app.deps import id_path
 from serve_app.idempotency import Answer, KeyHeader, KeysDep, fingerprint
 from serve_app.imports import (
     ImportService,
@@ -32,9 +44,29 @@ def get_imports(request: Request) -> ImportService:
 
 
 Imports = Annotated[ImportService, Depends(get_imports)]
+DatasetId = id_path("dataset")
+VersionId = id_path("version")
+ImportId = Annotated[str, Path(description="The import's id (a number).",
+                               json_schema_extra={"pattern": "^[0-9]{1,18}$"})]
+_READ = E.error_responses(400, 401, 404)
+
+#: The import's three bodies, for the document (the route reads the body itself: it takes three shapes).
+#: main.py adds the models named here to the document's components.
+IMPORT_BODY_MODELS = (ImportItem, ImportFolder)
+_IMPORT_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"anyOf": [
+        {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/ImportItem"},
+         "description": "The items themselves."},
+        {"$ref": "#/components/schemas/ImportFolder"},
+    ]}},
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {"file": {
+        "type": "string", "format": "binary",
+        "description": "A .json (a list of items), .jsonl (an item a line) or .csv (a column a field) file."}}}},
+}}}
 
 
-@router.post("/api/projects/{project_id}/import", status_code=201)
+@router.post("/api/projects/{project_id}/import", status_code=201, response_model=ImportCreated,
+             openapi_extra=_IMPORT_BODY, responses=E.error_responses(400, 401, 403, 404, 409, 413, 415, 503, 507))
 async def import_items(
     *,
     access: Writer,
@@ -85,29 +117,31 @@ async def import_items(
     return answer.response()
 
 
-@router.get("/api/projects/{project_id}/imports/{import_id}/")
-@router.get("/api/projects/{project_id}/imports/{import_id}", include_in_schema=False)
-def get_import(*, access: Reader, imports: Imports, import_id: str) -> dict:
+@router.get("/api/projects/{project_id}/imports/{import_id}/", response_model=ImportPublic,
+            response_model_exclude_unset=True, responses=_READ)
+@router.get("/api/projects/{project_id}/imports/{import_id}", response_model=ImportPublic,
+            response_model_exclude_unset=True, include_in_schema=False)
+def get_import(*, access: Reader, imports: Imports, import_id: ImportId) -> dict:
     """An import's status, counts, per-item failures and (when asked for) the created item ids."""
     return imports.get(access.project_id, import_id)
 
 
-@router.get("/v2/{project_id}/datasets")
+@router.get("/v2/{project_id}/datasets", response_model=DatasetsPublic, responses=_READ)
 def list_datasets(*, access: Reader, imports: Imports) -> dict:
     """The project's datasets with their item counts."""
     datasets = imports.datasets.datasets(access.project_id)
     return {"total": len(datasets), "datasets": datasets}
 
 
-@router.get("/v2/{project_id}/datasets/{dataset_id}")
-def get_dataset(*, access: Reader, imports: Imports, dataset_id: str) -> dict:
+@router.get("/v2/{project_id}/datasets/{dataset_id}", response_model=DatasetDetail, responses=_READ)
+def get_dataset(*, access: Reader, imports: Imports, dataset_id: DatasetId) -> dict:
     """One dataset and its versions."""
     ds = imports.dataset(access.project_id, dataset_id)
     return {**ds, "versions": imports.datasets.versions(dataset_id)}
 
 
-@router.get("/v2/{project_id}/datasets/{dataset_id}/items")
-def list_items(*, access: Reader, imports: Imports, dataset_id: str,
+@router.get("/v2/{project_id}/datasets/{dataset_id}/items", response_model=ItemsPublic, responses=_READ)
+def list_items(*, access: Reader, imports: Imports, dataset_id: DatasetId,
                limit: Annotated[int, Query(ge=1, le=100)] = 10,
                offset: Annotated[int, Query(ge=0, le=1_000_000, description="Page index.")] = 0,
                version_id: Annotated[str | None, Query(max_length=100)] = None) -> dict:
@@ -119,8 +153,9 @@ def list_items(*, access: Reader, imports: Imports, dataset_id: str,
     return {"total": total, "items": items}
 
 
-@router.post("/v2/{project_id}/datasets/{dataset_id}/versions", status_code=201)
-def publish_version(*, access: Writer, imports: Imports, dataset_id: str,
+@router.post("/v2/{project_id}/datasets/{dataset_id}/versions", status_code=201, response_model=VersionPublic,
+             responses=E.error_responses(400, 401, 403, 404, 409, 503, 507))
+def publish_version(*, access: Writer, imports: Imports, dataset_id: DatasetId,
                     version_name: Annotated[str | None, Query(max_length=32, pattern=ID_PATTERN.pattern)] = None,
                     ) -> dict:
     """Freeze the dataset's current items as a version (``V001``, ``V002``, ... unless named)."""
@@ -131,16 +166,19 @@ def publish_version(*, access: Writer, imports: Imports, dataset_id: str,
         raise E.Conflict(str(exc)) from None
 
 
-@router.get("/v2/{project_id}/datasets/{dataset_id}/versions")
-def list_versions(*, access: Reader, imports: Imports, dataset_id: str) -> dict:
+@router.get("/v2/{project_id}/datasets/{dataset_id}/versions", response_model=VersionsPublic, responses=_READ)
+def list_versions(*, access: Reader, imports: Imports, dataset_id: DatasetId) -> dict:
     """The dataset's published versions."""
     imports.dataset(access.project_id, dataset_id)
     versions = imports.datasets.versions(dataset_id)
     return {"total": len(versions), "versions": versions}
 
 
-@router.get("/v2/{project_id}/datasets/{dataset_id}/versions/{version_id}/export")
-def export_version(*, access: Reader, imports: Imports, dataset_id: str, version_id: str) -> StreamingResponse:
+@router.get("/v2/{project_id}/datasets/{dataset_id}/versions/{version_id}/export", response_class=StreamingResponse,
+            responses={200: {"description": "One JSON object a line: an item's image, data, labels and boxes.",
+                             "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}, **_READ})
+def export_version(*, access: Reader, imports: Imports, dataset_id: DatasetId,
+                   version_id: VersionId) -> StreamingResponse:
     """The version as a JSON Lines manifest (image paths, labels, boxes): a task source, or a download."""
     version = imports.version(access.project_id, dataset_id, version_id)
     return StreamingResponse(

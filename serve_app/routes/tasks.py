@@ -1,4 +1,8 @@
-"""Processor tasks: ``/v2/{project_id}/processor-tasks``."""
+"""Processor tasks: ``/v2/{project_id}/processor-tasks``.
+
+Every task route also answers with a trailing slash (as the import status route does); those spellings are
+left out of the OpenAPI document, which lists each operation once.
+"""
 
 from __future__ import annotations
 
@@ -9,31 +13,39 @@ from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 
 from jobs.layout import RunLayout
 from jobs.status import TaskStatus
+from jobs.storage import is_object_uri
+from rayproc_contract.models import TaskCreated
 from rayproc_contract.query import ListQuery
 from serve_app import errors as E
 from serve_app.auth import Reader, Writer
-from serve_app.deps import ServiceDep
+from serve_app.deps import ServiceDep, id_path
 from serve_app.idempotency import Answer, KeyHeader, KeysDep, fingerprint
-from serve_app.schemas import (
-    ErrorBody,
-    ProcessorTaskCreate,
-    ProcessorTaskPublic,
-    ProcessorTasksPublic,
-    TaskCreated,
-)
+from serve_app.schemas import ProcessorTaskCreate, ProcessorTaskPublic, ProcessorTasksPublic
 from serve_app.views import task_view
 
 router = APIRouter(prefix="/v2/{project_id}/processor-tasks", tags=["processor-tasks"])
 
-_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 500, 503)}
+#: Every route: a bad id, query or body; no token; an unknown task or project.
+_READ = (400, 401, 404)
+#: Routes that change something: a viewer's role, a full or read-only data directory, Ray away.
+_WRITE = (*_READ, 403, 503, 507)
+TaskId = id_path("task")
 
 
-@router.post("", response_model=TaskCreated, responses=_ERRORS)
+def _task_id(raw: str) -> str:
+    """The id from ``{task_id:path}``: one trailing slash is the route's, not the id's. The service checks
+    what is left by the id rule (``a/b`` and ``""`` are its 400s)."""
+    return raw[:-1] if raw.endswith("/") else raw
+
+
+@router.post("", response_model=TaskCreated, responses=E.error_responses(*_WRITE, 409, 413))
+@router.post("/", response_model=TaskCreated, include_in_schema=False)
 def create_task(*, access: Writer, body: ProcessorTaskCreate, service: ServiceDep, keys: KeysDep,
                 idempotency_key: KeyHeader = None) -> Response:
     """Create a processing task. Answers at once with its ``task_id``; the work runs as a Ray job.
 
-    With an ``Idempotency-Key``, a repeat of the same create answers the first answer again."""
+    With an ``Idempotency-Key``, a repeat of the same create answers the first answer again (409 while the
+    first is still in progress, or for the same key with another body)."""
     def create() -> Answer:
         return Answer(200, {"task_id": service.create(access.project_id, body).task_id})
 
@@ -41,7 +53,9 @@ def create_task(*, access: Writer, body: ProcessorTaskCreate, service: ServiceDe
     return keys.run(access.project_id, idempotency_key, request, create).response()
 
 
-@router.get("", response_model=ProcessorTasksPublic, response_model_exclude_unset=True, responses=_ERRORS)
+@router.get("", response_model=ProcessorTasksPublic, response_model_exclude_unset=True,
+            responses=E.error_responses(*_READ))
+@router.get("/", response_model=ProcessorTasksPublic, response_model_exclude_unset=True, include_in_schema=False)
 def list_tasks(*, access: Reader, service: ServiceDep, query: Annotated[ListQuery, Query()]) -> dict:
     """List tasks, one page at a time, with ModelArts' filters."""
     query.check_version_ids()
@@ -53,58 +67,74 @@ def list_tasks(*, access: Reader, service: ServiceDep, query: Annotated[ListQuer
 # The report and logs routes come first: the plain GET would otherwise take "<id>/report" as an id.
 
 
-@router.get("/{task_id:path}/report", response_class=HTMLResponse, responses=_ERRORS)
-def task_report(*, access: Reader, task_id: str, service: ServiceDep) -> HTMLResponse:
-    """A completed task's report (analysis, cleaning, validation, selection): one self-contained HTML page."""
+@router.get("/{task_id:path}/report", response_class=HTMLResponse, responses=E.error_responses(*_READ, 503, 507))
+@router.get("/{task_id:path}/report/", response_class=HTMLResponse, include_in_schema=False)
+def task_report(*, access: Reader, task_id: TaskId, service: ServiceDep) -> HTMLResponse:
+    """A completed task's report (analysis, cleaning, validation, selection): one self-contained HTML page.
+    Errors are JSON, as everywhere."""
     return HTMLResponse(service.report(access.project_id, task_id))
 
 
-@router.get("/{task_id:path}/files/{name}", response_class=FileResponse, responses=_ERRORS)
-def task_file(*, access: Reader, task_id: str, name: str, service: ServiceDep) -> FileResponse:
+@router.get("/{task_id:path}/files/{name}", response_class=FileResponse, responses=E.error_responses(*_READ, 503))
+@router.get("/{task_id:path}/files/{name}/", response_class=FileResponse, include_in_schema=False)
+def task_file(*, access: Reader, task_id: TaskId, name: str, service: ServiceDep) -> Response:
     """One output file of a completed task (``features.jsonl``, ``issues.jsonl``, ``failures.jsonl``, ...):
-    only the files its ``result.outputs`` lists, by their bare name."""
+    only the files its ``result.outputs`` lists, by their bare name. Errors are JSON, as everywhere."""
     rec = service.get(access.project_id, task_id)
     listed = set(((rec.result or {}).get("outputs") or {}).values()) if rec.status == TaskStatus.COMPLETED else set()
-    path = RunLayout(rec.output_dir).output(name)
-    # Only a listed bare name is served, so no '..', '/' or other file of the folder is ever reachable.
-    if name not in listed or "/" in name or name in ("", ".", "..") or not path.is_file():
-        raise E.NotFound(f"task {task_id} has no output file {name!r}")
+    layout = RunLayout(rec.output_dir)
+    path = layout.output(name)
     media = "application/json" if name.endswith(".json") else "application/x-ndjson"
+    # Only a listed bare name is served, so no '..', '/' or other file of the folder is ever reachable.
+    if name not in listed or "/" in name or name in ("", ".", ".."):
+        raise E.NotFound(f"task {task_id} has no output file {name!r}")
+    if is_object_uri(rec.output_dir):  # in a bucket: the object's text, through the layout's one reader
+        text = layout.read_output(name)
+        if text is None:
+            raise E.NotFound(f"task {task_id} has no output file {name!r}")
+        return Response(text, media_type=media, headers={"Content-Disposition": f'inline; filename="{name}"'})
+    if not path.is_file():
+        raise E.NotFound(f"task {task_id} has no output file {name!r}")
     return FileResponse(path, media_type=media, filename=name, content_disposition_type="inline")
 
 
-@router.get("/{task_id:path}/logs", response_class=PlainTextResponse, responses=_ERRORS)
-def task_logs(*, access: Reader, task_id: str, service: ServiceDep,
+@router.get("/{task_id:path}/logs", response_class=PlainTextResponse, responses=E.error_responses(*_READ, 503))
+@router.get("/{task_id:path}/logs/", response_class=PlainTextResponse, include_in_schema=False)
+def task_logs(*, access: Reader, task_id: TaskId, service: ServiceDep,
               run: Annotated[int | None, Query(ge=1, description="Run number (default: the current run).")] = None,
               ) -> PlainTextResponse:
-    """The job runner's log of a run: kept under the work path once the run ended, else from Ray."""
+    """The job runner's log of a run (plain text): kept under the work path once the run ended, else from Ray.
+    Errors are JSON, as everywhere."""
     return PlainTextResponse(service.logs(access.project_id, task_id, run))
 
 
-@router.get("/{task_id:path}", response_model=ProcessorTaskPublic, response_model_exclude_unset=True,
-            responses=_ERRORS)
-def get_task(*, access: Reader, task_id: str, service: ServiceDep,
-             return_result: bool = True) -> dict:
-    """One task with its progress, result (when completed) and the Ray job ids of its runs."""
-    return task_view(service.get(access.project_id, task_id), return_result=return_result)
-
-
 @router.post("/{task_id:path}/stop", response_model=ProcessorTaskPublic, response_model_exclude_unset=True,
-             responses=_ERRORS)
-def stop_task(*, access: Writer, task_id: str, service: ServiceDep) -> dict:
+             responses=E.error_responses(*_WRITE))
+@router.post("/{task_id:path}/stop/", response_model=ProcessorTaskPublic, response_model_exclude_unset=True,
+             include_in_schema=False)
+def stop_task(*, access: Writer, task_id: TaskId, service: ServiceDep) -> dict:
     """Stop a task. Chunks in flight finish and are kept; the task then reaches status 4."""
     return task_view(service.stop(access.project_id, task_id))
 
 
 @router.post("/{task_id:path}/resume", response_model=ProcessorTaskPublic, response_model_exclude_unset=True,
-             responses=_ERRORS)
-def resume_task(*, access: Writer, task_id: str, service: ServiceDep) -> dict:
+             responses=E.error_responses(*_WRITE, 409))
+@router.post("/{task_id:path}/resume/", response_model=ProcessorTaskPublic, response_model_exclude_unset=True,
+             include_in_schema=False)
+def resume_task(*, access: Writer, task_id: TaskId, service: ServiceDep) -> dict:
     """Resume a stopped or failed task as a new Ray job; committed items are not processed again."""
     return task_view(service.resume(access.project_id, task_id))
 
 
-@router.delete("/{task_id:path}", status_code=204, responses=_ERRORS)
-def delete_task(*, access: Writer, task_id: str, service: ServiceDep) -> Response:
-    """Delete a finished task's record (its output files stay where they are)."""
-    service.delete(access.project_id, task_id)
+@router.get("/{task_id:path}", response_model=ProcessorTaskPublic, response_model_exclude_unset=True,
+            responses=E.error_responses(*_READ))
+def get_task(*, access: Reader, task_id: TaskId, service: ServiceDep, return_result: bool = True) -> dict:
+    """One task with its progress, result (when completed) and the Ray job ids of its runs."""
+    return task_view(service.get(access.project_id, _task_id(task_id)), return_result=return_result)
+
+
+@router.delete("/{task_id:path}", status_code=204, responses=E.error_responses(*_WRITE, 409))
+def delete_task(*, access: Writer, task_id: TaskId, service: ServiceDep) -> Response:
+    """Delete a finished task's record (its output files stay where they are); 409 while it is active."""
+    service.delete(access.project_id, _task_id(task_id))
     return Response(status_code=204)
