@@ -323,7 +323,38 @@ def layout_groups(table: RecordTable, max_distance: int, min_similarity: float,
             keep[keep] = detail(i[keep], j[keep])
         return keep
 
-    return D.near_duplicate_groups(hashes, max_distance, keys=layouts, confirm=similar)
+    links = crop_links(layouts, min_similarity, detail)
+    return D.near_duplicate_groups(hashes, max_distance, keys=layouts, confirm=similar, links=links)
+
+
+#: Bits within which a crop's coarse layout hash must be of its whole copy's (each item has 81 crop
+#: hypotheses, so the radius is kept small: the search stays near-linear at a million items).
+CROP_DISTANCE = 2
+
+
+def crop_links(layouts: np.ndarray, min_similarity: float,
+               detail: DetailCheck | None) -> tuple[np.ndarray, np.ndarray]:
+    """Confirmed pairs ``(picture, copy)`` where the copy was cut from the picture: the copy's coarse layout
+    hash is within :data:`CROP_DISTANCE` bits of one of the picture's crop hypotheses
+    (``hashing.crop_hashes``, searched by :func:`operators.duplicates.query_pairs`), the two coarse layouts
+    of that crop and the copy correlate at least ``min_similarity``, and, with the files, the copy's view
+    differs from the best-aligned window of the picture's (``features.align_crop``) by no more than the
+    detail check allows."""
+    plain, crops = H.crop_layouts(layouts)
+    n, k, cells = crops.shape
+    index = H.coarse_hash(plain)
+    queries = H.coarse_hash(crops.reshape(n * k, cells)).reshape(n, k)
+    owner, target, which = D.query_pairs(index, queries, CROP_DISTANCE)
+    if owner.size == 0:
+        return owner, target
+    a = H.normalized_layout(crops[owner, which])
+    b = H.normalized_layout(plain[target])
+    keep = np.einsum("ij,ij->i", a, b) >= min_similarity
+    owner, target = owner[keep], target[keep]
+    if detail is not None and owner.size:
+        keep = detail.crops(owner, target)
+        owner, target = owner[keep], target[keep]
+    return owner, target
 
 
 class DetailCheck:
@@ -335,12 +366,33 @@ class DetailCheck:
         self._table = table
         self._max_difference = max_difference
         self._views: dict[int, np.ndarray | None] = {}
+        self._large: dict[int, np.ndarray | None] = {}
 
     def _view(self, position: int) -> np.ndarray | None:
         if position not in self._views:
             item = self._table.value(ITEM, int(self._table.ok_index[position]))
             self._views[position] = load_gray_view(os.path.join(self._table.root, item), F.DETAIL_SIDE)
         return self._views[position]
+
+    def _large_view(self, position: int) -> np.ndarray | None:
+        if position not in self._large:
+            item = self._table.value(ITEM, int(self._table.ok_index[position]))
+            self._large[position] = load_gray_view(os.path.join(self._table.root, item), 2 * F.DETAIL_SIDE)
+        return self._large[position]
+
+    def crops(self, owner: np.ndarray, copy: np.ndarray) -> np.ndarray:
+        """Per pair, whether ``copy`` is a crop of ``owner``: its view against the windows of ``owner``'s
+        (twice as fine) that align best with it (``features.align_crop``), tone-matched as in
+        :meth:`__call__`, the best one deciding."""
+        keep = np.zeros(owner.size, dtype=bool)
+        for k, (a, b) in enumerate(zip(owner.tolist(), copy.tolist())):
+            large, view = self._large_view(a), self._view(b)
+            if large is None or view is None:
+                continue
+            aligned = F.align_crop(large, view)
+            same = np.broadcast_to(view, aligned.shape)
+            keep[k] = F.local_difference(aligned, same).min() <= self._max_difference
+        return keep
 
     def __call__(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         keep = np.zeros(i.size, dtype=bool)
