@@ -266,7 +266,7 @@ def query_pairs(index: np.ndarray, queries: np.ndarray, max_distance: int) -> tu
             found_t.append(target[hit])
             found_d.append(dist[hit])
             found_k.append((query % k)[hit])
-    if not found_o:
+    if sum(part.size for part in found_o) == 0:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty, empty
     owner, target = np.concatenate(found_o).astype(np.int64), np.concatenate(found_t).astype(np.int64)
