@@ -327,9 +327,13 @@ def layout_groups(table: RecordTable, max_distance: int, min_similarity: float,
     return D.near_duplicate_groups(hashes, max_distance, keys=layouts, confirm=similar, links=links)
 
 
-#: Bits within which a crop's coarse layout hash must be of its whole copy's (each item has 81 crop
-#: hypotheses, so the radius is kept small: the search stays near-linear at a million items).
+#: Bits within which a crop's coarse layout hash must be of its whole copy's (each item has 256 crop
+#: hypotheses, so the radius is kept small: at a million items the search checks about as many random
+#: candidates as the whole-picture search).
 CROP_DISTANCE = 2
+#: Correlation a crop's coarse layout must reach with its copy's, at least: the best of 256 hypotheses
+#: matches look-alike drawings more easily than one whole layout (``docs/blur.md``).
+CROP_SIMILARITY = 0.95
 
 
 def crop_links(layouts: np.ndarray, min_similarity: float,
@@ -337,7 +341,8 @@ def crop_links(layouts: np.ndarray, min_similarity: float,
     """Confirmed pairs ``(picture, copy)`` where the copy was cut from the picture: the copy's coarse layout
     hash is within :data:`CROP_DISTANCE` bits of one of the picture's crop hypotheses
     (``hashing.crop_hashes``, searched by :func:`operators.duplicates.query_pairs`), the two coarse layouts
-    of that crop and the copy correlate at least ``min_similarity``, and, with the files, the copy's view
+    of that crop and the copy correlate at least ``min_similarity`` (and :data:`CROP_SIMILARITY`), and, with
+    the files, the copy's view
     differs from the best-aligned window of the picture's (``features.align_crop``) by no more than the
     detail check allows."""
     plain, crops = H.crop_layouts(layouts)
@@ -349,7 +354,7 @@ def crop_links(layouts: np.ndarray, min_similarity: float,
         return owner, target
     a = H.normalized_layout(crops[owner, which])
     b = H.normalized_layout(plain[target])
-    keep = np.einsum("ij,ij->i", a, b) >= min_similarity
+    keep = np.einsum("ij,ij->i", a, b) >= max(min_similarity, CROP_SIMILARITY)
     owner, target = owner[keep], target[keep]
     if detail is not None and owner.size:
         keep = detail.crops(owner, target)
