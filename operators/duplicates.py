@@ -13,7 +13,7 @@ image (all-black frames, a placeholder) cost one comparison, not millions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -228,44 +228,53 @@ _QUERY_BLOCK = 1 << 15
 def query_pairs(index: np.ndarray, queries: np.ndarray, max_distance: int) -> tuple[np.ndarray, ...]:
     """Pairs ``(owner, target, k)``: query ``k`` of item ``owner`` (``queries``, ``(n, k)``) is within
     ``max_distance`` bits of item ``target``'s hash in ``index`` (``(n,)``), ``owner != target``, once per
-    pair (its nearest query).
+    pair (its nearest query). See :func:`query_pairs_in_blocks`."""
+    return query_pairs_in_blocks(index, [(0, np.asarray(queries, dtype=np.uint64))], max_distance)
+
+
+def query_pairs_in_blocks(index: np.ndarray, blocks: Iterable[tuple[int, np.ndarray]],
+                          max_distance: int) -> tuple[np.ndarray, ...]:
+    """:func:`query_pairs` with the queries given block by block, ``(first owner, (m, k) queries)``, so that
+    they never all exist at once (a million items with 256 queries each would be 2 GB).
 
     Asymmetric LSH banding: the index is bucketed per band once, each query looks up its own band values,
-    so the cost follows ``n * k`` lookups and the candidates they find, never ``(n * k) ** 2``. Index values
+    so the cost follows the number of queries and the candidates they find, never all pairs. Index values
     that ``_DENSE_BUCKET`` or more items share tell nothing about them and are left out, as in
     :func:`near_duplicate_groups`."""
     index = _as_hashes(np.asarray(index))
-    queries = np.asarray(queries, dtype=np.uint64)
-    n, k = queries.shape
-    if n < 2 or k == 0:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty, empty
     bands = _band_count(max_distance, None)
-    values, inverse, counts = np.unique(index, return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(index, return_inverse=True, return_counts=True)
     usable = np.flatnonzero(counts[inverse.ravel()] < _DENSE_BUCKET)
-    flat = queries.ravel()
-    found_o, found_t, found_d, found_k = [], [], [], []
-    for index_key, query_key in zip(_band_keys(index[usable], bands), _band_keys(flat, bands), strict=True):
+    buckets = []
+    for index_key in _band_keys(index[usable], bands):
         order = np.argsort(index_key, kind="stable")
-        sorted_key = index_key[order]
-        for start in range(0, flat.size, _QUERY_BLOCK):
-            q = query_key[start:start + _QUERY_BLOCK]
-            left = np.searchsorted(sorted_key, q, side="left")
-            sizes = np.searchsorted(sorted_key, q, side="right") - left
-            total = int(sizes.sum())
-            if total == 0:
-                continue
-            which = np.repeat(np.arange(q.size), sizes)
-            within = np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-            target = usable[order[left[which] + within]]
-            query = start + which
-            owner = query // k
-            dist = hamming(flat[query], index[target])
-            hit = (dist <= max_distance) & (owner != target)
-            found_o.append(owner[hit])
-            found_t.append(target[hit])
-            found_d.append(dist[hit])
-            found_k.append((query % k)[hit])
+        buckets.append((order, index_key[order]))
+    found_o, found_t, found_d, found_k = [], [], [], []
+    for first_owner, queries in blocks:
+        queries = np.asarray(queries, dtype=np.uint64)
+        k = queries.shape[1] if queries.ndim == 2 else 0
+        if k == 0 or usable.size == 0:
+            continue
+        flat = queries.ravel()
+        for (order, sorted_key), query_key in zip(buckets, _band_keys(flat, bands), strict=True):
+            for start in range(0, flat.size, _QUERY_BLOCK):
+                q = query_key[start:start + _QUERY_BLOCK]
+                left = np.searchsorted(sorted_key, q, side="left")
+                sizes = np.searchsorted(sorted_key, q, side="right") - left
+                total = int(sizes.sum())
+                if total == 0:
+                    continue
+                which = np.repeat(np.arange(q.size), sizes)
+                within = np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+                target = usable[order[left[which] + within]]
+                query = start + which
+                owner = first_owner + query // k
+                dist = hamming(flat[query], index[target])
+                hit = (dist <= max_distance) & (owner != target)
+                found_o.append(owner[hit])
+                found_t.append(target[hit])
+                found_d.append(dist[hit])
+                found_k.append((query % k)[hit])
     if sum(part.size for part in found_o) == 0:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty, empty

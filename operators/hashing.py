@@ -299,3 +299,15 @@ def coarse_hash(rows: np.ndarray) -> np.ndarray:
 
 
 _COARSE_BLOCK = 1 << 12
+
+
+def crop_layouts_of(layout: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """``(m, CROP_SIDE ** 2)``: crop hypothesis ``which[i]`` of row ``i`` of ``layout`` (as in
+    :func:`crop_layouts`), for the few rows a search found, without the other hypotheses."""
+    rows = np.asarray(layout, dtype=np.float32)
+    n, cells = rows.shape
+    side = int(round(cells ** 0.5))
+    axis = _crop_axis_weights(CROP_SIDE, side)
+    which = np.asarray(which, dtype=np.intp)
+    down, across = axis[which // len(axis)], axis[which % len(axis)]
+    return (down @ rows.reshape(n, side, side) @ across.transpose(0, 2, 1)).reshape(n, -1)

@@ -334,6 +334,8 @@ CROP_DISTANCE = 2
 #: Correlation a crop's coarse layout must reach with its copy's, at least: the best of 256 hypotheses
 #: matches look-alike drawings more easily than one whole layout (``docs/blur.md``).
 CROP_SIMILARITY = 0.95
+#: Items whose crop hypotheses are made at a time (256 x 64 floats each).
+CROP_BLOCK = 1024
 
 
 def crop_links(layouts: np.ndarray, min_similarity: float,
@@ -345,14 +347,19 @@ def crop_links(layouts: np.ndarray, min_similarity: float,
     the files, the copy's view
     differs from the best-aligned window of the picture's (``features.align_crop``) by no more than the
     detail check allows."""
-    plain, crops = H.crop_layouts(layouts)
-    n, k, cells = crops.shape
+    n = len(layouts)
+    plain = np.concatenate([H.crop_layouts(layouts[s:s + CROP_BLOCK])[0] for s in range(0, n, CROP_BLOCK)]) \
+        if n else np.zeros((0, H.CROP_SIDE ** 2), dtype=np.float32)
     index = H.coarse_hash(plain)
-    queries = H.coarse_hash(crops.reshape(n * k, cells)).reshape(n, k)
-    owner, target, which = D.query_pairs(index, queries, CROP_DISTANCE)
+
+    def blocks():  # hypotheses a block of items at a time: all of them would not fit at a million items
+        for start in range(0, n, CROP_BLOCK):
+            yield start, H.crop_hashes(layouts[start:start + CROP_BLOCK])[1]
+
+    owner, target, which = D.query_pairs_in_blocks(index, blocks(), CROP_DISTANCE)
     if owner.size == 0:
         return owner, target
-    a = H.normalized_layout(crops[owner, which])
+    a = H.normalized_layout(H.crop_layouts_of(layouts[owner], which))
     b = H.normalized_layout(plain[target])
     keep = np.einsum("ij,ij->i", a, b) >= max(min_similarity, CROP_SIMILARITY)
     owner, target = owner[keep], target[keep]

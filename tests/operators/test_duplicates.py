@@ -159,6 +159,9 @@ def test_query_pairs_equal_all_pairs(max_distance: int) -> None:
     expected = {(int(o), int(t)) for o, t in zip(*np.nonzero(near.any(axis=1)), strict=True)}
     assert expected and {(int(o), int(t)) for o, t in zip(owner, target, strict=True)} == expected
     assert np.all(dist[owner, which, target] == dist[owner, :, target].min(axis=1))  # the nearest query
+    in_blocks = D.query_pairs_in_blocks(index, [(0, queries[:100]), (100, queries[100:])], max_distance)
+    for whole, part in zip((owner, target, which), in_blocks, strict=True):
+        np.testing.assert_array_equal(whole, part)
 
 
 def test_links_join_the_confirmed_groups() -> None:

@@ -377,3 +377,5 @@ def test_crop_layouts_of_the_whole_picture_are_its_block_means() -> None:
     np.testing.assert_allclose(crops[:, 0], (weights @ layout.reshape(5, 16, 16) @ weights.T).reshape(5, 64),
                                rtol=1e-5)
     assert H.coarse_hash(np.full((1, 64), 7.0))[0] == 0  # a flat layout has no bits
+    which = np.array([0, 17, 255, 3, 100])
+    np.testing.assert_allclose(H.crop_layouts_of(layout, which), crops[np.arange(5), which], rtol=1e-5)
