@@ -336,6 +336,9 @@ CROP_DISTANCE = 2
 #: Correlation a crop's coarse layout must reach with its copy's, at least: the best of 256 hypotheses
 #: matches look-alike drawings more easily than one whole layout (``docs/blur.md``).
 CROP_SIMILARITY = 0.95
+#: Share of ``near_duplicate_difference`` a crop's best aligned window may differ by: the best of nine
+#: alignments fits a look-alike drawing more easily than one whole view (``docs/blur.md``).
+CROP_DIFFERENCE_SHARE = 0.8
 #: Items whose crop hypotheses are made at a time (256 x 64 floats each).
 CROP_BLOCK = 1024
 
@@ -397,7 +400,7 @@ class DetailCheck:
     def crops(self, owner: np.ndarray, copy: np.ndarray) -> np.ndarray:
         """Per pair, whether ``copy`` is a crop of ``owner``: its view against the windows of ``owner``'s
         (twice as fine) that align best with it (``features.align_crop``), tone-matched as in
-        :meth:`__call__`, the best one deciding."""
+        :meth:`__call__`, the best one deciding, within :data:`CROP_DIFFERENCE_SHARE` of the threshold."""
         keep = np.zeros(owner.size, dtype=bool)
         for k, (a, b) in enumerate(zip(owner.tolist(), copy.tolist())):
             large, view = self._large_view(a), self._view(b)
@@ -405,7 +408,7 @@ class DetailCheck:
                 continue
             aligned = F.align_crop(large, view)
             same = np.broadcast_to(view, aligned.shape)
-            keep[k] = F.local_difference(aligned, same).min() <= self._max_difference
+            keep[k] = F.local_difference(aligned, same).min() <= CROP_DIFFERENCE_SHARE * self._max_difference
         return keep
 
     def __call__(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
