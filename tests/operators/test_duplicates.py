@@ -173,5 +173,6 @@ def test_links_join_the_confirmed_groups() -> None:
 
 def test_query_pairs_without_any_near_query_are_empty() -> None:
     index = _hashes(0, _bits(*range(64)))
-    owner, target, which = D.query_pairs(index, np.array([[_bits(*range(32))], [_bits(*range(16, 48))]], dtype=np.uint64), 2)
+    queries = np.array([[_bits(*range(32))], [_bits(*range(16, 48))]], dtype=np.uint64)  # 32 bits from both
+    owner, target, which = D.query_pairs(index, queries, 2)
     assert owner.size == target.size == which.size == 0
