@@ -401,7 +401,10 @@ _CROP_WINDOWS = tuple((s, o) for s in np.round(np.arange(0.86, 1.0001, 0.01), 2)
                       for o in np.arange(0.0, 1.0 - s + 1e-9, 1.0 / 128))
 
 
-def _window_weights(out: int, size: int, scale: float, offset: float) -> np.ndarray:
+def window_weights(out: int, size: int, scale: float, offset: float) -> np.ndarray:
+    """``(out, size)`` weights taking the mean of ``out`` equal cells of the window ``[offset, offset + scale]``
+    (unit coordinates) of a row of ``size`` samples, each held constant over its width: the area resampling
+    of a crop."""
     edges = offset + scale * np.arange(out + 1) / out
     blocks = np.arange(size + 1) / size
     overlap = np.clip(np.minimum(edges[1:, None], blocks[None, 1:]) - np.maximum(edges[:-1, None], blocks[None, :-1]),
@@ -415,7 +418,7 @@ _CROP_WEIGHTS: dict[tuple[int, int], np.ndarray] = {}
 def _crop_weights(out: int, size: int) -> np.ndarray:
     key = (out, size)
     if key not in _CROP_WEIGHTS:
-        _CROP_WEIGHTS[key] = np.stack([_window_weights(out, size, s, o) for s, o in _CROP_WINDOWS])
+        _CROP_WEIGHTS[key] = np.stack([window_weights(out, size, s, o) for s, o in _CROP_WINDOWS])
     return _CROP_WEIGHTS[key]
 
 

@@ -17,7 +17,7 @@ import hashlib
 
 import numpy as np
 
-from operators.features import LUMA_WEIGHTS
+from operators.features import LUMA_WEIGHTS, window_weights
 
 #: Bytes read at a time when digesting a file.
 DEFAULT_CHUNK = 1 << 20
@@ -234,17 +234,6 @@ CROP_SIDE = 8
 #: 10% of an axis in total is within about 1.25% of one of them on each axis (256 crops per picture).
 CROP_SCALES = (0.9, 0.925, 0.95, 0.975)
 CROP_OFFSETS = 4
-
-
-def window_weights(out: int, size: int, scale: float, offset: float) -> np.ndarray:
-    """``(out, size)`` weights taking the mean of ``out`` equal cells of the window ``[offset, offset + scale]``
-    (unit coordinates) of a row of ``size`` block means, each block held constant over its width: the area
-    resampling of a crop, computed from the blocks alone."""
-    edges = offset + scale * np.arange(out + 1) / out
-    blocks = np.arange(size + 1) / size
-    overlap = np.clip(np.minimum(edges[1:, None], blocks[None, 1:]) - np.maximum(edges[:-1, None], blocks[None, :-1]),
-                      0, None)
-    return (overlap / overlap.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=8)

@@ -373,7 +373,7 @@ def test_crop_layouts_of_the_whole_picture_are_its_block_means() -> None:
     np.testing.assert_allclose(plain, blocks, rtol=1e-5)
     assert crops.shape == (5, (len(H.CROP_SCALES) * H.CROP_OFFSETS) ** 2, 64)
     # The first hypothesis keeps the top-left 90% of each axis: 7.2 of the 8 blocks of each coarse row.
-    weights = H.window_weights(8, 16, H.CROP_SCALES[0], 0.0)
+    weights = F.window_weights(8, 16, H.CROP_SCALES[0], 0.0)
     np.testing.assert_allclose(crops[:, 0], (weights @ layout.reshape(5, 16, 16) @ weights.T).reshape(5, 64),
                                rtol=1e-5)
     assert H.coarse_hash(np.full((1, 64), 7.0))[0] == 0  # a flat layout has no bits
