@@ -315,7 +315,7 @@ def run_rayproc(folder: Path, params: dict) -> Flags:
     import tempfile
 
     from jobs.catalog import build_pipeline, parse_task_type, resolve_operators
-    from jobs.execution import process_chunk
+    from jobs.chunk import process_chunk
     from operators.base import RecordTable
     from operators.image_issues import ImageIssues
     from operators.pipeline import ITEM, OK, STATUS

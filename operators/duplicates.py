@@ -13,7 +13,7 @@ image (all-black frames, a placeholder) cost one comparison, not millions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -163,7 +163,8 @@ CONFIRM_BATCH = 1 << 14
 
 def near_duplicate_groups(hashes: np.ndarray | Sequence[int], max_distance: int = DEFAULT_MAX_DISTANCE,
                           bands: int | None = None, *, keys: np.ndarray | None = None,
-                          confirm: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> list[list[int]]:
+                          confirm: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+                          links: tuple[np.ndarray, np.ndarray] | None = None) -> list[list[int]]:
     """Groups of indices whose 64-bit hashes are linked by steps of at most ``max_distance`` bits.
 
     Groups are connected components: if a~b and b~c, all three form one group even
@@ -179,7 +180,8 @@ def near_duplicate_groups(hashes: np.ndarray | Sequence[int], max_distance: int 
     candidates. Confirmed groups are stars, not chains: each member is linked to its
     group's centre (see :func:`_stars`). ``keys`` (one row per item, any fixed-width dtype) tells which items
     are the same for the check: items sharing every hash are compared too unless they
-    also share a key.
+    also share a key. ``links`` (two arrays of item indices) are pairs already confirmed by
+    other means (the crop search of :func:`query_pairs`): they join the grouping as they are.
     """
     bands = _band_count(max_distance, bands)
     if confirm is None:
@@ -207,7 +209,81 @@ def near_duplicate_groups(hashes: np.ndarray | Sequence[int], max_distance: int 
     for start in range(0, lo.size, CONFIRM_BATCH):
         part = slice(start, start + CONFIRM_BATCH)
         keep[part] = confirm(first[lo[part]], first[hi[part]])
-    return _groups(_stars(first.size, lo[keep], hi[keep])[inverse.ravel()])
+    lo, hi = lo[keep], hi[keep]
+    if links is not None and len(links[0]):
+        inv = inverse.ravel()
+        a, b = inv[np.asarray(links[0], dtype=np.intp)], inv[np.asarray(links[1], dtype=np.intp)]
+        other = a != b
+        lo = np.concatenate([lo, np.minimum(a, b)[other]])
+        hi = np.concatenate([hi, np.maximum(a, b)[other]])
+        _, once = np.unique(lo * first.size + hi, return_index=True)
+        lo, hi = lo[once], hi[once]
+    return _groups(_stars(first.size, lo, hi)[inverse.ravel()])
+
+
+#: Queries looked up at a time by :func:`query_pairs` (bounds the memory of one step).
+_QUERY_BLOCK = 1 << 15
+
+
+def query_pairs(index: np.ndarray, queries: np.ndarray, max_distance: int) -> tuple[np.ndarray, ...]:
+    """Pairs ``(owner, target, k)``: query ``k`` of item ``owner`` (``queries``, ``(n, k)``) is within
+    ``max_distance`` bits of item ``target``'s hash in ``index`` (``(n,)``), ``owner != target``, once per
+    pair (its nearest query). See :func:`query_pairs_in_blocks`."""
+    return query_pairs_in_blocks(index, [(0, np.asarray(queries, dtype=np.uint64))], max_distance)
+
+
+def query_pairs_in_blocks(index: np.ndarray, blocks: Iterable[tuple[int, np.ndarray]],
+                          max_distance: int) -> tuple[np.ndarray, ...]:
+    """:func:`query_pairs` with the queries given block by block, ``(first owner, (m, k) queries)``, so that
+    they never all exist at once (a million items with 256 queries each would be 2 GB).
+
+    Asymmetric LSH banding: the index is bucketed per band once, each query looks up its own band values,
+    so the cost follows the number of queries and the candidates they find, never all pairs. Index values
+    that ``_DENSE_BUCKET`` or more items share tell nothing about them and are left out, as in
+    :func:`near_duplicate_groups`."""
+    index = _as_hashes(np.asarray(index))
+    bands = _band_count(max_distance, None)
+    _, inverse, counts = np.unique(index, return_inverse=True, return_counts=True)
+    usable = np.flatnonzero(counts[inverse.ravel()] < _DENSE_BUCKET)
+    buckets = []
+    for index_key in _band_keys(index[usable], bands):
+        order = np.argsort(index_key, kind="stable")
+        buckets.append((order, index_key[order]))
+    found_o, found_t, found_d, found_k = [], [], [], []
+    for first_owner, queries in blocks:
+        queries = np.asarray(queries, dtype=np.uint64)
+        k = queries.shape[1] if queries.ndim == 2 else 0
+        if k == 0 or usable.size == 0:
+            continue
+        flat = queries.ravel()
+        for (order, sorted_key), query_key in zip(buckets, _band_keys(flat, bands), strict=True):
+            for start in range(0, flat.size, _QUERY_BLOCK):
+                q = query_key[start:start + _QUERY_BLOCK]
+                left = np.searchsorted(sorted_key, q, side="left")
+                sizes = np.searchsorted(sorted_key, q, side="right") - left
+                total = int(sizes.sum())
+                if total == 0:
+                    continue
+                which = np.repeat(np.arange(q.size), sizes)
+                within = np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+                target = usable[order[left[which] + within]]
+                query = start + which
+                owner = first_owner + query // k
+                dist = hamming(flat[query], index[target])
+                hit = (dist <= max_distance) & (owner != target)
+                found_o.append(owner[hit])
+                found_t.append(target[hit])
+                found_d.append(dist[hit])
+                found_k.append((query % k)[hit])
+    if sum(part.size for part in found_o) == 0:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, empty
+    owner, target = np.concatenate(found_o).astype(np.int64), np.concatenate(found_t).astype(np.int64)
+    dist, which = np.concatenate(found_d), np.concatenate(found_k).astype(np.int64)
+    order = np.lexsort((dist, target, owner))
+    owner, target, which = owner[order], target[order], which[order]
+    first = np.r_[True, (owner[1:] != owner[:-1]) | (target[1:] != target[:-1])]
+    return owner[first], target[first], which[first]
 
 
 def _stars(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:

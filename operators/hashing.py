@@ -17,7 +17,7 @@ import hashlib
 
 import numpy as np
 
-from operators.features import LUMA_WEIGHTS
+from operators.features import LUMA_WEIGHTS, window_weights
 
 #: Bytes read at a time when digesting a file.
 DEFAULT_CHUNK = 1 << 20
@@ -226,3 +226,77 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.bitwise_count(x).astype(np.int64)
     as_bytes = np.ascontiguousarray(x).reshape(-1).view(np.uint8)
     return _POPCOUNT_U8[as_bytes].reshape(*x.shape, 8).sum(axis=-1, dtype=np.int64)
+
+
+#: Side of the coarse layouts the crop search hashes (2x2 blocks of the 16x16 layout).
+CROP_SIDE = 8
+#: Window scales (share of each axis kept) and offsets per axis of the crop hypotheses: a copy cut by up to
+#: 10% of an axis in total is within about 1.25% of one of them on each axis (256 crops per picture).
+CROP_SCALES = (0.9, 0.925, 0.95, 0.975)
+CROP_OFFSETS = 4
+
+
+@functools.lru_cache(maxsize=8)
+def _crop_axis_weights(out: int, size: int) -> np.ndarray:
+    """``(k, out, size)``: every axis window of the crop hypotheses."""
+    windows = [(s, o) for s in CROP_SCALES for o in np.linspace(0.0, 1.0 - s, CROP_OFFSETS)]
+    return np.stack([window_weights(out, size, s, o) for s, o in windows])
+
+
+def crop_layouts(layout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """From ``(n, side * side)`` block-mean layouts: ``(n, CROP_SIDE ** 2)`` coarse layouts of the whole
+    pictures and ``(n, k, CROP_SIDE ** 2)`` coarse layouts of ``k`` crops of each (every pair of axis windows
+    of :data:`CROP_SCALES` x :data:`CROP_OFFSETS`). A copy cut from a picture has a whole layout close to
+    one of the picture's crop layouts."""
+    rows = np.asarray(layout, dtype=np.float32)
+    n, cells = rows.shape
+    side = int(round(cells ** 0.5))
+    grid = rows.reshape(n, side, side)
+    whole = window_weights(CROP_SIDE, side, 1.0, 0.0)
+    plain = (whole @ grid @ whole.T).reshape(n, -1)
+    axis = _crop_axis_weights(CROP_SIDE, side)
+    a = len(axis)
+    across = grid[:, None] @ axis.transpose(0, 2, 1)[None]  # (n, a, side, CROP_SIDE): matmul, not einsum
+    crops = axis[None, :, None] @ across[:, None]  # (n, a down, a across, CROP_SIDE, CROP_SIDE)
+    return plain, crops.reshape(n, a * a, -1)
+
+
+def crop_hashes(layout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Similarity hashes of :func:`crop_layouts`: ``(n,)`` of the whole pictures and ``(n, k)`` of their crops."""
+    plain, crops = crop_layouts(layout)
+    n, k, cells = crops.shape
+    return coarse_hash(plain), coarse_hash(crops.reshape(n * k, cells)).reshape(n, k)
+
+
+def coarse_hash(rows: np.ndarray) -> np.ndarray:
+    """:func:`similarity_hash` of many short rows, by matrix products only: a bit is the sign of the centred
+    row's projection, which its norm does not change, and the centring is folded into the product
+    (row-wise reductions over 64 cells are far slower than a product). A flat row hashes to 0."""
+    rows = np.asarray(rows, dtype=np.float32)
+    n, cells = rows.shape
+    planes = _similarity_planes(cells)
+    offsets = planes.sum(axis=0)
+    ones = np.full((cells, 1), 1.0 / cells, dtype=np.float32)
+    out = np.empty(n, dtype=np.uint64)
+    for start in range(0, n, _COARSE_BLOCK):  # blocks small enough to stay in cache
+        block = rows[start:start + _COARSE_BLOCK]
+        mean = block @ ones
+        spread = np.square(block) @ ones - mean * mean
+        projected = block @ planes - mean * offsets
+        out[start:start + _COARSE_BLOCK] = _pack_bits((projected > 0) & (spread > 1e-6))
+    return out
+
+
+_COARSE_BLOCK = 1 << 12
+
+
+def crop_layouts_of(layout: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """``(m, CROP_SIDE ** 2)``: crop hypothesis ``which[i]`` of row ``i`` of ``layout`` (as in
+    :func:`crop_layouts`), for the few rows a search found, without the other hypotheses."""
+    rows = np.asarray(layout, dtype=np.float32)
+    n, cells = rows.shape
+    side = int(round(cells ** 0.5))
+    axis = _crop_axis_weights(CROP_SIDE, side)
+    which = np.asarray(which, dtype=np.intp)
+    down, across = axis[which // len(axis)], axis[which % len(axis)]
+    return (down @ rows.reshape(n, side, side) @ across.transpose(0, 2, 1)).reshape(n, -1)

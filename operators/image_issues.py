@@ -94,7 +94,9 @@ class ImageIssues(Operator):
       than ``near_duplicate_difference`` (the views are decoded again for
       candidate pairs only): resized, re-encoded, brightened, darkened and
       grayscale copies are found, look-alike drawings that differ in a line or
-      a letter are not grouped.
+      a letter are not grouped. Copies cropped by up to about 10% of each side
+      are found by a search of 256 crop windows of each picture's layout,
+      confirmed on the files after aligning the crop.
     - ``cleanvision``: cleanvision 0.3.7's blur score (edge strength of a 64 px
       preview, threshold 0.29) and pHash within ``near_duplicate_distance`` bits.
 
@@ -323,7 +325,53 @@ def layout_groups(table: RecordTable, max_distance: int, min_similarity: float,
             keep[keep] = detail(i[keep], j[keep])
         return keep
 
-    return D.near_duplicate_groups(hashes, max_distance, keys=layouts, confirm=similar)
+    links = crop_links(layouts, min_similarity, detail)
+    return D.near_duplicate_groups(hashes, max_distance, keys=layouts, confirm=similar, links=links)
+
+
+#: Bits within which a crop's coarse layout hash must be of its whole copy's (each item has 256 crop
+#: hypotheses, so the radius is kept small: at a million items the search checks about as many random
+#: candidates as the whole-picture search).
+CROP_DISTANCE = 2
+#: Correlation a crop's coarse layout must reach with its copy's, at least: the best of 256 hypotheses
+#: matches look-alike drawings more easily than one whole layout (``docs/blur.md``).
+CROP_SIMILARITY = 0.95
+#: Share of ``near_duplicate_difference`` a crop's best aligned window may differ by: the best of nine
+#: alignments fits a look-alike drawing more easily than one whole view (``docs/blur.md``).
+CROP_DIFFERENCE_SHARE = 0.8
+#: Items whose crop hypotheses are made at a time (256 x 64 floats each).
+CROP_BLOCK = 1024
+
+
+def crop_links(layouts: np.ndarray, min_similarity: float,
+               detail: DetailCheck | None) -> tuple[np.ndarray, np.ndarray]:
+    """Confirmed pairs ``(picture, copy)`` where the copy was cut from the picture: the copy's coarse layout
+    hash is within :data:`CROP_DISTANCE` bits of one of the picture's crop hypotheses
+    (``hashing.crop_hashes``, searched by :func:`operators.duplicates.query_pairs`), the two coarse layouts
+    of that crop and the copy correlate at least ``min_similarity`` (and :data:`CROP_SIMILARITY`), and, with
+    the files, the copy's view
+    differs from the best-aligned window of the picture's (``features.align_crop``) by no more than the
+    detail check allows."""
+    n = len(layouts)
+    plain = np.concatenate([H.crop_layouts(layouts[s:s + CROP_BLOCK])[0] for s in range(0, n, CROP_BLOCK)]) \
+        if n else np.zeros((0, H.CROP_SIDE ** 2), dtype=np.float32)
+    index = H.coarse_hash(plain)
+
+    def blocks():  # hypotheses a block of items at a time: all of them would not fit at a million items
+        for start in range(0, n, CROP_BLOCK):
+            yield start, H.crop_hashes(layouts[start:start + CROP_BLOCK])[1]
+
+    owner, target, which = D.query_pairs_in_blocks(index, blocks(), CROP_DISTANCE)
+    if owner.size == 0:
+        return owner, target
+    a = H.normalized_layout(H.crop_layouts_of(layouts[owner], which))
+    b = H.normalized_layout(plain[target])
+    keep = np.einsum("ij,ij->i", a, b) >= max(min_similarity, CROP_SIMILARITY)
+    owner, target = owner[keep], target[keep]
+    if detail is not None and owner.size:
+        keep = detail.crops(owner, target)
+        owner, target = owner[keep], target[keep]
+    return owner, target
 
 
 class DetailCheck:
@@ -335,12 +383,33 @@ class DetailCheck:
         self._table = table
         self._max_difference = max_difference
         self._views: dict[int, np.ndarray | None] = {}
+        self._large: dict[int, np.ndarray | None] = {}
 
     def _view(self, position: int) -> np.ndarray | None:
         if position not in self._views:
             item = self._table.value(ITEM, int(self._table.ok_index[position]))
             self._views[position] = load_gray_view(os.path.join(self._table.root, item), F.DETAIL_SIDE)
         return self._views[position]
+
+    def _large_view(self, position: int) -> np.ndarray | None:
+        if position not in self._large:
+            item = self._table.value(ITEM, int(self._table.ok_index[position]))
+            self._large[position] = load_gray_view(os.path.join(self._table.root, item), 2 * F.DETAIL_SIDE)
+        return self._large[position]
+
+    def crops(self, owner: np.ndarray, copy: np.ndarray) -> np.ndarray:
+        """Per pair, whether ``copy`` is a crop of ``owner``: its view against the windows of ``owner``'s
+        (twice as fine) that align best with it (``features.align_crop``), tone-matched as in
+        :meth:`__call__`, the best one deciding, within :data:`CROP_DIFFERENCE_SHARE` of the threshold."""
+        keep = np.zeros(owner.size, dtype=bool)
+        for k, (a, b) in enumerate(zip(owner.tolist(), copy.tolist())):
+            large, view = self._large_view(a), self._view(b)
+            if large is None or view is None:
+                continue
+            aligned = F.align_crop(large, view)
+            same = np.broadcast_to(view, aligned.shape)
+            keep[k] = F.local_difference(aligned, same).min() <= CROP_DIFFERENCE_SHARE * self._max_difference
+        return keep
 
     def __call__(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         keep = np.zeros(i.size, dtype=bool)

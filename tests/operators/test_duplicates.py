@@ -139,3 +139,40 @@ def test_duplicate_scores_agree_with_groups() -> None:
     for group in D.near_duplicate_groups(hashes):
         in_group[group] = True
     np.testing.assert_array_equal(D.duplicate_scores(hashes) > 0, in_group)
+
+
+@pytest.mark.parametrize("max_distance", [0, 2, 3])
+def test_query_pairs_equal_all_pairs(max_distance: int) -> None:
+    rng = np.random.default_rng(max_distance)
+    n, k = 300, 7
+    index = rng.integers(0, np.iinfo(np.uint64).max, n, dtype=np.uint64, endpoint=True)
+    queries = rng.integers(0, np.iinfo(np.uint64).max, (n, k), dtype=np.uint64, endpoint=True)
+    for owner in range(0, n, 3):  # a third of the items have a query near another item's hash
+        target, which = (owner * 7 + 1) % n, owner % k
+        flips = rng.choice(HASH_BITS, rng.integers(0, max_distance + 2), replace=False)
+        queries[owner, which] = index[target] ^ np.uint64(_bits(*flips.tolist()))
+    queries[5, 2] = index[5]  # an item's own hash is never a pair
+    owner, target, which = D.query_pairs(index, queries, max_distance)
+    dist = hamming(queries[:, :, None], index[None, None, :])  # (n, k, n)
+    near = dist <= max_distance
+    near[np.arange(n), :, np.arange(n)] = False
+    expected = {(int(o), int(t)) for o, t in zip(*np.nonzero(near.any(axis=1)), strict=True)}
+    assert expected and {(int(o), int(t)) for o, t in zip(owner, target, strict=True)} == expected
+    assert np.all(dist[owner, which, target] == dist[owner, :, target].min(axis=1))  # the nearest query
+    in_blocks = D.query_pairs_in_blocks(index, [(0, queries[:100]), (100, queries[100:])], max_distance)
+    for whole, part in zip((owner, target, which), in_blocks, strict=True):
+        np.testing.assert_array_equal(whole, part)
+
+
+def test_links_join_the_confirmed_groups() -> None:
+    hashes = _hashes(0, 1, _bits(*range(40)), _bits(*range(20, 60)))
+    groups = D.near_duplicate_groups(hashes, 2, confirm=lambda i, j: np.ones(i.size, dtype=bool),
+                                     links=(np.array([2]), np.array([3])))
+    assert groups == [[0, 1], [2, 3]]
+
+
+def test_query_pairs_without_any_near_query_are_empty() -> None:
+    index = _hashes(0, _bits(*range(64)))
+    queries = np.array([[_bits(*range(32))], [_bits(*range(16, 48))]], dtype=np.uint64)  # 32 bits from both
+    owner, target, which = D.query_pairs(index, queries, 2)
+    assert owner.size == target.size == which.size == 0

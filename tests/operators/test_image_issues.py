@@ -135,6 +135,9 @@ EDITS = {
     "brightened": lambda img: _levels(img, 1.25),
     "darkened": lambda img: _levels(img, 0.7),
     "grayscale": lambda img: img.convert("L"),
+    # 4% off the left, 3% off the top, 7% of the width and 8% of the height in all.
+    "cropped": lambda img: img.crop((round(img.width * 0.04), round(img.height * 0.03), round(img.width * 0.97),
+                                     round(img.height * 0.95))),
 }
 
 
@@ -348,3 +351,31 @@ def test_a_copy_with_clipped_highlights_is_judged_by_the_direction_that_predicts
     clipped_side = F._predicted_error(a, b)[0]  # the original predicted from the clipped copy's levels
     assert clipped_side > F._predicted_error(b, a)[0]
     assert F.local_difference(a, b)[0] < min(clipped_side, 0.15)
+
+
+def test_align_crop_finds_the_window_a_copy_was_cut_from() -> None:
+    picture = photo(11)  # 320 x 240
+    copy = picture.crop((16, 5, 304, 230))  # 90% of the width from 5%, 94% of the height from 2%
+    large = np.asarray(picture.convert("L").resize((128, 128), Image.Resampling.BOX), dtype=np.float32)
+    view = np.asarray(copy.convert("L").resize((64, 64), Image.Resampling.BOX), dtype=np.float32)
+    whole = np.asarray(picture.convert("L").resize((64, 64), Image.Resampling.BOX), dtype=np.float32)
+    aligned = F.align_crop(large, view)
+    assert aligned.shape == (F.CROP_ALIGN_CHOICES ** 2, 64, 64)
+    best = F.local_difference(aligned, np.broadcast_to(view, aligned.shape)).min()
+    unaligned = F.local_difference(whole[None], view[None])[0]
+    assert best <= 0.1 and unaligned > 1.0  # within the default threshold (0.15) aligned, far beyond it not
+
+
+def test_crop_layouts_of_the_whole_picture_are_its_block_means() -> None:
+    layout = np.random.default_rng(3).integers(0, 256, (5, 256)).astype(np.float32)
+    plain, crops = H.crop_layouts(layout)
+    blocks = layout.reshape(5, 8, 2, 8, 2).mean(axis=(2, 4)).reshape(5, 64)
+    np.testing.assert_allclose(plain, blocks, rtol=1e-5)
+    assert crops.shape == (5, (len(H.CROP_SCALES) * H.CROP_OFFSETS) ** 2, 64)
+    # The first hypothesis keeps the top-left 90% of each axis: 7.2 of the 8 blocks of each coarse row.
+    weights = F.window_weights(8, 16, H.CROP_SCALES[0], 0.0)
+    np.testing.assert_allclose(crops[:, 0], (weights @ layout.reshape(5, 16, 16) @ weights.T).reshape(5, 64),
+                               rtol=1e-5)
+    assert H.coarse_hash(np.full((1, 64), 7.0))[0] == 0  # a flat layout has no bits
+    which = np.array([0, 17, 255, 3, 100])
+    np.testing.assert_allclose(H.crop_layouts_of(layout, which), crops[np.arange(5), which], rtol=1e-5)
