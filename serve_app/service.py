@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import string
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from jobs import launcher as L
@@ -26,7 +27,8 @@ from serve_app import errors as E
 from serve_app import report
 from serve_app.dispatcher import Dispatcher
 from serve_app.imports import ImportService
-from serve_app.job_records import kept_log
+from serve_app.job_records import follow_run_log, kept_log
+from serve_app.metrics import METRICS
 from serve_app.ray_errors import ray_errors
 from serve_app.reconciler import Reconciler
 from serve_app.schemas import ProcessorTaskCreate
@@ -119,6 +121,7 @@ class TaskService:
             "input_root": str(input_root), "output_dir": str(output_dir), "execution": {"chunk_size": chunk},
             "current_run": run_id, "priority": body.priority,
         })
+        METRICS.tasks_created.inc(task_type=task_type.value)
         self.dispatcher.wake()
         return self._get(project_id, task_id)
 
@@ -205,12 +208,24 @@ class TaskService:
                                  "for server-side sources (its results are in the task's detail and output files)")
         return report.render(task_view(rec), RunLayout(rec.output_dir).input_root(rec.input_root))
 
-    def logs(self, project_id: str, task_id: str, run: int | None) -> str:
+    def _log_run(self, project_id: str, task_id: str, run: int | None) -> tuple[TaskRecord, str]:
         rec = self.get(project_id, task_id)
         runs = [r["run_id"] for r in rec.runs]
         if run is not None and run > len(runs):
             raise E.NotFound(f"task {task_id} has {len(runs)} run(s)")
-        run_id = runs[run - 1] if run is not None else rec.current_run
+        return rec, runs[run - 1] if run is not None else rec.current_run
+
+    def follow_logs(self, project_id: str, task_id: str, run: int | None) -> AsyncIterator[str]:
+        """The run's log as it grows, until the run ends (or the stream's bounds: ``log_follow_max_seconds``,
+        ``log_follow_max_bytes``). Unknown tasks and runs raise here, before anything is streamed."""
+        rec, run_id = self._log_run(project_id, task_id, run)
+        return follow_run_log(self.store, self.launcher, task_id=rec.task_id, run_id=run_id,
+                              output_dir=rec.output_dir, current=run is None,
+                              max_seconds=self.settings.log_follow_max_seconds,
+                              max_bytes=self.settings.log_follow_max_bytes)
+
+    def logs(self, project_id: str, task_id: str, run: int | None) -> str:
+        rec, run_id = self._log_run(project_id, task_id, run)
         kept = kept_log(rec.output_dir, run_id)  # an ended run's log, kept whole: Ray may have none by now
         if kept is not None:
             return kept
@@ -229,6 +244,7 @@ class TaskService:
             raise E.InvalidState(f"task {task_id} is already {rec.status.label} (status {int(rec.status)}); "
                                  "only an initialized or running task can be stopped")
         if rec.queue_position is not None and self.store.stop_if_not_started(task_id):
+            METRICS.runs_stopped.inc()
             return self._get(project_id, task_id)  # Ray never heard of the run: nothing to ask it
         # Ask Ray first: if the cluster is unreachable nothing changes and the caller gets a 503.
         with ray_errors():
@@ -240,6 +256,7 @@ class TaskService:
         # and the runner refuses to start a run whose task is no longer initialized.
         if not self.store.stop_if_not_started(task_id):
             self.store.request_stop(task_id)
+        METRICS.runs_stopped.inc()
         rec = self._get(project_id, task_id)
         if not rec.status.is_terminal():
             self.reconciler.reconcile(rec)
@@ -264,6 +281,7 @@ class TaskService:
         run_id = L.new_run_id(task_id, len(rec.runs) + 1)
         if not self.store.begin_new_run(task_id, run_id, RESUMABLE):
             raise E.Conflict(f"task {task_id} changed state while resuming; read it and try again")
+        METRICS.runs_resumed.inc()
         self.dispatcher.wake()
         return self._get(project_id, task_id)
 

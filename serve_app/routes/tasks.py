@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
 
 from rayproc_contract.query import ListQuery
 from serve_app.auth import Reader, Writer
@@ -59,8 +59,17 @@ def task_report(*, access: Reader, task_id: str, service: ServiceDep) -> HTMLRes
 @router.get("/{task_id:path}/logs", response_class=PlainTextResponse, responses=_ERRORS)
 def task_logs(*, access: Reader, task_id: str, service: ServiceDep,
               run: Annotated[int | None, Query(ge=1, description="Run number (default: the current run).")] = None,
-              ) -> PlainTextResponse:
-    """The job runner's log of a run: kept under the work path once the run ended, else from Ray."""
+              follow: Annotated[bool, Query(description="Stream the log as it grows (chunked text/plain) until "
+                                                        "the run ends, or the stream's time or size bound.")] = False,
+              ) -> Response:
+    """The job runner's log of a run: kept under the work path once the run ended, else from Ray.
+
+    With ``follow=true`` the answer streams: a queued run is waited for, a running one is followed, and the
+    stream ends when the run ends (or at the service's bounds, with a last line saying so)."""
+    if follow:
+        return StreamingResponse(service.follow_logs(access.project_id, task_id, run),
+                                 media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-store",
+                                                                                  "X-Accel-Buffering": "no"})
     return PlainTextResponse(service.logs(access.project_id, task_id, run))
 
 
