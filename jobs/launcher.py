@@ -39,6 +39,8 @@ class RayJobState:
     #: When the job ended (epoch milliseconds), once it has; and the task it ran (from its metadata).
     end_time_ms: int | None = None
     task_id: str | None = None
+    #: The node the job's driver runs on, once Ray has placed it.
+    driver_node_id: str | None = None
 
     def is_terminal(self) -> bool:
         """A method, as Ray's ``JobStatus.is_terminal()`` and :meth:`TaskStatus.is_terminal` are."""
@@ -251,5 +253,6 @@ class JobLauncher:
             task_id = (job.metadata or {}).get(METADATA_KEY)
             if job.submission_id and task_id:
                 out[job.submission_id] = RayJobState(str(getattr(job.status, "value", job.status)), job.message,
-                                                     getattr(job, "end_time", None), task_id)
+                                                     getattr(job, "end_time", None), task_id,
+                                                     getattr(job, "driver_node_id", None))
         return out

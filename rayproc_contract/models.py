@@ -48,6 +48,8 @@ class RunPublic(BaseModel):
     queued_time: Annotated[int | None, Lenient(None)] = Field(description="When it was queued (epoch ms).")
     start_time: Annotated[int | None, Lenient(None)] = Field(description="When its runner started (epoch ms).")
     end_time: Annotated[int | None, Lenient(None)] = Field(description="When it ended (epoch ms).")
+    dashboard_url: Annotated[str | None, Lenient(None)] = Field(
+        description="The run's Ray job in the Ray dashboard (its driver log, its node, its Ray tasks).")
 
 
 class ProcessorTaskPublic(BaseModel):

@@ -171,7 +171,17 @@ class TaskService:
             raise E.NotFound(f"processor task {task_id!r} not found")
         if rec.status == TaskStatus.INITIALIZED:
             rec.queue_position = self.store.queue_positions([rec.current_run]).get(rec.current_run)
+        self._link_runs(rec.runs)
         return rec
+
+    def dashboard_job_url(self, run_id: str) -> str:
+        """The Ray dashboard's page of a run's Ray job."""
+        base = (self.settings.dashboard_public_url or self.settings.dashboard_url).rstrip("/")
+        return f"{base}/#/jobs/{run_id}"
+
+    def _link_runs(self, runs: list[dict]) -> None:
+        for run in runs:
+            run["dashboard_url"] = self.dashboard_job_url(run["run_id"]) if run.get("submitted", 1) else None
 
     def get(self, project_id: str, task_id: str) -> TaskRecord:
         E.validate_resource_id(task_id)
@@ -191,6 +201,7 @@ class TaskService:
         runs = self.store.runs_for([r.task_id for r in records])
         for r in records:
             r.runs = runs.get(r.task_id, [])
+            self._link_runs(r.runs)
             r.queue_position = positions.get(r.current_run)
         return count, records
 

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
                            description="Holds the SQLite database and default work paths.")
     ray_address: str | None = Field(None, description="Existing cluster to join (e.g. 'auto'); unset starts a local head.")
     dashboard_url: str = Field("http://127.0.0.1:8265", description="Ray dashboard / Jobs API address.")
+    dashboard_public_url: str | None = Field(
+        None, description="The Ray dashboard's address as admins reach it, for the links in tasks' runs "
+                          "(default: dashboard_url).")
     dashboard_port: int = Field(8265, ge=1, le=65535, description="Port of a locally started Ray head's dashboard.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
