@@ -23,8 +23,13 @@ RAY_BIN=${RAY_BIN:-$(dirname "$(command -v ray)")}
 GCS_PORT=$BASE_PORT
 # On a loaded machine Ray's Python agents can take longer than Ray's defaults to start (the raylet then exits
 # with "Timed out waiting for file ...dashboard_agent_listen_port..."): give them more time.
+# with "Timed out waiting for file ...dashboard_agent_listen_port..."): give them more time, and start a node
+# that failed so again (at most START_ATTEMPTS times).
 export RAY_agent_register_timeout_ms=${RAY_agent_register_timeout_ms:-180000}
-export RAY_raylet_start_wait_time_s=${RAY_raylet_start_wait_time_s:-240}
+START_ATTEMPTS=${START_ATTEMPTS:-3}
+# Ray's token authentication stays on: the head writes ~/.ray/auth_token on its first start, and whatever joins
+# it (the workers, `status`, the service) reads the token from there only when told to.
+JOIN_AUTH=(env RAY_AUTH_MODE=token)
 DASHBOARD_PORT=$((BASE_PORT + 1))
 
 # The ports of node n (0 = head): each Ray component of each node gets its own.
@@ -38,23 +43,58 @@ node_ports() {
 
 head_address() {
   # Ray binds the machine's own address (not 127.0.0.1); workers and the service join it there.
-  echo "$("$RAY_BIN/python" -c 'import ray; print(ray.util.get_node_ip_address())'):$GCS_PORT"
+  [ -s "$STATE_DIR/address" ] || echo "$("$RAY_BIN/python" -c 'import ray; print(ray.util.get_node_ip_address())'):$GCS_PORT" \
+    > "$STATE_DIR/address"
+  cat "$STATE_DIR/address"
 }
 
-wait_for_nodes() {  # until Ray counts $1 alive nodes; fails at once if a node's `ray start` has exited
-  local want=$1 deadline=$((SECONDS + ${START_TIMEOUT:-180}))
-  until [ "$(alive_nodes)" -ge "$want" ]; do
-    for f in "$STATE_DIR"/node*.pid; do
-      kill -0 "$(cat "$f")" 2>/dev/null || { echo "$(basename "$f" .pid) did not start; see ${f%.pid}.log" >&2; stop; exit 1; }
+start_node() {  # node $1 in the background, its pid kept; 0 is the head
+  local n=$1
+  if [ "$n" = 0 ]; then
+    # shellcheck disable=SC2046
+    nohup "$RAY_BIN/ray" start --head --block --port="$GCS_PORT" --num-cpus="$CPUS_PER_NODE" \
+      --dashboard-host=127.0.0.1 --dashboard-port="$DASHBOARD_PORT" --ray-client-server-port=$((BASE_PORT + 2)) \
+      $(node_ports 0) >> "$STATE_DIR/node0.log" 2>&1 &
+  else
+    # shellcheck disable=SC2046
+    nohup "${JOIN_AUTH[@]}" "$RAY_BIN/ray" start --block --address="$(head_address)" --num-cpus="$CPUS_PER_NODE" \
+      $(node_ports "$n") >> "$STATE_DIR/node$n.log" 2>&1 &
+  fi
+  echo $! > "$STATE_DIR/node$n.pid"
+}
+
+node_up() {  # `ray start` of node $1 says it is up, in its latest attempt's log lines
+  tail -n 40 "$STATE_DIR/node$1.log" 2>/dev/null | grep -q "will now block forever"
+}
+
+node_failed() {  # its `ray start` exited, or its raylet did (then `ray start` would wait a minute for nothing)
+  local n=$1
+  kill -0 "$(cat "$STATE_DIR/node$n.pid")" 2>/dev/null || return 0
+  tail -n 40 "$STATE_DIR/node$n.log" 2>/dev/null | grep -q "timed out during startup\|Failed to connect to GCS"
+}
+
+wait_for_nodes() {  # start nodes $@ and wait until each is up, starting a failed one again
+  local deadline=$((SECONDS + ${START_TIMEOUT:-400})) n attempt
+  for n in "$@"; do
+    attempt=1
+    start_node "$n"
+    until node_up "$n"; do
+      if node_failed "$n"; then
+        stop_pid "$STATE_DIR/node$n.pid"
+        [ $attempt -lt "$START_ATTEMPTS" ] || { echo "node$n did not start; see $STATE_DIR/node$n.log" >&2; stop; exit 1; }
+        attempt=$((attempt + 1))
+        echo "--- attempt $attempt" >> "$STATE_DIR/node$n.log"
+        start_node "$n"
+      fi
+      [ $SECONDS -lt $deadline ] || { echo "timed out waiting for node$n; logs in $STATE_DIR" >&2; stop; exit 1; }
+      sleep 1
     done
-    [ $SECONDS -lt $deadline ] || { echo "timed out waiting for $want nodes; logs in $STATE_DIR" >&2; stop; exit 1; }
-    sleep 1
   done
 }
 
 alive_nodes() {  # how many nodes Ray counts alive (0 while the head does not answer)
   [ -e "$STATE_DIR/node0.pid" ] && kill -0 "$(cat "$STATE_DIR/node0.pid")" 2>/dev/null || { echo 0; return; }
-  RAY_ADDRESS=$(head_address) timeout 60 "$RAY_BIN/python" - <<'PY' 2>/dev/null || echo 0
+  RAY_ADDRESS=$(head_address) "${JOIN_AUTH[@]}" timeout 60 "$RAY_BIN/python" - <<'PY' 2>/dev/null || echo 0
 import logging, ray
 ray.init(address="auto", logging_level=logging.ERROR, log_to_driver=False)
 print(sum(1 for n in ray.nodes() if n["Alive"]))
@@ -64,23 +104,11 @@ PY
 start() {
   mkdir -p "$STATE_DIR"
   [ ! -e "$STATE_DIR/node0.pid" ] || { echo "already started (state in $STATE_DIR); stop it first" >&2; exit 1; }
-  # shellcheck disable=SC2046
-  nohup "$RAY_BIN/ray" start --head --block --port="$GCS_PORT" --num-cpus="$CPUS_PER_NODE" \
-    --dashboard-host=127.0.0.1 --dashboard-port="$DASHBOARD_PORT" --ray-client-server-port=$((BASE_PORT + 2)) \
-    $(node_ports 0) > "$STATE_DIR/node0.log" 2>&1 &
-  echo $! > "$STATE_DIR/node0.pid"
-  wait_for_nodes 1
+  wait_for_nodes 0 1 2
   local address; address=$(head_address)
-  for n in 1 2; do
-    # shellcheck disable=SC2046
-    nohup "$RAY_BIN/ray" start --block --address="$address" --num-cpus="$CPUS_PER_NODE" $(node_ports $n) \
-      > "$STATE_DIR/node$n.log" 2>&1 &
-    echo $! > "$STATE_DIR/node$n.pid"
-  done
-  wait_for_nodes 3
   echo "Ray: 3 nodes at $address, dashboard http://127.0.0.1:$DASHBOARD_PORT"
   if [ "${2:-}" != "--no-serve" ]; then
-    RAYPROC_DASHBOARD_URL="http://127.0.0.1:$DASHBOARD_PORT" nohup "$RAY_BIN/rayproc" serve \
+    RAYPROC_DASHBOARD_URL="http://127.0.0.1:$DASHBOARD_PORT" nohup "${JOIN_AUTH[@]}" "$RAY_BIN/rayproc" serve \
       --ray-address "$address" --port "$API_PORT" --data-dir "$STATE_DIR/data" > "$STATE_DIR/serve.log" 2>&1 &
     echo $! > "$STATE_DIR/serve.pid"
     echo "rayproc: http://127.0.0.1:$API_PORT (log $STATE_DIR/serve.log; first admin token:" \
@@ -102,6 +130,7 @@ stop_pid() {  # SIGTERM the process in pid file $1, wait for it (at most 30 s), 
 stop() {
   stop_pid "$STATE_DIR/serve.pid"
   for n in 2 1 0; do stop_pid "$STATE_DIR/node$n.pid"; done
+  rm -f "$STATE_DIR/address"
   echo "stopped"
 }
 

@@ -218,7 +218,7 @@ class JobLauncher:
             delay = min(2.0, delay * 2)
 
     def ping(self) -> str:
-        """Ray's version, as its Jobs API reports it: the cheapest question that proves it answers."""
+        """The Jobs API's version: the cheapest question that proves it answers."""
         return str(self._call(lambda c: c.get_version()))
 
     def stop(self, run_id: str) -> bool:

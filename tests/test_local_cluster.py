@@ -35,7 +35,8 @@ def _nodes(address: str) -> list[dict]:
     code = ("import json, logging, ray; ray.init(address=%r, logging_level=logging.ERROR, log_to_driver=False); "
             "print(json.dumps([{k: n[k] for k in ('Alive', 'NodeManagerPort', 'MetricsExportPort')} "
             "for n in ray.nodes()]))") % address
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
+                         env={**os.environ, "RAY_AUTH_MODE": "token"})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -46,7 +47,7 @@ def test_head_and_two_workers_on_distinct_ports_then_stopped(tmp_path: Path) -> 
     env.pop("RAY_ADDRESS", None)
     try:
         started = subprocess.run(["bash", str(SCRIPT), "start", "--no-serve"], env=env, capture_output=True,
-                                 text=True, timeout=300)
+                                 text=True, timeout=540)
         assert started.returncode == 0, started.stdout + started.stderr
         address = started.stdout.split("3 nodes at ")[1].split(",")[0]
         assert address.endswith(f":{base}")

@@ -35,7 +35,7 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready"]
     ray: Literal["reachable"] = Field(description="Ray's Jobs API answered.")
-    ray_version: str = Field(description="The Ray version the Jobs API reports.")
+    jobs_api_version: str = Field(description="The version Ray's Jobs API reports for itself.")
     database: Literal["reachable"] = Field(description="The service's database answered a read.")
 
 
@@ -60,7 +60,7 @@ def readiness(*, service: ServiceDep) -> Readiness:
     except (L.RayUnavailable, L.RayJobError, L.RayJobNotFound) as exc:
         raise E.RayUnavailable(f"not ready: the Ray Jobs API at {service.launcher.address} does not answer: "
                                f"{type(exc).__name__}") from None
-    return Readiness(status="ready", ray="reachable", ray_version=version, database="reachable")
+    return Readiness(status="ready", ray="reachable", jobs_api_version=version, database="reachable")
 
 
 @router.get("/metrics", response_class=Response,

@@ -127,9 +127,7 @@ def test_health_and_readiness_need_no_token(service: Service) -> None:
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["status"] == "ready" and body["ray"] == "reachable" and body["database"] == "reachable"
-    import ray
-
-    assert body["ray_version"] == ray.__version__
+    assert body["jobs_api_version"]
 
 
 def test_readiness_says_why_not(tmp_path: Path) -> None:
