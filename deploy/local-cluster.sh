@@ -63,14 +63,20 @@ start_node() {  # node $1 in the background, its pid kept; 0 is the head
   echo $! > "$STATE_DIR/node$n.pid"
 }
 
-node_up() {  # `ray start` of node $1 says it is up, in its latest attempt's log lines
-  tail -n 40 "$STATE_DIR/node$1.log" 2>/dev/null | grep -q "will now block forever"
+attempt_log() {  # node $1's log since its latest attempt began
+  awk '/^--- attempt/ { text = "" } { text = text $0 "\n" } END { printf "%s", text }' "$STATE_DIR/node$1.log" \
+    2>/dev/null || true
+}
+
+node_up() {  # `ray start` of node $1 says it is up
+  [[ $(attempt_log "$1") == *"will now block forever"* ]]
 }
 
 node_failed() {  # its `ray start` exited, or its raylet did (then `ray start` would wait a minute for nothing)
   local n=$1
   kill -0 "$(cat "$STATE_DIR/node$n.pid")" 2>/dev/null || return 0
-  tail -n 40 "$STATE_DIR/node$n.log" 2>/dev/null | grep -q "timed out during startup\|Failed to connect to GCS"
+  local text; text=$(attempt_log "$n")
+  [[ $text == *"timed out during startup"* || $text == *"Failed to connect to GCS"* ]]
 }
 
 wait_for_nodes() {  # start nodes $@ and wait until each is up, starting a failed one again
@@ -85,6 +91,7 @@ wait_for_nodes() {  # start nodes $@ and wait until each is up, starting a faile
         attempt=$((attempt + 1))
         echo "--- attempt $attempt" >> "$STATE_DIR/node$n.log"
         start_node "$n"
+        sleep 1
       fi
       [ $SECONDS -lt $deadline ] || { echo "timed out waiting for node$n; logs in $STATE_DIR" >&2; stop; exit 1; }
       sleep 1

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -65,5 +66,14 @@ def test_head_and_two_workers_on_distinct_ports_then_stopped(tmp_path: Path) -> 
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
-    with socket.socket() as s:  # the head's GCS port is free again: its processes went with it
-        s.bind(("", base))
+    # The head's GCS port is free again: its processes went with it (only a listener counts, not TIME_WAIT).
+    deadline = time.monotonic() + 30
+    while True:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("", base))
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"port {base} is still listened on after stop"
+        time.sleep(0.5)
