@@ -1,6 +1,13 @@
-"""Task reads at scale: GET and list over 100,000 task records, against the first schema's query.
+"""Task reads at scale: GET and list over 100,000 task records, against the first schema's query; and over
+1,000,000 on PostgreSQL, against SQLite with the same rows.
 
     python -m benchmarks.bench_store [--tasks 100000] [--samples 400] [--baseline-samples 10] [--max-seconds 300]
+    python -m benchmarks.bench_store --backend postgresql [--tasks 1000000] [--samples 400]
+
+``--backend postgresql`` starts a PostgreSQL server on loopback (``tests.support.postgres``), creates the
+schema with the service's migration, bulk-loads ``--tasks`` rows with COPY and the same rows into a SQLite file
+opened by ``Store`` (executemany), runs ANALYZE on both, then times ``Store.get_task`` and ``Store.list_tasks``
+(and ``TaskService`` over each) on both, interleaved; ratios are PostgreSQL over SQLite.
 
 One file of ``--tasks`` task records (90% in one project's workspace, in version series of one to a few
 tasks plus one series of 2% of them; every task finished, so no read asks Ray) is made with the first
@@ -214,7 +221,10 @@ def print_table(summary: list[dict], world: dict) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_store", description=__doc__.split("\n")[0])
-    p.add_argument("--tasks", type=int, default=100_000, help="task records in the file (default 100000)")
+    p.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
+                   help="sqlite: against the first schema (default); postgresql: PostgreSQL against SQLite")
+    p.add_argument("--tasks", type=int, default=None,
+                   help="task records (default 100000; 1000000 with --backend postgresql)")
     p.add_argument("--samples", type=int, default=400, help="samples of each new-side figure (default 400)")
     p.add_argument("--baseline-samples", type=int, default=10,
                    help="samples of each baseline figure, interleaved (default 10; each scans the whole table)")
@@ -223,8 +233,152 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+_TASK_COLUMNS = ("task_id", "project_id", "workspace_id", "name", "description", "task_type", "source_type",
+                 "source", "version_id", "version_name", "data_source", "inputs", "template", "work_path",
+                 "input_root", "output_dir", "execution", "status", "error_type", "error_msg", "result",
+                 "create_time", "update_time", "run_start_ms", "elapsed_ms", "total_count", "processed_count",
+                 "failed_count", "current_run", "stop_requested", "is_current", "priority")
+
+
+def _current_flags(rows: list[dict]) -> None:
+    """Set is_current on ``rows`` by its definition (newest of each series, by create_time then task_id)."""
+    newest: dict[tuple, tuple] = {}
+    for r in rows:
+        key = tuple(r[c] for c in ("project_id", "workspace_id", "task_type", "source_type", "source", "version_id"))
+        if key not in newest or (r["create_time"], r["task_id"]) > newest[key]:
+            newest[key] = (r["create_time"], r["task_id"])
+    current = {task_id for _, task_id in newest.values()}
+    for r in rows:
+        r["is_current"] = int(r["task_id"] in current)
+        r["priority"] = 0
+
+
+def build_postgres(root: Path, n: int) -> dict:
+    """A PostgreSQL database and a SQLite file with the same ``n`` rows, each opened by ``Store``."""
+    from serve_app.assembly import build_service
+    from serve_app.settings import Settings
+    from tests.support.postgres import start_server
+
+    server = start_server()
+    url = server.new_database(empty=True)
+    t0 = time.perf_counter()
+    rows = task_rows(n)
+    _current_flags(rows)
+    generated_s = time.perf_counter() - t0
+    migrate_ms, pg_store = _timed(lambda: Store(url))
+    lite_store = Store(root / "rayproc.db")
+    values = [tuple(r[c] for c in _TASK_COLUMNS) for r in rows]
+    del rows
+    import psycopg
+
+    t0 = time.perf_counter()
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        with cur.copy(f"COPY tasks ({', '.join(_TASK_COLUMNS)}) FROM STDIN") as copy:
+            for v in values:
+                copy.write_row(v)
+    copy_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ANALYZE tasks")
+    analyze_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with sqlite3.connect(lite_store.path) as conn:
+        conn.executemany(f"INSERT INTO tasks ({', '.join(_TASK_COLUMNS)}) VALUES ({', '.join('?' * len(_TASK_COLUMNS))})",
+                         values)
+        conn.commit()
+        conn.execute("ANALYZE")
+    sqlite_s = time.perf_counter() - t0
+    ids = [v[0] for v in values if v[1] == PROJECT]
+    del values
+    launcher = JobLauncher(f"http://127.0.0.1:{free_port()}", submit_retry_seconds=0)
+    services = {}
+    for side, store in (("postgresql", pg_store), ("sqlite", lite_store)):
+        data_dir = root / f"data-{side}"
+        data_dir.mkdir()
+        settings = Settings(data_dir=data_dir, allowed_roots=[str(root)], auth_enabled=False).resolved()
+        services[side] = build_service(settings, store=store, launcher=launcher)
+    return {"rows": n, "server": server, "generated_s": generated_s, "migrate_ms": migrate_ms, "copy_s": copy_s,
+            "analyze_s": analyze_s, "sqlite_load_s": sqlite_s, "stores": {"postgresql": pg_store, "sqlite": lite_store},
+            "services": services, "ids": ids}
+
+
+def measure_postgres(world: dict, samples: int, max_seconds: float, seed: int = 5) -> dict:
+    rng = random.Random(seed)
+    deadline = time.monotonic() + max_seconds
+    times: dict[str, dict[str, list[float]]] = {}
+    for i in range(samples):
+        if time.monotonic() > deadline and i >= 20:
+            break
+        task_id = rng.choice(world["ids"])
+        sides = []
+        for backend in ("postgresql", "sqlite"):
+            store, service = world["stores"][backend], world["services"][backend]
+            sides += [("GET", f"store {backend}", lambda s=store: s.get_task(task_id, PROJECT, with_runs=True)),
+                      ("GET", f"service {backend}", lambda v=service: v.get(PROJECT, task_id))]
+            for label, query, _ in LISTS:
+                sides += [(label, f"store {backend}", lambda s=store, q=query: s.list_tasks(PROJECT, q)),
+                          (label, f"service {backend}", lambda v=service, q=query: v.list(PROJECT, q))]
+        rng.shuffle(sides)
+        answers = {}
+        for figure, side, call in sides:
+            ms, out = _timed(call)
+            times.setdefault(figure, {}).setdefault(side, []).append(ms)
+            if side.startswith("store") and figure != "GET":
+                answers.setdefault(figure, []).append((out[0], [r.task_id for r in out[1]],
+                                                       [(r.is_current, r.version_count) for r in out[1]]))
+            elif side.startswith("store"):
+                answers.setdefault(figure, []).append((out.task_id, out.is_current, out.version_count))
+        for figure, pair in answers.items():
+            if pair[0] != pair[1]:
+                raise SystemExit(f"{figure}: PostgreSQL and SQLite disagree: {pair[0]!r:.200} vs {pair[1]!r:.200}")
+    return times
+
+
+def print_postgres(times: dict, world: dict) -> list[dict]:
+    print(f"{world['rows']:,} task records: generated in {world['generated_s']:.1f} s; PostgreSQL schema created "
+          f"by the migration in {world['migrate_ms']:.0f} ms; COPY {world['copy_s']:.1f} s, ANALYZE "
+          f"{world['analyze_s']:.1f} s; SQLite executemany + ANALYZE {world['sqlite_load_s']:.1f} s")
+    print("| figure (ms) | PG store p50 | PG store p95 | PG service p50 | PG service p95 | SQLite store p50 "
+          "| SQLite store p95 | SQLite service p50 | SQLite service p95 | PG/SQLite service p95 |")
+    print("|---|" + "---:|" * 9)
+    summary = []
+    for figure in ("GET", *(label for label, _, _ in LISTS)):
+        sides = times[figure]
+        stat = {side: (float(np.percentile(v, 50)), float(np.percentile(v, 95)), len(v)) for side, v in sides.items()}
+        summary.append({"figure": figure, **{k: {"p50": a, "p95": b, "n": c} for k, (a, b, c) in stat.items()}})
+        cells = [stat[k] for k in ("store postgresql", "service postgresql", "store sqlite", "service sqlite")]
+        print(f"| {figure} | " + " | ".join(f"{a:.2f} | {b:.2f}" for a, b, _ in cells)
+              + f" | {cells[1][1] / cells[3][1]:.2f} |")
+    print(f"samples per side: {min(len(v) for s in times.values() for v in s.values())}")
+    return summary
+
+
+def main_postgres(args: argparse.Namespace) -> None:
+    from tests.support.postgres import stop_server
+
+    with tempfile.TemporaryDirectory(prefix="rayproc-bench-store-pg-") as tmp:
+        world = build_postgres(Path(tmp), args.tasks)
+        try:
+            times = measure_postgres(world, args.samples, args.max_seconds)
+        finally:
+            from jobs.db import close_pools
+
+            close_pools()
+            stop_server(world["server"])
+    summary = print_postgres(times, world)
+    out = OUT.with_name("store_postgresql.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"tasks": args.tasks, "summary": summary, "samples": times,
+                               **{k: world[k] for k in ("generated_s", "migrate_ms", "copy_s", "analyze_s",
+                                                        "sqlite_load_s")}}, indent=1))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.tasks is None:
+        args.tasks = 1_000_000 if args.backend == "postgresql" else 100_000
+    if args.backend == "postgresql":
+        return main_postgres(args)
     with tempfile.TemporaryDirectory(prefix="rayproc-bench-store-") as tmp:
         world = build(Path(tmp), args.tasks)
         try:

@@ -3,7 +3,11 @@
 ``finalize`` runs once over every record, then every output file is written
 atomically: ``features.jsonl`` (items that were processed), ``failures.jsonl``
 (items that failed, with their reasons), the operators' own files, and
-``result.json``. Names and places come from :mod:`jobs.layout`.
+``result.json``. Names and places come from :mod:`jobs.layout`; the output path is a
+server folder or a bucket prefix, and each file appears whole either way (see
+:mod:`jobs.atomic`). Items the operators ask to have copied into the output (cleaning's
+``output: copy``) are copied by :func:`copy_inputs`, from a folder or a bucket to a
+folder or a bucket, before ``result.json`` is written: a result means every file is there.
 """
 
 from __future__ import annotations
@@ -11,12 +15,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from jobs import storage
 from jobs.atomic import AtomicFile, dump_records, json_line, write_atomic
-from jobs.layout import FAILURES_FILE, FEATURES_FILE, RESULT_FILE
+from jobs.layout import FAILURES_FILE, FEATURES_FILE, RESULT_FILE, RunLayout
 from jobs.run_state import RunState
 from jobs.sources import item_location
 from jobs.status import ErrorType, TaskFailure
@@ -35,11 +39,14 @@ def assemble(state: RunState, n_chunks: int, pipeline: Pipeline, root: str) -> d
     # columns finalize reads, the second writes each record merged with the fields
     # finalize set on it, so no list of every record is ever held.
     table = RecordTable(state.stream(n_chunks), STATUS, OK, root=root, output_dir=str(layout.output_dir))
+    copies: list[tuple[str, str]] = []
     with _candidates_on_disk(table, root) as readable_root:
         table.root = readable_root
-        result, files = pipeline.finalize(table)
+        result, files = pipeline.finalize(table, copies=copies)
+    table.root = root  # rows written from here on name the items where they really are
     failed_items: list[dict] = []
     try:
+        copy_inputs(copies, root, layout)
         with AtomicFile(layout.features) as features, AtomicFile(layout.failures) as failures:
             for record, added in zip(state.stream(n_chunks), table.iter_added(), strict=True):
                 status = record.get(STATUS)
@@ -63,6 +70,12 @@ def assemble(state: RunState, n_chunks: int, pipeline: Pipeline, root: str) -> d
     except OSError as exc:
         raise TaskFailure(ErrorType.OUTPUT_ERROR, f"cannot write outputs: {exc}") from exc
     return result
+
+
+def copy_inputs(copies: Sequence[tuple[str, str]], root: str, layout: RunLayout) -> None:
+    """Each (item key, path under the output) copied from the input to the output: within one store a
+    server-side copy, else one download or upload per item, several at once when a bucket is involved."""
+    storage.copy_many([(storage.as_location(item_location(root, key)), layout.output(rel)) for key, rel in copies])
 
 
 @contextmanager

@@ -16,6 +16,8 @@ import secrets
 from pathlib import Path
 
 from jobs.layout import RunLayout
+from jobs.locations import Location, is_object_uri, normalise
+from jobs.sources import item_location
 from jobs.store import TaskRecord
 from operators.pass_on import IMAGE, pass_on_row
 from operators.pipeline import BOXES, ITEM, LABEL
@@ -35,17 +37,18 @@ def pass_on_file(template: dict, registry: OperatorRegistry) -> str | None:
     return names[-1] if names else None
 
 
-def chain_source(upstream: TaskRecord, folder: Path, registry: OperatorRegistry) -> Path:
+def chain_source(upstream: TaskRecord, folder: Path, registry: OperatorRegistry) -> Path | str:
     """The source a task reading ``upstream`` gets: a manifest written under ``folder``, or the
-    upstream's own input when it passes nothing on."""
+    upstream's own input when it passes nothing on. The upstream's output may be in a bucket: the
+    manifest then names its images by their ``s3://`` URIs."""
     layout = RunLayout(upstream.output_dir)
     name = pass_on_file(upstream.template, registry)
     if name is None or not layout.output(name).exists():
-        return Path(upstream.input_root)
+        return upstream.input_root if is_object_uri(upstream.input_root) else Path(upstream.input_root)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"task-{upstream.task_id}-{secrets.token_hex(4)}.jsonl"
-    root = layout.input_root(upstream.input_root)
-    with open(layout.output(name), encoding="utf-8") as src, open(target, "w", encoding="utf-8") as dst:
+    root = str(layout.input_root(upstream.input_root))
+    with layout.open_output(name) as src, open(target, "w", encoding="utf-8") as dst:
         for line in src:
             row = json.loads(line)
             image = _image(row, layout.output_dir, root)
@@ -55,10 +58,19 @@ def chain_source(upstream: TaskRecord, folder: Path, registry: OperatorRegistry)
     return target
 
 
-def _image(row: dict, output_dir: Path, root: Path) -> str | None:
-    """The absolute path of the image a pass-on row names."""
+def _image(row: dict, output_dir: Location, root: str) -> str | None:
+    """The absolute path (or object URI) of the image a pass-on row names."""
     if isinstance(row.get(IMAGE), str):
-        return os.path.normpath(os.path.join(output_dir, row[IMAGE]))
+        return _absolute(str(output_dir), row[IMAGE])
     if isinstance(row.get(ITEM), str):  # a row written before rows named their image: an input item
-        return os.path.normpath(os.path.join(root, row[ITEM]))
+        return _absolute(root, row[ITEM])
     return None
+
+
+def _absolute(base: str, name: str) -> str:
+    """``name`` under ``base`` (an absolute ``name`` stays itself), for a folder or a bucket prefix."""
+    if is_object_uri(name):
+        return normalise(name)
+    if is_object_uri(base) and not os.path.isabs(name):
+        return item_location(base, name)
+    return os.path.normpath(os.path.join(base, name))

@@ -2,9 +2,11 @@
 
 The unit is pure: it reads the items' files and, for operators that make them
 (augmentation), writes per-item files under the output path; it returns records
-and commits nothing. Operators are built once per worker (a small cache keyed on
-the plugins and operator specs), not once per chunk: a Ray worker runs many
-chunks of the same run one after another.
+and commits nothing. When the output path is a bucket prefix, those files are
+written to a private folder and uploaded (each one whole object) before the
+chunk returns, so they exist before its part is committed. Operators are built
+once per worker (a small cache keyed on the plugins and operator specs), not
+once per chunk: a Ray worker runs many chunks of the same run one after another.
 
 An operator that cannot process a batch fails the task with ``operator_error``,
 whichever path ran the chunk; :func:`chunk_failure` is the one place that says so.
@@ -20,8 +22,9 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 from jobs import storage
 from jobs.catalog import build_pipeline, load_plugins
@@ -40,6 +43,10 @@ _ENTRY_FAILURES = frozenset({BAD_MANIFEST_LINE, PATH_NOT_ALLOWED, "bad_annotatio
 
 class SourceUnavailable(Exception):
     """The chunk's items were not found because their source went away; the chunk must not be committed."""
+
+
+class OutputUnavailable(Exception):
+    """The files the chunk made could not be written to the output location; the chunk must not be committed."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +100,10 @@ def run_chunk(job: ChunkJob, items: Sequence[str | dict]) -> list[dict]:
     listed = [(raw, key) for raw, key in zip(items, keys, strict=True) if key not in unlisted]
     within = items_within(job.root, [key for _, key in listed], job.allowed_roots)
     inside = [raw for (raw, _), ok in zip(listed, within, strict=True) if ok]
-    by_item = _process(pipeline, job, inside) if inside else {}
+    by_item = {}
+    if inside:
+        with _local_output(job.output_dir) as output_dir:
+            by_item = _process(pipeline, replace(job, output_dir=output_dir), inside)
     out = []
     for key in keys:
         if key in by_item:
@@ -106,6 +116,21 @@ def run_chunk(job: ChunkJob, items: Sequence[str | dict]) -> list[dict]:
                         ERROR_MSG: "the file resolves outside the allowed roots"})
     _check_source(job.root, out)
     return out
+
+
+@contextmanager
+def _local_output(output_dir: str | None) -> Iterator[str | None]:
+    """A folder the operators can write per-item files in: the output path itself, or for a bucket a
+    private folder whose files are uploaded under the output prefix once the block ends without error."""
+    if output_dir is None or not storage.is_object_uri(output_dir):
+        yield output_dir
+        return
+    with tempfile.TemporaryDirectory(prefix="rayproc-chunk-out-") as folder:
+        yield folder
+        try:
+            storage.upload_tree(folder, storage.ObjectPath(output_dir))
+        except OSError as exc:
+            raise OutputUnavailable(f"cannot write the chunk's files to {output_dir!r}: {exc}") from exc
 
 
 def _check_source(root: str, records: Sequence[dict]) -> None:
@@ -170,14 +195,16 @@ def process_chunk(plugins: Sequence[str], specs: Sequence[dict], root: str, item
 
 
 #: What a chunk raises to fail the task (whichever path ran it); :func:`chunk_failure` says how.
-CHUNK_FAILURES = (OperatorError, SourceUnavailable)
+CHUNK_FAILURES = (OperatorError, SourceUnavailable, OutputUnavailable)
 
 
-def chunk_failure(exc: OperatorError | SourceUnavailable) -> TaskFailure:
-    """The task's failure when a chunk failed (an operator, or its source gone): the same type and message on
-    every path."""
+def chunk_failure(exc: OperatorError | SourceUnavailable | OutputUnavailable) -> TaskFailure:
+    """The task's failure when a chunk failed (an operator, its source gone, or its output out of reach): the
+    same type and message on every path."""
     if isinstance(exc, SourceUnavailable):
         return TaskFailure(ErrorType.SOURCE_UNAVAILABLE, str(exc))
+    if isinstance(exc, OutputUnavailable):
+        return TaskFailure(ErrorType.OUTPUT_ERROR, str(exc))
     return TaskFailure(ErrorType.OPERATOR_ERROR, str(exc).strip().splitlines()[-1])
 
 

@@ -1,4 +1,4 @@
-"""Datasets, their items and frozen versions, and imports (same SQLite file as the tasks).
+"""Datasets, their items and frozen versions, and imports (same database as the tasks).
 
 An import's raw items are written to a JSON Lines file before its Ray job starts;
 the job validates, hashes and records them here. A published version is a frozen
@@ -13,88 +13,12 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobs.db import Database
 from jobs.store import now_ms
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS datasets (
-    dataset_id  TEXT PRIMARY KEY,
-    project_id  TEXT NOT NULL,
-    name        TEXT NOT NULL,
-    create_time INTEGER NOT NULL,
-    UNIQUE (project_id, name)
-);
-CREATE TABLE IF NOT EXISTS items (
-    item_id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    dataset_id       TEXT NOT NULL,
-    import_id        INTEGER NOT NULL,
-    data             TEXT NOT NULL,
-    image            TEXT,
-    digest           TEXT NOT NULL,
-    annotation_count INTEGER NOT NULL DEFAULT 0,
-    prediction_count INTEGER NOT NULL DEFAULT 0,
-    create_time      INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS items_dataset ON items (dataset_id, item_id);
-CREATE TABLE IF NOT EXISTS imports (
-    import_id        INTEGER PRIMARY KEY AUTOINCREMENT,
-    project_id       TEXT NOT NULL,
-    dataset_id       TEXT NOT NULL,
-    status           TEXT NOT NULL,
-    return_task_ids  INTEGER NOT NULL,
-    payload_path     TEXT NOT NULL,
-    total            INTEGER NOT NULL,
-    task_count       INTEGER NOT NULL DEFAULT 0,
-    annotation_count INTEGER NOT NULL DEFAULT 0,
-    prediction_count INTEGER NOT NULL DEFAULT 0,
-    failed_count     INTEGER NOT NULL DEFAULT 0,
-    failures         TEXT NOT NULL DEFAULT '[]',
-    task_ids         TEXT,
-    error            TEXT,
-    ray_job_id       TEXT,
-    created_at       INTEGER NOT NULL,
-    started_at       INTEGER,
-    finished_at      INTEGER
-);
-CREATE TABLE IF NOT EXISTS versions (
-    version_id   TEXT PRIMARY KEY,
-    dataset_id   TEXT NOT NULL,
-    name         TEXT NOT NULL,
-    item_count   INTEGER NOT NULL,
-    create_time  INTEGER NOT NULL,
-    UNIQUE (dataset_id, name)
-);
-CREATE TABLE IF NOT EXISTS version_items (
-    version_id TEXT NOT NULL,
-    item_id    INTEGER NOT NULL,
-    PRIMARY KEY (version_id, item_id)
-);
-CREATE TABLE IF NOT EXISTS staged_items (
-    staged_id        INTEGER PRIMARY KEY AUTOINCREMENT,
-    import_id        INTEGER NOT NULL,
-    dataset_id       TEXT NOT NULL,
-    data             TEXT NOT NULL,
-    image            TEXT,
-    digest           TEXT NOT NULL,
-    annotations      TEXT NOT NULL,
-    predictions      TEXT NOT NULL,
-    annotation_count INTEGER NOT NULL,
-    prediction_count INTEGER NOT NULL,
-    create_time      INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS staged_import ON staged_items (import_id, staged_id);
-"""
-
-#: Columns added after the first release; a database made before them gains them on open.
-_ADDED_COLUMNS = {
-    "items": (("annotations", "TEXT NOT NULL DEFAULT '[]'"), ("predictions", "TEXT NOT NULL DEFAULT '[]'")),
-    "imports": (("commit_to_project", "INTEGER NOT NULL DEFAULT 1"), ("preannotated_from_fields", "TEXT"),
-                ("updated_at", "INTEGER"), ("committed_at", "INTEGER")),
-}
 _ITEM_COLUMNS = ("dataset_id, import_id, data, image, digest, annotations, predictions, annotation_count, "
                  "prediction_count, create_time")
 
@@ -137,18 +61,9 @@ def _json_list(values: list) -> str:
 
 
 class Datasets(Database):
-    def __init__(self, path: str | Path) -> None:
-        super().__init__(path, _SCHEMA)
-        self._add_columns()
-
-    def _add_columns(self) -> None:
-        # The service and every import job open the file; the write lock makes one of them add the columns.
-        with self._tx() as conn:
-            for table, columns in _ADDED_COLUMNS.items():
-                have = {r["name"] for r in conn.execute(f"PRAGMA table_info({table})")}
-                for name, decl in columns:
-                    if name not in have:
-                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+    def __init__(self, target: str | Path) -> None:
+        """``target``: the SQLite file's path, or a ``postgresql://`` URL (tables: ``jobs/migrations``)."""
+        super().__init__(target)
 
     # ----- datasets ----------------------------------------------------------------------
 
@@ -230,13 +145,13 @@ class Datasets(Database):
                       preannotated_from_fields: list[str] | None = None) -> int:
         ts = now_ms()
         with self._tx() as conn:
-            cur = conn.execute(
+            row = conn.execute(
                 "INSERT INTO imports (project_id, dataset_id, status, return_task_ids, payload_path, total, "
                 "created_at, updated_at, commit_to_project, preannotated_from_fields) "
-                "VALUES (?, ?, 'created', ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, 'created', ?, ?, ?, ?, ?, ?, ?) RETURNING import_id",
                 (project_id, dataset_id, int(return_task_ids), payload_path, total, ts, ts, int(commit_to_project),
-                 json.dumps(preannotated_from_fields) if preannotated_from_fields else None))
-            return int(cur.lastrowid)
+                 json.dumps(preannotated_from_fields) if preannotated_from_fields else None)).fetchone()
+            return int(row[0])
 
     def set_import_job(self, import_id: int, ray_job_id: str) -> None:
         with self._tx() as conn:
@@ -278,11 +193,10 @@ class Datasets(Database):
                                "WHERE import_id = ?", (import_id,)).fetchone()
             staged = not row["commit_to_project"]
             table = "staged_items" if staged else "items"
-            conn.executemany(f"INSERT INTO {table} ({_ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             [item.row(dataset_id, import_id, ts) for item in rows])
-            # Under the write lock AUTOINCREMENT hands out consecutive ids in row order.
-            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-            ids = list(range(last - len(rows) + 1, last + 1)) if rows else []
+            ids = self._insert_ids(conn, f"INSERT INTO {table} ({_ITEM_COLUMNS}) VALUES "
+                                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                   [item.row(dataset_id, import_id, ts) for item in rows],
+                                   "staged_id" if staged else "item_id")
             kept = json.loads(row["failures"])
             kept.extend(failures[: max(0, MAX_FAILURES_KEPT - len(kept))])
             # Label Studio counts the annotations and predictions it created: a staged import creates none yet.
@@ -321,10 +235,16 @@ class Datasets(Database):
                 if record is None:
                     raise ImportNotFound(f"import {import_id} not found")
                 _check_stageable(record)
-                cur = conn.execute(f"INSERT INTO items ({_ITEM_COLUMNS}) SELECT {_ITEM_COLUMNS} FROM staged_items "
-                                   "WHERE import_id = ? ORDER BY staged_id", (import_id,))
-                # One INSERT under the write lock: AUTOINCREMENT hands out consecutive ids in row order.
-                ids = list(range(cur.lastrowid - cur.rowcount + 1, cur.lastrowid + 1)) if cur.rowcount > 0 else []
+                insert = (f"INSERT INTO items ({_ITEM_COLUMNS}) SELECT {_ITEM_COLUMNS} FROM staged_items "
+                          "WHERE import_id = ? ORDER BY staged_id")
+                if self.dialect == "postgresql":
+                    # The sequence is drawn in the SELECT's order, so sorted ids are in staged order.
+                    ids = sorted(r[0] for r in conn.execute(f"{insert} RETURNING item_id", (import_id,)))
+                else:
+                    cur = conn.execute(insert, (import_id,))
+                    # One INSERT under the write lock: AUTOINCREMENT hands out consecutive ids in row order.
+                    ids = (list(range(cur.lastrowid - cur.rowcount + 1, cur.lastrowid + 1))
+                           if cur.rowcount > 0 else [])
                 counts = conn.execute("SELECT COALESCE(SUM(annotation_count), 0), COALESCE(SUM(prediction_count), 0) "
                                       "FROM staged_items WHERE import_id = ?", (import_id,)).fetchone()
                 conn.execute("DELETE FROM staged_items WHERE import_id = ?", (import_id,))
@@ -349,7 +269,7 @@ class Datasets(Database):
             rows = conn.execute(
                 "SELECT d.project_id, COUNT(i.item_id) AS tasks, COALESCE(SUM(i.annotation_count), 0) AS annotations, "
                 "COALESCE(SUM(i.prediction_count), 0) AS predictions, "
-                "COALESCE(SUM(i.annotation_count > 0), 0) AS annotated "
+                "COALESCE(SUM(CASE WHEN i.annotation_count > 0 THEN 1 ELSE 0 END), 0) AS annotated "
                 f"FROM datasets d JOIN items i ON i.dataset_id = d.dataset_id WHERE d.project_id IN ({marks}) "
                 "GROUP BY d.project_id", project_ids).fetchall()
         return {r["project_id"]: dict(r) for r in rows}
@@ -373,7 +293,7 @@ class Datasets(Database):
         return _labelled_item(row) if row else None
 
 
-def _check_stageable(record: sqlite3.Row) -> None:
+def _check_stageable(record) -> None:
     if record["commit_to_project"]:
         raise ImportNotStaged(f"import {record['import_id']} was committed to the project as it ran; "
                               "only an import made with commit_to_project=false is committed later")

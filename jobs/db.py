@@ -1,32 +1,89 @@
-"""Opening the service's SQLite file: one convention for every table set that lives in it, and the one place
-a data directory that cannot be written (full, read-only) becomes a typed error."""
+"""Opening the service's database: one convention for every table set that lives in it, on either backend, and
+the one place a database that cannot be written or reached becomes a typed error.
+
+Two backends hold the same schema (``jobs/migrations``):
+
+* **SQLite** (the default): one file in the data directory, WAL mode, a connection per operation. Every process
+  that opens it (the service, its job drivers) must see the same file system, so drivers run on the head.
+* **PostgreSQL** (``RAYPROC_DATABASE_URL=postgresql://...``): a connection pool per process (psycopg 3). Job
+  drivers may run on any node that reaches the server.
+
+Statements are written once, in the SQL both understand, with ``?`` placeholders (rewritten for psycopg). Writes
+run in :meth:`Database._tx`, which serialises the writers of one table set as SQLite's ``BEGIN IMMEDIATE`` does
+(on PostgreSQL a transaction-level advisory lock), so check-then-write sequences cannot interleave and every race
+that is one conditional ``UPDATE`` stays one statement.
+"""
 
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import sqlite3
+import sys
+import threading
 import urllib.parse
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
+
+from jobs.migrations import SCHEMA_VERSION, VERSION_TABLE
 
 
 class StorageUnavailable(Exception):
-    """The data directory cannot be written (read-only, or the database cannot be opened). The operation
-    changed nothing: SQLite rolls the transaction back whole."""
+    """The database cannot be written or reached (a read-only data directory, a SQLite file that cannot be
+    opened, a PostgreSQL server that is down or refuses us). The operation changed nothing: its transaction is
+    rolled back whole."""
 
 
 class StorageFull(StorageUnavailable):
-    """The data directory is full."""
+    """The data directory (or the PostgreSQL server's disk) is full."""
 
+
+class IntegrityError(Exception):
+    """A unique or primary key refused the write, on either backend (raised as the connection is left)."""
 
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 _READ_ONLY_ERRNOS = {errno.EROFS}
+_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+#: Connections one process keeps to PostgreSQL at most (API threads beyond it wait for one, up to the timeout).
+POOL_MAX_SIZE = 16
+POOL_TIMEOUT_SECONDS = 10.0
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+def is_database_url(target: str | Path) -> bool:
+    """Whether ``target`` names a PostgreSQL server (else it is a SQLite file's path)."""
+    return isinstance(target, str) and urllib.parse.urlsplit(target).scheme in _POSTGRES_SCHEMES
+
+
+def database_from(path: str | None, env_name: str | None) -> str:
+    """A driver's database from its arguments: the SQLite ``path``, or the URL in the variable ``env_name``."""
+    if env_name is None:
+        return str(path)
+    url = os.environ.get(env_name)
+    if not url:
+        raise SystemExit(f"the environment variable {env_name} (the database URL) is not set")
+    return url
+
+
+def redact(target: str | Path) -> str:
+    """``target`` fit to show: a URL's password replaced by ``***``."""
+    if not is_database_url(target):
+        return str(target)
+    parts = urllib.parse.urlsplit(str(target))
+    if parts.password is None:
+        return str(target)
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = urllib.parse.unquote(parts.username or "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{urllib.parse.quote(user)}:***@{netloc}"))
 
 
 def storage_error(exc: BaseException) -> StorageUnavailable | None:
-    """The typed error for SQLite's or the OS's way of saying the data directory cannot be written, else None."""
+    """The typed error for SQLite's, PostgreSQL's or the OS's way of saying the database cannot be written or
+    reached, else None. Never carries a connection string."""
     if isinstance(exc, sqlite3.OperationalError):
         text = str(exc)
         if "database or disk is full" in text:
@@ -34,6 +91,10 @@ def storage_error(exc: BaseException) -> StorageUnavailable | None:
         if "readonly database" in text or "unable to open database file" in text or "disk I/O error" in text:
             return StorageUnavailable(f"the service's database cannot be written ({text}); is the data "
                                       "directory read-only?")
+    # psycopg loads only with a PostgreSQL database (its libpq costs a SQLite driver's start): no module, no error.
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(exc, psycopg.Error):
+        return _postgres_error(exc)
     if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
         return StorageFull("the service's data directory is full (no space left on the device)")
     if isinstance(exc, OSError) and exc.errno in _READ_ONLY_ERRNOS:
@@ -41,34 +102,52 @@ def storage_error(exc: BaseException) -> StorageUnavailable | None:
     return None
 
 
-class Database:
-    """A SQLite file in WAL mode (readers never wait for the writer), autocommit, 30 s lock waits.
+def _postgres_error(exc: BaseException) -> StorageUnavailable | None:
+    import psycopg
+    import psycopg.errors
 
-    A connection per operation: the API's worker threads and the job drivers share the file, and
-    SQLite connections must not cross threads.
+    if isinstance(exc, psycopg.errors.DiskFull):
+        return StorageFull("the service's database server is out of disk space")
+    if isinstance(exc, (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.InsufficientResources)):
+        return StorageUnavailable(f"the service's database cannot be written ({type(exc).__name__})")
+    if isinstance(exc, (psycopg.OperationalError, psycopg.errors.InvalidAuthorizationSpecification)):
+        # libpq's text names host and port only, but it is not ours to vouch for: say what failed, not its words.
+        return StorageUnavailable(f"the service's database server cannot be reached ({type(exc).__name__})")
+    return None
+
+
+class Database:
+    """The service's database (a SQLite file, or a PostgreSQL server named by URL), at the newest schema.
+
+    SQLite: WAL mode (readers never wait for the writer), autocommit, 30 s lock waits, a connection per
+    operation (the API's worker threads and the job drivers share the file, and SQLite connections must not
+    cross threads). PostgreSQL: a pool per process and URL, autocommit outside :meth:`_tx` and :meth:`_snapshot`.
     """
 
-    def __init__(self, path: str | Path, schema: str) -> None:
-        self.path = str(path)
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(schema)
-        # Under the write lock: the service and job drivers may open an older file at the same moment.
-        with self._tx() as conn:
-            self._migrate(conn)
+    def __init__(self, target: str | Path) -> None:
+        self.target = str(target)
+        self.dialect = "postgresql" if is_database_url(self.target) else "sqlite"
+        #: The SQLite file (None on PostgreSQL).
+        self.path: str | None = None
+        if self.dialect == "sqlite":
+            self.path = self.target
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+        self._lock_key = zlib.crc32(f"rayproc.write.{type(self).__name__}".encode())
+        _ensure_schema(self)
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        """Upgrade a file an older release made (add columns, backfill, add indexes). Must be idempotent."""
-
-    @staticmethod
-    def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
-        return {row["name"] for row in conn.execute(f"PRAGMA table_info({table})")}
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({redact(self.target)!r})"
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection; SQLite's errors for a full or read-only data directory leave it as
+    def _connect(self) -> Iterator[Any]:
+        """A connection; errors for a full, read-only or unreachable database leave it as
         :class:`StorageUnavailable` (:class:`StorageFull`)."""
+        if self.dialect == "postgresql":
+            with _pg_connection(self.target) as conn:
+                yield conn
+            return
         try:
             target, uri = self._target()
             conn = sqlite3.connect(target, timeout=30.0, isolation_level=None, uri=uri)
@@ -78,6 +157,8 @@ class Database:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA busy_timeout=30000")
             yield conn
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
         except sqlite3.OperationalError as exc:
             raise (storage_error(exc) or exc) from exc
         finally:
@@ -88,25 +169,31 @@ class Database:
         be opened normally there (SQLite must create its shared-memory file), and nothing can change it, so
         reads go on; writes fail as a read-only database."""
         try:
-            read_only = bool(os.statvfs(Path(self.path).parent).f_flag & os.ST_RDONLY)
+            read_only = bool(os.statvfs(Path(self.target).parent).f_flag & os.ST_RDONLY)
         except OSError:
             read_only = False
         if read_only:
-            return f"file:{urllib.parse.quote(self.path)}?immutable=1", True
-        return self.path, False
+            return f"file:{urllib.parse.quote(self.target)}?immutable=1", True
+        return self.target, False
 
-    def _snapshot(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _snapshot(self) -> AbstractContextManager[Any]:
         """Several reads that must agree with each other (a count and its page): one read transaction."""
+        if self.dialect == "postgresql":
+            return self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         return self._transaction("BEGIN")
 
-    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
-        """One write transaction, taking the write lock up front so check-then-write cannot interleave."""
+    def _tx(self) -> AbstractContextManager[Any]:
+        """One write transaction, taking the table set's write lock up front so check-then-write cannot
+        interleave (SQLite: the file's write lock; PostgreSQL: an advisory lock released at commit)."""
+        if self.dialect == "postgresql":
+            return self._transaction("BEGIN", f"SELECT pg_advisory_xact_lock({self._lock_key})")
         return self._transaction("BEGIN IMMEDIATE")
 
     @contextmanager
-    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *begin: str) -> Iterator[Any]:
         with self._connect() as conn:
-            conn.execute(begin)
+            for statement in begin:
+                conn.execute(statement)
             try:
                 yield conn
             except BaseException:
@@ -114,3 +201,201 @@ class Database:
                     conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    def _insert_ids(self, conn: Any, sql: str, rows: Sequence[tuple], id_column: str) -> list[int]:
+        """Run ``sql`` (one ``INSERT ... VALUES``) for every row, inside :meth:`_tx`; the ids handed out, in
+        row order."""
+        if not rows:
+            return []
+        if self.dialect == "postgresql":
+            return conn.insert_returning(f"{sql} RETURNING {id_column}", rows)
+        conn.executemany(sql, rows)
+        # Under the write lock AUTOINCREMENT hands out consecutive ids in row order.
+        last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+        return list(range(last - len(rows) + 1, last + 1))
+
+    def _like(self) -> str:
+        """The case-insensitive ``LIKE`` (SQLite's ``LIKE`` is one for ASCII; PostgreSQL's is not)."""
+        return "ILIKE" if self.dialect == "postgresql" else "LIKE"
+
+
+# ----- PostgreSQL --------------------------------------------------------------------------------------------
+
+
+class Row(tuple):
+    """A result row read by position or by column name, and ``dict(row)`` gives its columns (as sqlite3.Row)."""
+
+    _index: dict[str, int]
+
+    def __getitem__(self, key):  # type: ignore[override]
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._index[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+
+def _row_factory(cursor: psycopg.Cursor):
+    index = {column.name: i for i, column in enumerate(cursor.description or ())}
+
+    def make(values: Sequence[Any]) -> Row:
+        row = Row(values)
+        row._index = index
+        return row
+
+    return make
+
+
+@functools.lru_cache(maxsize=1024)
+def _pg_sql(sql: str) -> str:
+    """``sql`` with SQLite's ``?`` placeholders as psycopg's ``%s`` (a literal ``%`` doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PgConnection:
+    """A pooled psycopg connection that takes the statements written for SQLite (``?`` placeholders)."""
+
+    def __init__(self, raw: psycopg.Connection) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor:
+        return self.raw.execute(_pg_sql(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self.raw.cursor() as cur:
+            cur.executemany(_pg_sql(sql), rows)
+
+    def insert_returning(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]:
+        ids: list[int] = []
+        with self.raw.cursor() as cur:
+            cur.executemany(_pg_sql(sql), rows, returning=True)
+            while True:
+                ids.extend(r[0] for r in cur.fetchall())
+                if not cur.nextset():
+                    break
+        return ids
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return self.raw.info.transaction_status != TransactionStatus.IDLE
+
+
+_pools: dict[tuple[int, str], Any] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(url: str):
+    """This process's pool for ``url`` (made on first use; a forked child makes its own)."""
+    key = (os.getpid(), url)
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            from psycopg_pool import ConnectionPool
+
+            pool = ConnectionPool(
+                _conninfo(url), min_size=1, max_size=POOL_MAX_SIZE, timeout=POOL_TIMEOUT_SECONDS, open=True,
+                kwargs={"autocommit": True, "row_factory": _row_factory,
+                        "connect_timeout": CONNECT_TIMEOUT_SECONDS},
+                name="rayproc")
+            _pools[key] = pool
+    return pool
+
+
+def _conninfo(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "postgresql":
+        url = urllib.parse.urlunsplit(parts._replace(scheme="postgresql"))
+    return url
+
+
+def close_pool(url: str) -> None:
+    """Close this process's pool for ``url``, if it has one."""
+    with _pools_lock:
+        pool = _pools.pop((os.getpid(), url), None)
+    if pool is not None:
+        pool.close()
+
+
+def close_pools() -> None:
+    """Close this process's PostgreSQL pools (tests; a service that stops)."""
+    with _pools_lock:
+        for (pid, _), pool in list(_pools.items()):
+            if pid == os.getpid():
+                pool.close()
+        _pools.clear()
+
+
+@contextmanager
+def _pg_connection(url: str) -> Iterator[PgConnection]:
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    try:
+        with _pool(url).connection() as raw:
+            yield PgConnection(raw)
+    except psycopg.IntegrityError as exc:
+        raise IntegrityError(str(exc)) from exc
+    except PoolTimeout as exc:
+        raise StorageUnavailable("the service's database server cannot be reached (no connection within "
+                                 f"{POOL_TIMEOUT_SECONDS:g} s)") from exc
+    except psycopg.Error as exc:
+        raise (storage_error(exc) or exc) from exc
+
+
+# ----- the schema ------------------------------------------------------------------------------------------
+
+
+_MIGRATION_LOCK = zlib.crc32(b"rayproc.migrate")
+
+
+def _recorded_version(db: Database) -> str | None:
+    with db._connect() as conn:
+        if db.dialect == "postgresql":
+            exists = conn.execute("SELECT to_regclass(?) IS NOT NULL", (VERSION_TABLE,)).fetchone()[0]
+        else:
+            exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                  (VERSION_TABLE,)).fetchone() is not None
+        if not exists:
+            return None
+        row = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
+        return row[0] if row else None
+
+
+def _ensure_schema(db: Database) -> None:
+    """Create or upgrade the schema unless the database already records the newest version.
+
+    The check is a plain read (so a read-only data directory still opens); an upgrade runs in one transaction
+    that first takes the migration lock and checks again, so of processes starting at once one upgrades."""
+    if _recorded_version(db) == SCHEMA_VERSION:
+        return
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from jobs import migrations
+
+    try:
+        if db.dialect == "postgresql":
+            engine = create_engine(_conninfo(db.target).replace("postgresql://", "postgresql+psycopg://", 1),
+                                   poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS})
+        else:
+            target, uri = db._target()
+            engine = create_engine("sqlite://", poolclass=NullPool, creator=lambda: sqlite3.connect(
+                target, timeout=30.0, isolation_level=None, uri=uri, check_same_thread=False))
+        try:
+            with engine.connect() as conn:
+                if db.dialect == "postgresql":
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+                else:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                migrations.upgrade(conn)
+                conn.commit()
+        finally:
+            engine.dispose()
+    except Exception as exc:
+        typed = storage_error(exc) or storage_error(getattr(exc, "orig", None) or exc)
+        if typed is not None:
+            raise typed from exc
+        raise

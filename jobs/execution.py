@@ -22,7 +22,7 @@ from jobs.chunk import ChunkJob, chunk_cpus
 from jobs.layout import RunLayout
 from jobs.run_state import Progress, RunState
 from jobs.scheduler import RayExecutor, Scheduler, StartGate
-from jobs.sources import PathNotAllowed, list_items, resolve_location, resolve_within
+from jobs.sources import PathNotAllowed, list_items, resolve_location
 from jobs.storage import ObjectError
 from jobs.status import ErrorType, TaskFailure, TaskStatus
 from jobs.store import Store, TaskRecord
@@ -50,7 +50,7 @@ def execute(ctx: RunContext) -> TaskStatus:
     specs, pipeline = _pipeline(ctx)
     try:
         source = resolve_location(task.input_root, ctx.allowed_roots)
-        output_dir = resolve_within(task.output_dir, ctx.allowed_roots, must_exist=False)
+        output_dir = resolve_location(task.output_dir, ctx.allowed_roots, must_exist=False)
     except PathNotAllowed as exc:
         raise TaskFailure(ErrorType.PATH_NOT_ALLOWED, str(exc)) from exc
     except (FileNotFoundError, ObjectError) as exc:
@@ -75,7 +75,7 @@ def execute(ctx: RunContext) -> TaskStatus:
     log.info("task %s run %s: %d items in %d chunks, %d already done", task.task_id, ctx.run_id,
              len(manifest.items), len(chunks), len(done))
 
-    job = ChunkJob(ctx.plugins, tuple(s.to_json() for s in specs), manifest.root, ctx.allowed_roots, str(output_dir))
+    job = ChunkJob(ctx.plugins, tuple(s.to_json() for s in specs), manifest.root, ctx.allowed_roots, output_dir)
     num_cpus = chunk_cpus(pipeline)
 
     def connect(gate: StartGate) -> RayExecutor:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from jobs import storage
 from jobs.datasets import CheckedItem, Datasets
+from jobs.db import database_from
 from jobs.sources import PathNotAllowed, list_images, list_object_images, resolve_location, resolve_within
 
 log = logging.getLogger("rayproc.importer")
@@ -204,11 +205,13 @@ def run(db: str, import_id: int, roots: Sequence[str]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     p = argparse.ArgumentParser(prog="python -m jobs.importer")
-    p.add_argument("--db", required=True)
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--db", help="the SQLite file")
+    where.add_argument("--db-env", help="the environment variable holding the PostgreSQL URL")
     p.add_argument("--import-id", type=int, required=True)
     p.add_argument("--allowed-root", action="append", default=[])
     args = p.parse_args(argv)
-    outcome = run(args.db, args.import_id, args.allowed_root)
+    outcome = run(database_from(args.db, args.db_env), args.import_id, args.allowed_root)
     log.info("import %s: %s", args.import_id, outcome)
     return 0 if outcome != "failed" else 1
 

@@ -18,6 +18,13 @@ from typing import Any
 
 #: Metadata key that marks a Ray job as one of ours (the dashboard shows it).
 METADATA_KEY = "rayproc_task_id"
+#: The variable of a job's runtime env that carries a PostgreSQL URL to its driver: never the entrypoint,
+#: the metadata or a log line (see docs/architecture.md for what Ray's dashboard shows of a runtime env).
+DATABASE_URL_ENV = "RAYPROC_DATABASE_URL"
+#: Memory (bytes, Ray's logical resource) a driver reserves when it may run on any node: any reservation lifts
+#: Ray's placement of drivers on the head. Memory, not a fraction of a CPU: 0.01 CPU left a one-CPU node unable
+#: to start any one-CPU chunk (0.99 free), and chunks ask for no memory.
+ANYWHERE_DRIVER_MEMORY = 1 << 20
 
 
 class RayUnavailable(Exception):
@@ -53,6 +60,21 @@ def new_run_id(task_id: str, seq: int) -> str:
     return f"rayproc-{task_id}-r{seq}-{secrets.token_hex(3)}"
 
 
+def database_args(database: str) -> list[str]:
+    """How a driver is told its database: a SQLite path as ``--db``; a PostgreSQL URL only by the name of the
+    variable that holds it (:func:`database_env`)."""
+    from jobs.db import is_database_url
+
+    return ["--db-env", DATABASE_URL_ENV] if is_database_url(database) else ["--db", database]
+
+
+def database_env(database: str) -> dict[str, str]:
+    """The runtime-env variables a driver needs to open ``database`` (none for a SQLite path)."""
+    from jobs.db import is_database_url
+
+    return {DATABASE_URL_ENV: database} if is_database_url(database) else {}
+
+
 def runner_entrypoint(*, db_path: str, task_id: str, run_id: str, allowed_roots: Sequence[str],
                       plugins: Sequence[str], ray_address: str | None = None) -> str:
     """The command of one run's Ray job. ``ray_address`` is the GCS address the driver joins: Ray's job
@@ -60,7 +82,7 @@ def runner_entrypoint(*, db_path: str, task_id: str, run_id: str, allowed_roots:
     ``/tmp/ray/ray_current_cluster`` names (overriding a runtime_env value), which on a host running more
     than one Ray is not always ours."""
     # `exec` makes the runner the process Ray signals on stop: stops take effect in ~0.1 s, not ~2 s.
-    args = [sys.executable, "-m", "jobs.runner", "--db", db_path, "--task-id", task_id, "--run-id", run_id]
+    args = [sys.executable, "-m", "jobs.runner", *database_args(db_path), "--task-id", task_id, "--run-id", run_id]
     if ray_address:
         args += ["--ray-address", ray_address]
     for root in allowed_roots:
@@ -71,7 +93,7 @@ def runner_entrypoint(*, db_path: str, task_id: str, run_id: str, allowed_roots:
 
 
 def importer_entrypoint(*, db_path: str, import_id: int, allowed_roots: Sequence[str]) -> str:
-    args = [sys.executable, "-m", "jobs.importer", "--db", db_path, "--import-id", str(import_id)]
+    args = [sys.executable, "-m", "jobs.importer", *database_args(db_path), "--import-id", str(import_id)]
     for root in allowed_roots:
         args += ["--allowed-root", root]
     return "exec " + shlex.join(args)
@@ -200,16 +222,23 @@ class JobLauncher:
         self.reachability.succeeded()
         return answer
 
-    def submit(self, *, run_id: str, entrypoint: str, metadata: dict[str, str]) -> None:
+    def submit(self, *, run_id: str, entrypoint: str, metadata: dict[str, str],
+               env_vars: dict[str, str] | None = None, anywhere: bool = False) -> None:
         """Submit one run. While the head's job agent is starting (a fresh or restarted head), Ray answers
-        "No available agent"; that is retried for up to ``submit_retry_seconds`` before it becomes a 503."""
-        runtime_env = {"env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(int(self.stop_grace_seconds))}}
+        "No available agent"; that is retried for up to ``submit_retry_seconds`` before it becomes a 503.
+
+        ``env_vars`` join the job's runtime env. ``anywhere``: the driver may run on any node (Ray otherwise
+        places every driver on the head), for a driver that needs no file of the head's."""
+        runtime_env = {"env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(int(self.stop_grace_seconds)),
+                                    **(env_vars or {})}}
+        placement = {"entrypoint_memory": ANYWHERE_DRIVER_MEMORY} if anywhere else {}
         deadline = time.monotonic() + self.submit_retry_seconds
         delay = 0.25
         while True:
             try:
                 self._call(lambda c: c.submit_job(
-                    entrypoint=entrypoint, submission_id=run_id, metadata=metadata, runtime_env=runtime_env))
+                    entrypoint=entrypoint, submission_id=run_id, metadata=metadata, runtime_env=runtime_env,
+                    **placement))
                 return
             except RayUnavailable as exc:
                 if "No available agent" not in str(exc) or time.monotonic() + delay > deadline:

@@ -12,14 +12,23 @@ Inside a task's output path::
                                                       closed after the run, a stop mark and no more)
         runs/<run id>.json                            which node committed each chunk in that run
 
-The runner, the assembly, the chaining of tasks and the service all find these
-files through :class:`RunLayout`; nothing else spells a path inside an output folder.
+The output path is a server folder or a bucket prefix (``s3://bucket/prefix``): every
+path here is then a :class:`pathlib.Path` or a :class:`jobs.locations.ObjectPath`, which
+offer the same few methods, and writers go through :mod:`jobs.atomic` (a whole object
+per write in a bucket). The runner, the assembly, the chaining of tasks and the service
+all find these files through :class:`RunLayout`; nothing else spells a path inside an
+output folder.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
+
+from jobs.locations import Location, ObjectPath, as_location
 
 #: Folder the job runner keeps its own state in, inside a task's output path (hidden: never listed as input).
 STATE_DIR = ".rayproc"
@@ -30,10 +39,19 @@ MANIFEST_FILE = "manifest.json"
 
 
 class RunLayout:
-    """The paths of one task's output folder (nothing is created until a writer asks for it)."""
+    """The paths of one task's output folder or bucket prefix (nothing is created until a writer asks)."""
 
-    def __init__(self, output_dir: str | Path) -> None:
-        self.output_dir = Path(output_dir)
+    def __init__(self, output_dir: str | Location) -> None:
+        self.output_dir: Location = as_location(output_dir)
+
+    @classmethod
+    def for_task(cls, work_path: str | Location, task_id: str) -> RunLayout:
+        """The layout of task ``task_id`` under the work path ``work_path`` (its output path's parent)."""
+        return cls(as_location(work_path) / task_id)
+
+    @property
+    def in_bucket(self) -> bool:
+        return isinstance(self.output_dir, ObjectPath)
 
     # ----- outputs -----------------------------------------------------------------------
 
@@ -52,6 +70,24 @@ class RunLayout:
     def output(self, name: str) -> Path:
         """An operator's output file (``name`` as the operator declares it)."""
         return self.output_dir / name
+
+    def read_output(self, name: str) -> str | None:
+        """An output file's text (``name`` as :meth:`output` takes it), or None if it was not written."""
+        try:
+            return self.output(name).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    @contextmanager
+    def open_output(self, name: str) -> Iterator[TextIO]:
+        """An output file for reading line by line, wherever it lives (FileNotFoundError if absent)."""
+        with self.output(name).open(encoding="utf-8") as fh:
+            yield fh
+
+    def read_result(self) -> dict | None:
+        """``result.json`` as written by the run's assembly, or None before it is."""
+        text = self.read_output(RESULT_FILE)
+        return None if text is None else json.loads(text)
 
     # ----- the runner's state ------------------------------------------------------------
 
@@ -84,16 +120,25 @@ class RunLayout:
         """The run's driver log, kept here once the run has ended (Ray's own record may then be deleted)."""
         return self.runs_dir / f"{run_id}.log"
 
+    def read_log(self, run_id: str) -> str | None:
+        """The run's kept driver log, or None if it was not kept (yet)."""
+        try:
+            return self.run_log(run_id).read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return None
+
     def read_manifest(self) -> dict | None:
         """The frozen item list, or None before a run has written it."""
-        if not self.manifest.exists():
+        try:
+            text = self.manifest.read_text(encoding="utf-8")
+        except FileNotFoundError:
             return None
-        return json.loads(self.manifest.read_text(encoding="utf-8"))
+        return json.loads(text)
 
-    def input_root(self, default: str | Path) -> Path:
-        """The folder the run's items are relative to (``default`` before the manifest exists)."""
+    def input_root(self, default: str | Path) -> Location:
+        """The folder or prefix the run's items are relative to (``default`` before the manifest exists)."""
         manifest = self.read_manifest()
-        return Path(manifest["root"]) if manifest is not None else Path(default)
+        return as_location(manifest["root"] if manifest is not None else default)
 
     def placements(self) -> dict[str, str]:
         """Chunk index -> node id over every run so far (a later run's record wins)."""

@@ -52,7 +52,8 @@ def counts(records: Sequence[dict]) -> tuple[int, int]:
 
 
 class RunState:
-    """The manifest and committed part files of one task's output folder."""
+    """The manifest and committed part files of one task's output folder (a server folder or a bucket
+    prefix: a part is committed whole either way, by a rename or by one PUT)."""
 
     def __init__(self, layout: RunLayout, chunk_size: int) -> None:
         self.layout = layout
@@ -71,7 +72,8 @@ class RunState:
         return {int(p.stem) for p in self.layout.parts_dir.glob("*.jsonl") if p.stem.isdigit()}
 
     def commit(self, index: int, records: Sequence[dict]) -> None:
-        write_atomic(self.layout.part(index), dump_records(records))
+        # One chunk's records are small: joined first, a part in a bucket is one PUT of the whole object.
+        write_atomic(self.layout.part(index), "".join(dump_records(records)))
 
     def record_placement(self, run_id: str, placement: dict[int, str]) -> None:
         """Which node committed each chunk in this run (for operators of the cluster, and tests)."""
@@ -83,7 +85,7 @@ class RunState:
 
     def iter_read(self, index: int) -> Iterator[dict]:
         """A committed part's records, one line at a time."""
-        with open(self.layout.part(index), encoding="utf-8") as fh:
+        with self.layout.part(index).open(encoding="utf-8") as fh:
             for line in fh:
                 yield json.loads(line)
 

@@ -30,6 +30,7 @@ import threading
 import traceback
 from collections.abc import Sequence
 
+from jobs.db import database_from
 from jobs.run_state import claim
 from jobs.signals import install_stop_handler
 from jobs.status import ErrorType, TaskFailure, TaskStatus
@@ -40,7 +41,9 @@ log = logging.getLogger("rayproc.runner")
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m jobs.runner", description="Run one rayproc task run.")
-    p.add_argument("--db", required=True)
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--db", help="the SQLite file")
+    where.add_argument("--db-env", help="the environment variable holding the PostgreSQL URL")
     p.add_argument("--task-id", required=True)
     p.add_argument("--run-id", required=True)
     p.add_argument("--allowed-root", action="append", default=[])
@@ -54,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     stop_event = threading.Event()
     install_stop_handler(stop_event)
-    store = Store(args.db)
+    store = Store(database_from(args.db, args.db_env))
     task = claim(store, args.task_id, args.run_id)
     if task is None:
         log.warning("run %s is no longer current for task %s (stopped, superseded or deleted): nothing to do",

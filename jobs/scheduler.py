@@ -24,10 +24,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from jobs.chunk import CHUNK_FAILURES, ChunkJob, chunk_failure, run_chunk
+from jobs.locations import Location, as_location
 from jobs.run_state import Progress, RunState
 from jobs.signals import install_stop_handler
 from jobs.status import ErrorType, TaskFailure
@@ -52,25 +52,23 @@ class StartGate:
     that started before the stop runs to the end and is committed as before; one that
     starts after it finds the mark and returns at once, so cancelling it loses nothing.
     Both sides only create files, so the order holds on any storage that shows a
-    created file to later readers, as the shared work path must.
+    created file to later readers, as the shared work path must (a bucket does:
+    S3-compatible stores read their own writes).
 
     When the run ends the gate is retired, not removed: a cancelled chunk that a
     worker starts anyway while the driver exits still finds the stop mark. (A gate
     that is missing altogether means the work path is out of reach from that node.)
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Location) -> None:
+        self.path = as_location(path)
 
     def enter(self, index: int) -> bool:
         try:
-            with open(self.path / f"{index}.started", "x"):
-                pass
-        except FileExistsError:  # a retry after a worker was lost: it started before
-            pass
+            (self.path / f"{index}.started").touch(exist_ok=True)  # a retry after a worker was lost: again
+            return not (self.path / "stop").exists()
         except OSError:  # the gate is out of reach from this node: work as if there were no gate
             return True
-        return not (self.path / "stop").exists()
 
     def close(self) -> None:
         (self.path / "stop").touch()

@@ -1,7 +1,6 @@
-"""The task database (SQLite, one file, shared by the service and the job runner).
+"""The task database (SQLite file or PostgreSQL, shared by the service and the job runner; see jobs/db.py).
 
-Both the API replica and the job driver run on the Ray head node and open the
-same file; WAL mode lets them read while the other writes. Every state change
+The API replicas and the job drivers open the same database. Every state change
 that can race (a stop against a completion, a resume against a late PENDING
 job starting) is one conditional UPDATE keyed on the task's current run, so
 whichever side loses simply changes nothing.
@@ -10,7 +9,6 @@ whichever side loses simply changes nothing.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,86 +19,17 @@ from jobs.db import Database
 from jobs.status import TaskStatus
 from rayproc_contract.query import ListQuery
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tasks (
-    task_id        TEXT PRIMARY KEY,
-    project_id     TEXT NOT NULL,
-    workspace_id   TEXT NOT NULL,
-    name           TEXT NOT NULL,
-    description    TEXT NOT NULL DEFAULT '',
-    task_type      TEXT NOT NULL,
-    source_type    TEXT NOT NULL,
-    source         TEXT NOT NULL,
-    version_id     TEXT,
-    version_name   TEXT,
-    data_source    TEXT,
-    inputs         TEXT NOT NULL,
-    template       TEXT NOT NULL,
-    work_path      TEXT NOT NULL,
-    input_root     TEXT NOT NULL,
-    output_dir     TEXT NOT NULL,
-    execution      TEXT NOT NULL,
-    status         INTEGER NOT NULL,
-    error_type     TEXT,
-    error_msg      TEXT,
-    result         TEXT,
-    create_time    INTEGER NOT NULL,
-    update_time    INTEGER NOT NULL,
-    run_start_ms   INTEGER,
-    elapsed_ms     INTEGER NOT NULL DEFAULT 0,
-    total_count    INTEGER,
-    processed_count INTEGER NOT NULL DEFAULT 0,
-    failed_count   INTEGER NOT NULL DEFAULT 0,
-    current_run    TEXT NOT NULL,
-    stop_requested INTEGER NOT NULL DEFAULT 0,
-    is_current     INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS tasks_project ON tasks (project_id, create_time);
-CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id         TEXT PRIMARY KEY,
-    task_id        TEXT NOT NULL,
-    seq            INTEGER NOT NULL,
-    submit_time    INTEGER NOT NULL,
-    submitted      INTEGER NOT NULL DEFAULT 0,
-    start_time     INTEGER,
-    end_time       INTEGER,
-    outcome        TEXT,
-    items_computed INTEGER NOT NULL DEFAULT 0,
-    message        TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_task ON runs (task_id, seq);
-"""
-
 #: A version series: the tasks of one type over the same source and dataset version in one project's workspace.
 #: Its newest task (by create_time, then task_id) is current. Only creating or deleting a task changes a series.
-SERIES_KEY = ("project_id", "workspace_id", "task_type", "source_type", "source", "version_id")
-# `IS`, not `=`: version_id may be NULL, and NULLs form one series (as they do in a window's PARTITION BY).
-_IN_SERIES = " AND ".join(f"{column} IS ?" for column in SERIES_KEY)
-
 # is_current is stored because the list filters and counts by it; version_count is only shown, so it is
-# counted from the series index for the rows answered, and no create or delete rewrites a whole series.
-# These indexes name is_current, so they are made after the migration that adds it to an older file.
-_INDEXES = f"""
-CREATE INDEX IF NOT EXISTS tasks_series ON tasks ({", ".join(SERIES_KEY)}, create_time, task_id);
-CREATE INDEX IF NOT EXISTS tasks_workspace ON tasks (project_id, workspace_id, create_time, task_id);
-CREATE INDEX IF NOT EXISTS tasks_current ON tasks (project_id, workspace_id, create_time, task_id)
-    WHERE is_current = 1;
-"""
+# counted from the series index (tasks_series) for the rows answered, and no create or delete rewrites a series.
+SERIES_KEY = ("project_id", "workspace_id", "task_type", "source_type", "source", "version_id")
 
-# The admission queue, on the same rows (added by migration, so older files get them too). A run is *queued*
-# (queued = 1: waiting for a slot, not before not_before), then *submitting* (claimed by a dispatcher: queued = 0,
-# submitted = 0, submit_time = the claim) and then *submitted* (Ray accepted its job). Queue order: the task's
-# priority (higher first), then queued_time, then run_id. attempt counts the runs started automatically after
-# an infrastructure failure: 1 for a run a person asked for (create, resume).
-_QUEUE_COLUMNS = {
-    "tasks": (("priority", "INTEGER NOT NULL DEFAULT 0"),),
-    "runs": (("queued", "INTEGER NOT NULL DEFAULT 0"), ("queued_time", "INTEGER"),
-             ("not_before", "INTEGER NOT NULL DEFAULT 0"), ("attempt", "INTEGER NOT NULL DEFAULT 1")),
-}
-_QUEUE_INDEXES = """;
-CREATE INDEX IF NOT EXISTS runs_queue ON runs (queued_time, run_id) WHERE queued = 1;
-"""
+# The admission queue, on the same rows. A run is *queued* (queued = 1: waiting for a slot, not before
+# not_before), then *submitting* (claimed by a dispatcher: queued = 0, submitted = 0, submit_time = the claim) and
+# then *submitted* (Ray accepted its job). Queue order: the task's priority (higher first), then queued_time, then
+# run_id. attempt counts the runs started automatically after an infrastructure failure: 1 for a run a person
+# asked for (create, resume).
 # A run handed to Ray that has not ended: its task is active and its run has left the queue.
 _RUNNING = ("FROM tasks t JOIN runs r ON r.run_id = t.current_run "
             "WHERE t.status IN (?, ?) AND r.queued = 0")
@@ -172,22 +101,10 @@ _SORT_COLUMNS = {"create_time": "create_time", "name": "name", "duration_seconds
 
 
 class Store(Database):
-    def __init__(self, path: str | Path, clock: Callable[[], int] = now_ms) -> None:
+    def __init__(self, target: str | Path, clock: Callable[[], int] = now_ms) -> None:
+        """``target``: the SQLite file's path, or a ``postgresql://`` URL."""
         self._clock = clock
-        super().__init__(path, _SCHEMA)
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        """Bring a file made by an older release up to this schema (idempotent; runs at every open)."""
-        if "is_current" not in self._columns(conn, "tasks"):
-            conn.execute("ALTER TABLE tasks ADD COLUMN is_current INTEGER NOT NULL DEFAULT 0")
-            conn.execute(_MARK_CURRENT_EVERYWHERE)
-        for table, columns in _QUEUE_COLUMNS.items():
-            present = self._columns(conn, table)
-            for column, decl in columns:
-                if column not in present:
-                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
-        for statement in filter(str.strip, (_INDEXES + _QUEUE_INDEXES).split(";")):
-            conn.execute(statement)
+        super().__init__(target)
 
     # ----- reads -------------------------------------------------------------------------
 
@@ -212,7 +129,7 @@ class Store(Database):
                 where.append(f"{column} = ?")
                 args.append(value)
         if q.task_name:
-            where.append(r"name LIKE ? ESCAPE '\'")
+            where.append(f"name {self._like()} ? ESCAPE '\\'")
             escaped = q.task_name.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
             args.append(f"%{escaped}%")
         if q.version_ids:
@@ -387,11 +304,11 @@ class Store(Database):
         with self._tx() as conn:
             cur = conn.execute(
                 "UPDATE tasks SET status = ?, result = ?, error_type = ?, error_msg = ?, update_time = ?, "
-                "elapsed_ms = elapsed_ms + CASE WHEN run_start_ms IS NULL THEN 0 ELSE MAX(0, ? - run_start_ms) END, "
-                "run_start_ms = NULL "
+                "elapsed_ms = elapsed_ms + CASE WHEN run_start_ms IS NULL OR run_start_ms > ? THEN 0 "
+                "ELSE ? - run_start_ms END, run_start_ms = NULL "
                 "WHERE task_id = ? AND current_run = ? AND status IN (?, ?)",
                 (int(status), json.dumps(result, sort_keys=True) if result is not None else None, error_type,
-                 error_msg, ts, ts, task_id, run_id, *_ACTIVE),
+                 error_msg, ts, ts, ts, task_id, run_id, *_ACTIVE),
             )
             conn.execute(
                 "UPDATE runs SET outcome = COALESCE(outcome, ?), end_time = COALESCE(end_time, ?), "
@@ -505,29 +422,26 @@ class Store(Database):
 
 
 
-# Settles every series at once: used only to migrate a file whose tasks carry no is_current yet.
-_MARK_CURRENT_EVERYWHERE = f"""
-UPDATE tasks SET is_current = 1 WHERE task_id IN (
-  SELECT task_id FROM (
-    SELECT task_id, ROW_NUMBER() OVER (PARTITION BY {", ".join(SERIES_KEY)}
-                                       ORDER BY create_time DESC, task_id DESC) AS newest_first
-    FROM tasks)
-  WHERE newest_first = 1)
-"""
-
-
-def _series_of(conn: sqlite3.Connection, task_id: str) -> tuple | None:
+def _series_of(conn: Any, task_id: str) -> tuple | None:
     row = conn.execute(f"SELECT {', '.join(SERIES_KEY)} FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
     return tuple(row) if row is not None else None
 
 
-def _newest(conn: sqlite3.Connection, series: tuple) -> str | None:
-    row = conn.execute(f"SELECT task_id FROM tasks WHERE {_IN_SERIES} ORDER BY create_time DESC, task_id DESC "
-                       "LIMIT 1", series).fetchone()
+def _in_series(series: tuple) -> tuple[str, tuple]:
+    """The condition (and its values) that selects one series' rows through its index: a NULL version_id is
+    a series of its own (as in a window's PARTITION BY), matched with IS NULL, which both backends index."""
+    clauses = [f"{column} IS NULL" if value is None else f"{column} = ?" for column, value in zip(SERIES_KEY, series)]
+    return " AND ".join(clauses), tuple(value for value in series if value is not None)
+
+
+def _newest(conn: Any, series: tuple) -> str | None:
+    clause, args = _in_series(series)
+    row = conn.execute(f"SELECT task_id FROM tasks WHERE {clause} ORDER BY create_time DESC, task_id DESC "
+                       "LIMIT 1", args).fetchone()
     return row[0] if row is not None else None
 
 
-def _mark_newest(conn: sqlite3.Connection, series: tuple | None, others: Iterable[str | None]) -> None:
+def _mark_newest(conn: Any, series: tuple | None, others: Iterable[str | None]) -> None:
     """Make the series' newest task current and ``others`` (those that may have been) not.
 
     Called in the transaction that created or deleted a task of the series, so at most two rows change."""
@@ -536,23 +450,25 @@ def _mark_newest(conn: sqlite3.Connection, series: tuple | None, others: Iterabl
     newest = _newest(conn, series)
     ids = [t for t in {newest, *others} if t is not None]
     if ids:
-        conn.execute(f"UPDATE tasks SET is_current = (task_id IS ?) WHERE task_id IN ({','.join('?' * len(ids))})",
+        conn.execute("UPDATE tasks SET is_current = CASE WHEN task_id = ? THEN 1 ELSE 0 END "
+                     f"WHERE task_id IN ({','.join('?' * len(ids))})",
                      (newest, *ids))
 
 
-def _records(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[TaskRecord]:
+def _records(conn: Any, rows: list) -> list[TaskRecord]:
     """Records for ``rows``, each with its series' size counted from the series index (once per series)."""
     counts: dict[tuple, int] = {}
     out = []
     for row in rows:
         series = tuple(row[column] for column in SERIES_KEY)
         if series not in counts:
-            counts[series] = conn.execute(f"SELECT COUNT(*) FROM tasks WHERE {_IN_SERIES}", series).fetchone()[0]
+            clause, args = _in_series(series)
+            counts[series] = conn.execute(f"SELECT COUNT(*) FROM tasks WHERE {clause}", args).fetchone()[0]
         out.append(_record(row, counts[series]))
     return out
 
 
-def _record(row: sqlite3.Row, version_count: int) -> TaskRecord:
+def _record(row, version_count: int) -> TaskRecord:
     data = dict(row, version_count=version_count)
     for col in _JSON_COLUMNS:
         if data.get(col) is not None:
@@ -574,14 +490,14 @@ class QueuedRun:
     seq: int
 
 
-def _queue_run(conn: sqlite3.Connection, task_id: str, run_id: str, seq: int, ts: int, *, attempt: int = 1,
+def _queue_run(conn: Any, task_id: str, run_id: str, seq: int, ts: int, *, attempt: int = 1,
                not_before: int = 0) -> None:
     conn.execute(
         "INSERT INTO runs (run_id, task_id, seq, submit_time, queued, queued_time, not_before, attempt) "
         "VALUES (?, ?, ?, ?, 1, ?, ?, ?)", (run_id, task_id, seq, ts, ts, not_before, attempt))
 
 
-def _running_counts(conn: sqlite3.Connection) -> tuple[int, dict[str, int]]:
+def _running_counts(conn: Any) -> tuple[int, dict[str, int]]:
     rows = conn.execute(f"SELECT t.project_id, COUNT(*) AS n {_RUNNING} GROUP BY t.project_id", _ACTIVE).fetchall()
     by_project = {r["project_id"]: int(r["n"]) for r in rows}
     return sum(by_project.values()), by_project

@@ -128,10 +128,15 @@ class Finalized:
 
     Rows may be any iterable, read once when the file is written, after every
     operator has finalized: a generator or :class:`PerItem` over compact arrays
-    keeps a file of one row per item from existing all at once in memory."""
+    keeps a file of one row per item from existing all at once in memory.
+
+    ``copies`` are input items the job copies into the output, as (item key, path
+    relative to the output): the job does the reading and writing, whether the
+    input and the output are server folders or buckets."""
 
     summary: dict = field(default_factory=dict)
     files: dict[str, Iterable[dict]] = field(default_factory=dict)
+    copies: Iterable[tuple[str, str]] = ()
 
 
 class Operator:

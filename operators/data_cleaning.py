@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
-import shutil
 from collections import Counter
 from collections.abc import Iterator
 from typing import Annotated, Literal
@@ -17,7 +15,6 @@ from operators.analyse import BLUR_SCORE, BRIGHTNESS, ENTROPY, HEIGHT, WIDTH
 from operators.base import (
     Finalized,
     Operator,
-    OperatorError,
     PerItem,
     RecordTable,
     StrictParams,
@@ -110,8 +107,7 @@ class DataCleaning(Operator):
         keep = rule[ok] == 0
         reason = functools.partial(self._reason, table, rule, argument)
         table.set(REMOVED, PerItem(len(removed), lambda k: reason(int(removed[k]))), index=removed)
-        if p.output == "copy":
-            self._copy(table, ok[keep])
+        copies = _copies(table, ok[keep]) if p.output == "copy" else ()
         removed_rows = PerItem(len(removed), lambda k: {ITEM: table.value(ITEM, int(removed[k])),
                                                         "reason": reason(int(removed[k]))})
         by_reason: Counter[str] = Counter()
@@ -121,7 +117,7 @@ class DataCleaning(Operator):
         summary = {"kept_count": int(keep.sum()), "removed_count": len(removed),
                    "removed_by_reason": dict(sorted(by_reason.items())), "output": p.output}
         return Finalized(summary={"cleaning": summary},
-                         files={KEPT_FILE: _kept_rows(table, keep), REMOVED_FILE: removed_rows})
+                         files={KEPT_FILE: _kept_rows(table, keep), REMOVED_FILE: removed_rows}, copies=copies)
 
     def _checks(self) -> tuple:
         """The feature thresholds, in the order they are tried: (threshold, feature, fails, text)."""
@@ -168,22 +164,17 @@ class DataCleaning(Operator):
             for j in survivors[1:]:
                 rule[ok[j]], argument[ok[j]] = kind, first
 
-    def _copy(self, table: RecordTable, kept: np.ndarray) -> None:
-        if table.root is None or table.output_dir is None:
-            raise OperatorError("copying kept items needs the input and output folders")
-        for item in (table.value(ITEM, i) for i in kept.tolist()):
-            source = os.path.join(table.root, item)
-            if "://" in source:  # an object in a bucket: there is no file to copy here
-                raise OperatorError(f"output: copy needs the kept items as files; {source!r} is an object in a "
-                                    "bucket, which this release cannot copy (use output: reference)")
-            target = os.path.join(table.output_dir, KEPT_DIR, item.lstrip("/"))
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            shutil.copy2(source, target)
-
 
 # Removal rules, in the order they are tried, and the word each reason starts with.
 _CORRUPT, _ISSUE, _THRESHOLD, _ASPECT, _EXACT, _NEAR = range(1, 7)
 _CATEGORY = ("", "corrupt", "issue", "threshold", "threshold", "exact_duplicate_of", "near_duplicate_of")
+
+
+def _copies(table: RecordTable, kept: np.ndarray) -> list[tuple[str, str]]:
+    """Each kept item and where its copy goes: ``kept/<key>``, an absolute path or URI's scheme and
+    leading slash dropped (``/data/a.png`` -> ``kept/data/a.png``, ``s3://b/a.png`` -> ``kept/b/a.png``)."""
+    items = (table.value(ITEM, i) for i in kept.tolist())
+    return [(item, f"{KEPT_DIR}/{item.split('://', 1)[-1].lstrip('/')}") for item in items]
 
 
 def _kept_rows(table: RecordTable, kept: np.ndarray) -> Iterator[dict]:

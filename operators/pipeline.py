@@ -104,14 +104,17 @@ class Pipeline:
         return records
 
     def finalize(self, records: RecordTable | Iterable[dict], *, root: str | None = None,
-                 output_dir: str | None = None) -> tuple[dict, dict[str, Iterable[dict]]]:
+                 output_dir: str | None = None,
+                 copies: list[tuple[str, str]] | None = None) -> tuple[dict, dict[str, Iterable[dict]]]:
         """Combine every chunk's records into the task's ``result`` and extra output files.
 
         ``records`` is a :class:`RecordTable` (the job streams its part files into one;
         it carries its own ``root`` and ``output_dir``) or the records themselves.
         Operators add per-item fields to the table, not to the records: see
         :meth:`RecordTable.iter_added`. Each file's rows are an iterable to read once,
-        after this returns."""
+        after this returns. The items operators ask to have copied into the output
+        (:attr:`Finalized.copies`) are appended to ``copies``; an operator that asks when
+        no list is given fails, so no copy is ever silently skipped."""
         if isinstance(records, RecordTable):
             table = records
         else:
@@ -136,6 +139,12 @@ class Pipeline:
             features.update(summary.pop("features", {}))
             result.update(summary)
             files.update({name: _rows_of(op, rows) for name, rows in done.files.items()})
+            asked = list(done.copies)
+            if asked and copies is None:
+                raise OperatorError(f"operator {op.name!r} asks for items copied to the output, "
+                                    "which this caller does not do")
+            if asked:
+                copies.extend(asked)
         if features:
             result["features"] = features
         return result, files

@@ -14,17 +14,19 @@ Human output by default, ``--json`` for scripts. Exit codes::
 from __future__ import annotations
 
 import base64
+import html
 import json
 import math
 import re
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
-from rayproc_client.errors import ClientError, TaskFailedError, TaskTimeoutError
+from rayproc_client.errors import ClientError, NotFound, TaskFailedError, TaskTimeoutError
 from rayproc_contract.status import TaskStatus
 
 EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED, EXIT_TIMEOUT, EXIT_SERVICE = 1, 2, 3, 4, 5
@@ -39,8 +41,21 @@ def _client(ctx: click.Context):
     return Client(ctx.obj.get("url"), ctx.obj.get("token"))
 
 
+_PROJECT_SOURCES = {
+    click.core.ParameterSource.DEFAULT: "the default; pick one with --project or RAYPROC_PROJECT",
+    click.core.ParameterSource.ENVIRONMENT: "from RAYPROC_PROJECT",
+    click.core.ParameterSource.COMMANDLINE: "from --project",
+}
+
+
 def _fail(exc: ClientError) -> None:
     click.echo(f"error: {exc}", err=True)
+    if isinstance(exc, NotFound):  # most often a project the caller does not mean, or cannot see
+        ctx = click.get_current_context(silent=True)
+        project = ctx.params.get("project") if ctx else None
+        if project is not None:
+            source = _PROJECT_SOURCES.get(ctx.get_parameter_source("project"), "")
+            click.echo(f"(project used: {project!r}, {source})", err=True)
     sys.exit(EXIT_SERVICE)
 
 
@@ -82,30 +97,20 @@ def _setup(ctx: click.Context, url: str | None, token: str | None) -> None:
     ctx.obj.update(url=url, token=token)
 
 
-def _watch(task, as_json: bool, timeout: float) -> int:
-    """Follow a task to its end with a progress bar; return the exit code."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+#: Without a terminal (a pipe, a log, CI), progress is one plain line per change of status and at most this often.
+PLAIN_PROGRESS_SECONDS = 10.0
 
+
+def _watch(task, as_json: bool, timeout: float) -> int:
+    """Follow a task to its end, showing progress; return the exit code."""
     deadline = time.monotonic() + timeout
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("failed {task.fields[failed]}"), TextColumn("{task.fields[rate]:.1f} items/s"),
-               TimeElapsedColumn(), TimeRemainingColumn()]
     start = time.monotonic()
-    with Progress(*columns, disable=as_json, transient=False) as progress:
-        bar = progress.add_task(task.name, total=None, failed=0, rate=0.0)
+    with _progress(task.name, quiet=as_json) as show:
         while True:
             d = _task_dict(task)
             done = d.get("processed_count", 0) + d.get("failed_count", 0)
-            elapsed = max(time.monotonic() - start, 1e-9)
-            progress.update(bar, total=d.get("total_count"), completed=done, failed=d.get("failed_count", 0),
-                            rate=done / elapsed, description=f"{d['name']} [{task.status_name}]")
+            show(status=task.status_name, done=done, total=d.get("total_count"), failed=d.get("failed_count", 0),
+                 rate=done / max(time.monotonic() - start, 1e-9))
             if d["status"] in _ENDED:
                 break
             if time.monotonic() > deadline:
@@ -115,6 +120,47 @@ def _watch(task, as_json: bool, timeout: float) -> int:
             task.refresh()
     _emit(_task_dict(task), as_json, _summary(task))
     return {TaskStatus.COMPLETED: 0, TaskStatus.FAILED: EXIT_FAILED, TaskStatus.STOPPED: EXIT_STOPPED}[task.status]
+
+
+@contextmanager
+def _progress(name: str, *, quiet: bool):
+    """A function ``show(status=, done=, total=, failed=, rate=)`` drawing progress: a live bar on a terminal,
+    plain lines otherwise, nothing when ``quiet``."""
+    if quiet:
+        yield lambda **_: None
+        return
+    if not sys.stdout.isatty():
+        last: dict = {"status": None, "at": 0.0}
+
+        def line(*, status, done, total, failed, rate) -> None:
+            now = time.monotonic()
+            if status != last["status"] or now - last["at"] >= PLAIN_PROGRESS_SECONDS or (total and done >= total):
+                click.echo(f"[{status}] {done}/{total if total is not None else '?'} done, {failed} failed, "
+                           f"{rate:.1f} items/s  {name}")
+                last.update(status=status, at=now)
+
+        yield line
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    # Status and name as plain text, never Rich markup, which would swallow "[running]" (and a name is user data).
+    columns = [TextColumn("[{task.fields[status]}]", markup=False), BarColumn(), MofNCompleteColumn(),
+               TextColumn("failed {task.fields[failed]}"), TextColumn("{task.fields[rate]:.1f} items/s"),
+               TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.description}", markup=False)]
+    with Progress(*columns, transient=False) as progress:
+        bar = progress.add_task(name, total=None, failed=0, rate=0.0, status="")
+
+        def draw(*, status, done, total, failed, rate) -> None:
+            progress.update(bar, total=total, completed=done, failed=failed, rate=rate, status=status)
+
+        yield draw
 
 
 @click.command()
@@ -267,13 +313,18 @@ def import_(ctx, url, token, project, as_json, source, dataset, folder, wait) ->
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
               help="Folder to write report.html and the chart PNGs to.")
 def report(ctx, url, token, project, as_json, task_id, out) -> None:
-    """Write an analysis task's report (report.html) and its charts (PNG) to a local folder."""
+    """Write a completed task's report (report.html) and its charts (PNG) to a local folder.
+
+    Analysis, cleaning, validation and selection tasks have one. The page's links to the task's output files
+    are rewritten to the service's URL (fetching them needs the same token)."""
     _setup(ctx, url, token)
     try:
         with _client(ctx) as client:
             page = client.task_report(project, task_id)
+            files = f"{client.base_url.rstrip('/')}/v2/{project}/processor-tasks/{task_id}/files/"
     except ClientError as exc:
         _fail(exc)
+    page = page.replace("href='files/", f"href='{html.escape(files, quote=True)}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.html").write_text(page, encoding="utf-8")
     charts = []

@@ -1,4 +1,4 @@
-"""Users, projects, memberships and API tokens (same SQLite file as the tasks).
+"""Users, projects, memberships and API tokens (same database as the tasks).
 
 A token reads ``rpt_<token id>.<secret>``. Only SHA-256 of the secret is stored
 (the secret is 256 random bits, so a slow hash adds nothing); the id finds the
@@ -12,12 +12,11 @@ import hmac
 import os
 import re
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobs.db import Database
+from jobs.db import Database, IntegrityError
 
 ROLES = ("viewer", "member")
 #: What each role may do in its projects. Service admins may do everything everywhere.
@@ -26,35 +25,6 @@ ROLE_ACTIONS = {"viewer": frozenset({"read"}), "member": frozenset({"read", "wri
 _NAME = re.compile(r"^[a-zA-Z0-9\-_.@]{1,64}$")
 _TOKEN = re.compile(r"^rpt_([0-9a-f]{16})\.([A-Za-z0-9_\-]{43})$")
 _DUMMY_DIGEST = hashlib.sha256(b"no such token").hexdigest()
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    user_id    TEXT PRIMARY KEY,
-    name       TEXT NOT NULL UNIQUE,
-    is_admin   INTEGER NOT NULL DEFAULT 0,
-    created_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS projects (
-    project_id TEXT PRIMARY KEY,
-    name       TEXT NOT NULL DEFAULT '',
-    created_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS memberships (
-    user_id    TEXT NOT NULL,
-    project_id TEXT NOT NULL,
-    role       TEXT NOT NULL,
-    PRIMARY KEY (user_id, project_id)
-);
-CREATE TABLE IF NOT EXISTS tokens (
-    token_id   TEXT PRIMARY KEY,
-    user_id    TEXT NOT NULL,
-    name       TEXT NOT NULL DEFAULT '',
-    digest     TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
-    revoked_ms INTEGER
-);
-"""
-
 
 class AccountError(ValueError):
     """A request to change accounts that cannot be carried out (the message says why)."""
@@ -91,19 +61,20 @@ def check_name(value: str, what: str) -> str:
 
 
 class Accounts(Database):
-    def __init__(self, path: str | Path) -> None:
-        super().__init__(path, _SCHEMA)
+    def __init__(self, target: str | Path) -> None:
+        """``target``: the SQLite file's path, or a ``postgresql://`` URL (tables: ``jobs/migrations``)."""
+        super().__init__(target)
 
     # ----- users and tokens --------------------------------------------------------------
 
     def create_user(self, name: str, *, is_admin: bool = False) -> Principal:
         check_name(name, "user name")
         user_id = "u_" + secrets.token_hex(8)
-        with self._connect() as conn:
-            try:
+        try:
+            with self._connect() as conn:
                 conn.execute("INSERT INTO users VALUES (?, ?, ?, ?)", (user_id, name, int(is_admin), _now()))
-            except sqlite3.IntegrityError:
-                raise AccountError(f"user {name!r} already exists") from None
+        except IntegrityError:
+            raise AccountError(f"user {name!r} already exists") from None
         return Principal(user_id, name, is_admin)
 
     def user(self, name: str) -> Principal:
@@ -164,17 +135,17 @@ class Accounts(Database):
     # ----- projects and memberships ------------------------------------------------------
 
     def create_project(self, project_id: str, name: str = "") -> None:
-        with self._connect() as conn:
-            try:
+        try:
+            with self._connect() as conn:
                 conn.execute("INSERT INTO projects VALUES (?, ?, ?)", (project_id, name[:64], _now()))
-            except sqlite3.IntegrityError:
-                raise AccountError(f"project {project_id!r} already exists") from None
+        except IntegrityError:
+            raise AccountError(f"project {project_id!r} already exists") from None
 
     def ensure_project(self, project_id: str) -> None:
         if self.project_exists(project_id):  # a read: reads must go on when the data directory is read-only
             return
         with self._connect() as conn:
-            conn.execute("INSERT OR IGNORE INTO projects VALUES (?, '', ?)", (project_id, _now()))
+            conn.execute("INSERT INTO projects VALUES (?, '', ?) ON CONFLICT DO NOTHING", (project_id, _now()))
 
     def project_exists(self, project_id: str) -> bool:
         with self._connect() as conn:

@@ -28,7 +28,7 @@ def build_service(settings: Settings, *, store: Store | None = None, launcher: J
     """The task commands for ``settings`` (paths already resolved), with the imports, the submitter and
     the reconciler and the dispatcher they use. Neither background pass is started here: the caller starts
     them with ``service.reconciler.start()`` and ``service.dispatcher.start()`` once it serves requests."""
-    store = store or Store(settings.db_path, clock=clock)
+    store = store or Store(settings.database, clock=clock)
     launcher = launcher or JobLauncher(settings.dashboard_url, stop_grace_seconds=settings.stop_grace_seconds,
                                        call_timeout_seconds=settings.ray_call_timeout_seconds)
     read_launcher = launcher.for_reads(settings.ray_read_timeout_seconds)
@@ -37,7 +37,7 @@ def build_service(settings: Settings, *, store: Store | None = None, launcher: J
     dispatcher = Dispatcher(settings, store, RunSubmitter(settings, store, launcher), clock=clock)
     return TaskService(
         settings, store, launcher, registry=registry,
-        imports=ImportService(settings, Datasets(settings.db_path), launcher, read_launcher),
+        imports=ImportService(settings, Datasets(settings.database), launcher, read_launcher),
         reconciler=Reconciler(store, launcher, interval_seconds=settings.reconcile_interval_seconds, clock=clock,
                               on_failure=dispatcher.after_failure, read_launcher=read_launcher),
         dispatcher=dispatcher,

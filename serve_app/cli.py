@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from jobs.db import redact
 from serve_app.settings import LOOPBACK_HOSTS, Settings
 
 
@@ -43,6 +44,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address
             f"refusing to bind {settings.host} without authentication: the no-auth development mode "
             "only listens on loopback addresses (127.0.0.1, ::1)")
     from serve_app import deployment
+    from serve_app.private_files import FilesNotPrivate
 
     done = threading.Event()
 
@@ -55,14 +57,14 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, ray_address
     click.echo("starting Ray and the rayproc service ...", err=True)
     try:
         running = deployment.start(settings)
-    except deployment.LocalHeadConflict as exc:
+    except (deployment.LocalHeadConflict, FilesNotPrivate) as exc:
         raise click.ClickException(str(exc)) from None
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
     click.echo(f"rayproc is serving at   {running.url}")
     click.echo(f"OpenAPI docs:           {running.docs_url}")
     click.echo(f"Ray dashboard:          {running.dashboard_url}")
-    click.echo(f"database:               {running.settings.db_path}")
+    click.echo(f"database:               {redact(running.settings.database)}")
     click.echo(f"allowed roots:          {', '.join(running.settings.allowed_roots)}")
     if not running.settings.auth_enabled:
         click.echo("authentication:         DISABLED (development mode; every caller is an admin)")
@@ -91,7 +93,7 @@ def _accounts(data_dir: Path | None):
     from serve_app.accounts import Accounts
 
     settings = Settings(**({"data_dir": data_dir} if data_dir else {})).resolved()
-    return Accounts(settings.db_path), settings
+    return Accounts(settings.database), settings
 
 
 data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -227,17 +229,18 @@ def tokens_revoke(token_id: str, data_dir: Path | None) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def sample_images(folder: Path, count: int, seed: int) -> None:
     """Write COUNT small synthetic PNGs (noise at random levels, so some dark; every fifth blurred) to FOLDER to
-    try rayproc on."""
+    try rayproc on. The blurred ones are of middle brightness, so that each is blurry and nothing else."""
     import numpy as np
     from PIL import Image, ImageFilter
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for i in range(count):
-        level = int(rng.integers(20, 236))
+        blurred = i % 5 == 1
+        level = int(rng.integers(60, 200)) if blurred else int(rng.integers(20, 236))
         arr = np.clip(rng.normal(level, 40, (96, 128, 3)), 0, 255).astype(np.uint8)
         img = Image.fromarray(arr, "RGB")
-        if i % 5 == 1:
+        if blurred:
             img = img.filter(ImageFilter.GaussianBlur(4))
         img.save(folder / f"sample_{i:06d}.png")
     click.echo(f"wrote {count} images to {folder.resolve()}")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ray import serve
 
+from serve_app import private_files
 from serve_app.accounts import Accounts
 from serve_app.assembly import build_job_records, build_service
 from serve_app.main import create_app
@@ -18,7 +19,13 @@ APP_NAME = "rayproc"
 log = logging.getLogger("rayproc")
 
 
-# One replica, pinned to the head node: the SQLite file and the job drivers live there.
+#: The response header naming the replica that answered (Serve's replica id): several replicas share one
+#: PostgreSQL database, and an operator (or a test) can tell which one served a request.
+REPLICA_HEADER = "X-Rayproc-Replica"
+
+
+# Replicas are pinned to the head node: the SQLite file lives there, and so do an import's payload files and the
+# dashboard the replicas reach at its local address. Several replicas (api_replicas, PostgreSQL only) share it.
 @serve.deployment(
     name="rayproc-api",
     num_replicas=1,
@@ -28,15 +35,33 @@ log = logging.getLogger("rayproc")
 class RayprocApi:
     def __init__(self, settings: dict) -> None:
         self.service = build_service(Settings.model_validate(settings))
-        self.accounts = Accounts(self.service.settings.db_path)
+        self.accounts = Accounts(self.service.settings.database)
         self.service.reconciler.reconcile_all()  # settle runs that ended while the service was down
         self.service.reconciler.start()
         self.service.dispatcher.start()  # after the settling above, which queues retries of runs it failed
         self.job_records = build_job_records(self.service)
         self.job_records.start()
 
+    @serve.multiplexed(max_num_models_per_replica=256)
+    async def _keep(self, key: str) -> str:
+        return key
+
     def __serve_build_asgi_app__(self):
-        return create_app(self.service, self.accounts)
+        app = create_app(self.service, self.accounts)
+        replica = serve.get_replica_context().replica_id.unique_id
+
+        @app.middleware("http")
+        async def name_the_replica(request, call_next):
+            # A client that sends Serve's `serve_multiplexed_model_id` header keeps to the replica that first
+            # answered that value (Serve routes a "model" to the replica that holds it): sticky routing.
+            key = serve.get_multiplexed_model_id()
+            if key:
+                await self._keep(key)
+            response = await call_next(request)
+            response.headers[REPLICA_HEADER] = replica
+            return response
+
+        return app
 
     def __del__(self) -> None:
         self.service.reconciler.close()
@@ -49,8 +74,17 @@ def build_app(settings: Settings):
 
     Serve's default of 5 requests at once per replica would let a few calls waiting on a slow Ray hold
     back every read; the database reads need no Ray, so the replica takes many more."""
-    return RayprocApi.options(max_ongoing_requests=settings.max_ongoing_requests).bind(
-        settings.model_dump(mode="json"))
+    return RayprocApi.options(max_ongoing_requests=settings.max_ongoing_requests,
+                              num_replicas=settings.api_replicas).bind(_handed_over(settings))
+
+
+def _handed_over(settings: Settings) -> dict:
+    """``settings`` as the replicas receive them: JSON, with the database URL in the clear (a SecretStr dumps
+    as stars). Serve keeps the bound arguments in its controller; see docs/architecture.md."""
+    data = settings.model_dump(mode="json")
+    if settings.database_url is not None:
+        data["database_url"] = settings.database_url.get_secret_value()
+    return data
 
 
 @dataclass(frozen=True)
@@ -108,9 +142,16 @@ def start(settings: Settings) -> RunningService:
     import ray
 
     settings = settings.resolved()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=private_files.PRIVATE_DIR, parents=True, exist_ok=True)
+    sqlite_file = settings.db_path if settings.database_url is None else None
+    private_files.protect_state(settings.data_dir, sqlite_file, [settings.initial_token_file])
+    if sqlite_file is not None:
+        private_files.create_private(sqlite_file)
     if not settings.ray_address:
         _check_local_head_ports()
+        # Ray writes a new cluster token with the process umask: inside a private folder from the start.
+        private_files.default_ray_dir().mkdir(mode=private_files.PRIVATE_DIR, exist_ok=True)
+    private_files.protect_ray_token()
     if settings.ray_address:
         ctx = ray.init(address=settings.ray_address, logging_level=logging.WARNING)
     else:
@@ -118,13 +159,14 @@ def start(settings: Settings) -> RunningService:
         ctx = ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1",
                        dashboard_port=settings.dashboard_port, logging_level=logging.WARNING)
         settings = settings.model_copy(update={"dashboard_url": f"http://{ctx.dashboard_url}"})
+    private_files.protect_ray_token()  # the token a new local head has just written
     if not settings.cluster_address:
         settings = settings.model_copy(update={"cluster_address": ctx.address_info["gcs_address"]})
     serve.start(http_options={"host": settings.host, "port": settings.port})
     serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)
     initial_token = None
     if settings.auth_enabled:
-        initial_token = Accounts(settings.db_path).ensure_initial_admin(settings.initial_token_file)
+        initial_token = Accounts(settings.database).ensure_initial_admin(settings.initial_token_file)
     url = f"http://{settings.host}:{settings.port}"
     dashboard = settings.dashboard_url if settings.ray_address else f"http://{ctx.dashboard_url}"
     return RunningService(url=url, docs_url=f"{url}/docs", dashboard_url=dashboard, settings=settings,

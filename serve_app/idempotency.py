@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,21 +36,6 @@ from fastapi.responses import JSONResponse
 from jobs.db import Database
 from rayproc_contract.idempotency import HEADER, REPLAYED_HEADER, validate_key
 from serve_app import errors as E
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-    project_id  TEXT NOT NULL,
-    key         TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    claim       TEXT NOT NULL,
-    status_code INTEGER,
-    body        TEXT,
-    created_at  INTEGER NOT NULL,
-    claimed_at  INTEGER NOT NULL,
-    PRIMARY KEY (project_id, key)
-);
-CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_at);
-"""
 
 PRUNE_EVERY_MS = 60_000
 
@@ -102,7 +86,7 @@ class IdempotencyKeys(Database):
     def __init__(self, path: str | Path, *, ttl_seconds: float = 86_400.0, lease_seconds: float = 120.0,
                  wait_seconds: float = 10.0, poll_seconds: float = 0.05,
                  clock: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
-        super().__init__(path, SCHEMA)
+        super().__init__(path)
         self.ttl_ms = int(ttl_seconds * 1000)
         self.lease_ms = int(lease_seconds * 1000)
         self.wait_seconds = wait_seconds
@@ -180,7 +164,7 @@ class IdempotencyKeys(Database):
             conn.execute("DELETE FROM idempotency_keys WHERE project_id = ? AND key = ? AND claim = ? "
                          "AND status_code IS NULL", (project_id, key, claim))
 
-    def _prune(self, conn: sqlite3.Connection, now: int) -> None:
+    def _prune(self, conn: Any, now: int) -> None:
         if now - self._pruned_at < PRUNE_EVERY_MS:
             return
         conn.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (now - self.ttl_ms,))

@@ -160,13 +160,14 @@ class ImportService:
                                                 commit_to_project=commit_to_project,
                                                 preannotated_from_fields=preannotated_from_fields)
         run_id = f"rayproc-import-{import_id}-{secrets.token_hex(3)}"
-        entrypoint = L.importer_entrypoint(db_path=str(self.settings.db_path), import_id=import_id,
+        entrypoint = L.importer_entrypoint(db_path=self.settings.database, import_id=import_id,
                                            allowed_roots=self.settings.allowed_roots)
         try:
             with ray_errors():
+                # The payload is a file in the head's data directory: the driver stays on the head.
                 self.launcher.submit(run_id=run_id, entrypoint=entrypoint, metadata={
                     "rayproc_import_id": str(import_id), "rayproc_project_id": project_id,
-                    "rayproc_dataset_id": ds["dataset_id"]})
+                    "rayproc_dataset_id": ds["dataset_id"]}, env_vars=L.database_env(self.settings.database))
         except BaseException:
             self.datasets.delete_import(import_id)  # nothing half-imported
             payload.unlink(missing_ok=True)

@@ -42,11 +42,12 @@ FOLLOW_POLL_SECONDS = 0.5
 
 
 def kept_log(output_dir: str | Path, run_id: str) -> str | None:
-    """The log kept for an ended run, or None if it was not kept (yet)."""
-    path = RunLayout(output_dir).run_log(run_id)
+    """The log kept for an ended run (in a folder or a bucket), or None if it was not kept (yet) or cannot be
+    read now (then Ray's copy, if it still has one, answers)."""
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
+        return RunLayout(output_dir).read_log(run_id)
+    except OSError as exc:
+        log.warning("cannot read the kept log of run %s: %s", run_id, exc)
         return None
 
 
@@ -178,7 +179,11 @@ class JobRecords:
             if rec is None:
                 continue  # the task was deleted, and its work path with it: nowhere to keep the log
             layout = RunLayout(rec.output_dir)
-            if not layout.run_log(run_id).exists():
+            try:
+                kept_already = layout.run_log(run_id).exists()
+            except OSError:  # the work path's bucket cannot be asked now: try again next pass
+                continue
+            if not kept_already:
                 if not self._keep(layout, run_id):
                     continue
                 kept += 1

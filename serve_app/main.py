@@ -34,7 +34,7 @@ def create_app(service: TaskService, accounts: Accounts) -> FastAPI:
     app.state.service = service
     app.state.accounts = accounts
     app.state.imports = service.imports
-    app.state.idempotency = IdempotencyKeys(service.settings.db_path,
+    app.state.idempotency = IdempotencyKeys(service.settings.database,
                                             ttl_seconds=service.settings.idempotency_ttl_seconds)
     app.state.auth_enabled = service.settings.auth_enabled
     app.include_router(templates.router)  # before tasks: /processor-tasks/items is not a task id

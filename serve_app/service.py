@@ -17,8 +17,9 @@ from jobs import launcher as L
 from jobs.catalog import CatalogError, parse_task_type, resolve_operators
 from jobs.chain import chain_source
 from jobs.layout import RunLayout
+from jobs.locations import Location, ObjectPath, check_writable
 from jobs.sources import PathNotAllowed as _PathNotAllowed
-from jobs.sources import resolve_location, resolve_within
+from jobs.sources import resolve_location
 from jobs.storage import ObjectError, is_object_uri
 from jobs.status import TaskStatus
 from jobs.store import ListQuery, Store, TaskRecord
@@ -47,16 +48,20 @@ def new_task_id() -> str:
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(20))
 
 
-def _check_writable(folder: Path) -> None:
+def _check_writable(folder: Location) -> None:
     """A work path the runner could not write would fail the task seconds later: try it now, by making the
-    folder and a file in it (permission bits alone say nothing when the service runs as root)."""
+    folder and a file in it (permission bits alone say nothing when the service runs as root), or for a
+    bucket prefix by writing and removing a small object (a missing bucket or read-only keys fail here)."""
     try:
+        if isinstance(folder, ObjectPath):
+            check_writable(folder)
+            return
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
         raise E.InvalidParameter(f"work_path.path: cannot write to {str(folder)!r}: "
-                                 f"{exc.strerror or type(exc).__name__}") from None
+                                 f"{exc.strerror or str(exc) or type(exc).__name__}") from None
 
 
 class TaskService:
@@ -97,10 +102,6 @@ class TaskService:
                 version_name = version["name"]
         else:
             input_root = self._input_root(project_id, src.type, src.source)
-        if is_object_uri(str(input_root)) and any(
-                s.id == "data_cleaning" and (s.params or {}).get("output") == "copy" for s in specs):
-            raise E.InvalidParameter("template.operator_params: data_cleaning's output: copy cannot copy objects "
-                                     "from a bucket in this release; use output: reference")
         task_id = new_task_id()
         output_dir = self._output_dir(body, task_id)
         template = {**body.template.model_dump(exclude_none=True), "operator_params": [s.to_json() for s in specs]}
@@ -150,18 +151,21 @@ class TaskService:
     def _dataset_source(self, project_id: str, dataset_id: str, version_id: str | None) -> tuple[Path, dict | None]:
         return self.imports.source_manifest(project_id, dataset_id, version_id)
 
-    def _output_dir(self, body: ProcessorTaskCreate, task_id: str) -> Path:
+    def _output_dir(self, body: ProcessorTaskCreate, task_id: str) -> Location:
+        """The task's output folder under its work path: a server folder or a bucket prefix (``s3://``,
+        ``obs://``) inside the allowed roots, where the runner keeps its committed parts too."""
         wp = body.work_path
         if wp is not None and wp.type != "OBS":
             raise E.InvalidParameter(f"work_path.type: {wp.type!r} work paths are not supported; use OBS")
         base = (wp.path or wp.output_path) if wp is not None else None
         base = base or str(self.settings.default_work_root)
         try:
-            resolved = resolve_within(base, self.settings.allowed_roots, must_exist=False)
+            resolved = resolve_location(base, self.settings.allowed_roots, must_exist=False)
         except _PathNotAllowed as exc:
             raise E.PathNotAllowed(f"work_path.path: {exc}") from None
-        _check_writable(resolved)
-        return resolved / task_id
+        layout = RunLayout.for_task(resolved, task_id)
+        _check_writable(layout.output_dir.parent)
+        return layout.output_dir
 
     # ----- read --------------------------------------------------------------------------
 
@@ -212,12 +216,22 @@ class TaskService:
         rec = self.get(project_id, task_id)
         if rec.status != TaskStatus.COMPLETED:
             raise E.InvalidState(f"task {task_id} is {rec.status.label}; a report needs a completed task")
-        if rec.task_type != "sys_data_analyse":
-            raise E.InvalidState(f"task {task_id} is {rec.task_type}; reports are for sys_data_analyse tasks")
-        if is_object_uri(rec.input_root):
-            raise E.InvalidState(f"task {task_id} read its images from a bucket; this release draws reports only "
-                                 "for server-side sources (its results are in the task's detail and output files)")
-        return report.render(task_view(rec), RunLayout(rec.output_dir).input_root(rec.input_root))
+        if rec.task_type not in report.TEMPLATES:
+            raise E.InvalidState(f"task {task_id} is {rec.task_type}; reports are drawn for "
+                                 f"{', '.join(report.TEMPLATES)} tasks")
+        if is_object_uri(rec.output_dir):
+            raise E.InvalidState(f"task {task_id} wrote its outputs to a bucket; this release draws reports only for "
+                                 "server-side work paths (its results are in the task's detail and output files)")
+        try:  # the params in force, defaults filled, as the run saw them
+            specs = resolve_operators(parse_task_type(rec.task_type), rec.template.get("operator_params") or [],
+                                      self.registry)
+            operators = [(s.id, s.params) for s in specs]
+        except CatalogError:
+            operators = None  # an operator no longer installed: show the params as they were given
+        # The manifest's root as written: a bucket root must not go through Path, which folds "s3://" to "s3:/".
+        manifest = RunLayout(rec.output_dir).read_manifest()
+        root = manifest["root"] if manifest is not None else rec.input_root
+        return report.render(task_view(rec), root, operators=operators)
 
     def _log_run(self, project_id: str, task_id: str, run: int | None) -> tuple[TaskRecord, str]:
         rec = self.get(project_id, task_id)

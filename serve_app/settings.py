@@ -6,9 +6,10 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from jobs.db import is_database_url
 from jobs.storage import is_object_uri, normalise
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -17,7 +18,8 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 class Settings(BaseSettings):
     """Service settings. Every field can be set as ``RAYPROC_<FIELD>`` in the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="RAYPROC_", extra="forbid")
+    # hide_input_in_errors: a refused database_url must not be echoed with its password.
+    model_config = SettingsConfigDict(env_prefix="RAYPROC_", extra="forbid", hide_input_in_errors=True)
 
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".rayproc",
                            description="Holds the SQLite database and default work paths.")
@@ -92,6 +94,26 @@ class Settings(BaseSettings):
                           "the cluster it started or joined), so a driver never joins another Ray on its host.")
     idempotency_ttl_seconds: float = Field(86_400.0, ge=60, description="How long a create's Idempotency-Key "
                                            "and its answer are kept (per project).")
+    database_url: SecretStr | None = Field(
+        None, description="postgresql://user:password@host:port/dbname: keep every record in this PostgreSQL "
+                          "database (created and upgraded at start) instead of the SQLite file in the data "
+                          "directory; then job drivers may run on any node. Never logged or shown.")
+    api_replicas: int = Field(1, ge=1, le=64, description="Serve replicas of the API; more than 1 needs "
+                                                          "database_url (replicas on several nodes share it).")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not is_database_url(value.get_secret_value()):
+            raise ValueError("database_url must be a postgresql:// URL")  # the value is not echoed: a secret
+        return value
+
+    @model_validator(mode="after")
+    def _replicas_need_postgres(self) -> Settings:
+        if self.api_replicas > 1 and self.database_url is None:
+            raise ValueError(f"api_replicas={self.api_replicas} needs RAYPROC_DATABASE_URL (PostgreSQL): "
+                             "replicas cannot share the embedded SQLite file; set it or use one replica")
+        return self
 
     @field_validator("allowed_roots", "operator_plugins", mode="before")
     @classmethod
@@ -103,6 +125,13 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.data_dir / "rayproc.db"
+
+    @property
+    def database(self) -> str:
+        """What every table set opens (see :class:`jobs.db.Database`): the PostgreSQL URL, else the SQLite file."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return str(self.db_path)
 
     @property
     def initial_token_file(self) -> Path:

@@ -23,12 +23,15 @@ class RunSubmitter:
 
     def submit(self, *, task_id: str, project_id: str, task_type: str, run_id: str) -> None:
         entrypoint = L.runner_entrypoint(
-            db_path=str(self.settings.db_path), task_id=task_id, run_id=run_id,
+            db_path=self.settings.database, task_id=task_id, run_id=run_id,
             allowed_roots=self.settings.allowed_roots, plugins=self.settings.operator_plugins,
             ray_address=self.settings.cluster_address)
         metadata = {L.METADATA_KEY: task_id, "rayproc_project_id": project_id, "rayproc_task_type": task_type,
                     "rayproc_run_id": run_id}
+        # With PostgreSQL the driver needs nothing of the head's file system, so Ray may place it on any node.
+        env = L.database_env(self.settings.database)
         with ray_errors():
-            self.launcher.submit(run_id=run_id, entrypoint=entrypoint, metadata=metadata)
+            self.launcher.submit(run_id=run_id, entrypoint=entrypoint, metadata=metadata, env_vars=env,
+                                 anywhere=bool(env))
         # From here on the reconciler may judge the run by Ray's status.
         self.store.mark_submitted(run_id)

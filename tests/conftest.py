@@ -13,6 +13,8 @@ import pytest
 from tests.support import s3
 from tests.support.cluster import free_port, start_cluster
 
+#: The store tests' ``database`` fixture (SQLite and a real PostgreSQL on loopback).
+pytest_plugins = ["tests.support.postgres"]
 PLUGINS = ["tests.support.probe_operators"]
 #: The S3-compatible test server's port, in the AWS variables before any Ray process starts, so job drivers
 #: and workers inherit the same configuration as the service.
@@ -79,7 +81,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     settings = Settings(
         data_dir=data_dir, host="127.0.0.1", port=free_port(), ray_address=cluster.address,
         dashboard_url=dashboard_url,
-        allowed_roots=[str(root), f"s3://{s3.BUCKET}"], operator_plugins=PLUGINS, default_chunk_size=8,
+        allowed_roots=[str(root), f"s3://{s3.BUCKET}", f"s3://{s3.ABSENT_BUCKET}"], operator_plugins=PLUGINS,
+        default_chunk_size=8,
         stop_grace_seconds=30, reconcile_interval_seconds=0.5, max_import_bytes=2_000_000,
         dispatch_interval_seconds=0.2, retry_backoff_seconds=0.2,
         ray_call_timeout_seconds=4,

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, StreamingResponse
 
+from jobs.layout import RunLayout
+from jobs.status import TaskStatus
 from rayproc_contract.query import ListQuery
+from serve_app import errors as E
 from serve_app.auth import Reader, Writer
 from serve_app.deps import ServiceDep
 from serve_app.idempotency import Answer, KeyHeader, KeysDep, fingerprint
@@ -52,8 +55,22 @@ def list_tasks(*, access: Reader, service: ServiceDep, query: Annotated[ListQuer
 
 @router.get("/{task_id:path}/report", response_class=HTMLResponse, responses=_ERRORS)
 def task_report(*, access: Reader, task_id: str, service: ServiceDep) -> HTMLResponse:
-    """A completed analysis task's report: a chart per feature, issue counts, the worst examples."""
+    """A completed task's report (analysis, cleaning, validation, selection): one self-contained HTML page."""
     return HTMLResponse(service.report(access.project_id, task_id))
+
+
+@router.get("/{task_id:path}/files/{name}", response_class=FileResponse, responses=_ERRORS)
+def task_file(*, access: Reader, task_id: str, name: str, service: ServiceDep) -> FileResponse:
+    """One output file of a completed task (``features.jsonl``, ``issues.jsonl``, ``failures.jsonl``, ...):
+    only the files its ``result.outputs`` lists, by their bare name."""
+    rec = service.get(access.project_id, task_id)
+    listed = set(((rec.result or {}).get("outputs") or {}).values()) if rec.status == TaskStatus.COMPLETED else set()
+    path = RunLayout(rec.output_dir).output(name)
+    # Only a listed bare name is served, so no '..', '/' or other file of the folder is ever reachable.
+    if name not in listed or "/" in name or name in ("", ".", "..") or not path.is_file():
+        raise E.NotFound(f"task {task_id} has no output file {name!r}")
+    media = "application/json" if name.endswith(".json") else "application/x-ndjson"
+    return FileResponse(path, media_type=media, filename=name, content_disposition_type="inline")
 
 
 @router.get("/{task_id:path}/logs", response_class=PlainTextResponse, responses=_ERRORS)

@@ -1,4 +1,4 @@
-"""Datasets' imports on a real SQLite file: staged imports, commits, and databases made before them."""
+"""Datasets' imports on both backends: staged imports, commits, and SQLite files made before them."""
 
 from __future__ import annotations
 
@@ -54,8 +54,8 @@ def test_a_database_from_before_gains_the_new_columns(tmp_path: Path) -> None:
     Datasets(db)  # opening again changes nothing
 
 
-def test_staged_items_are_invisible_until_committed(tmp_path: Path) -> None:
-    ds = Datasets(tmp_path / "d.db")
+def test_staged_items_are_invisible_until_committed(database: str) -> None:
+    ds = Datasets(database)
     import_id = _staged(ds, 3)
     record = ds.get_import(import_id, "p")
     assert record["task_count"] == 3 and record["prediction_count"] == 0 and record["task_ids"] is None
@@ -70,8 +70,8 @@ def test_staged_items_are_invisible_until_committed(tmp_path: Path) -> None:
         ds.commit_imports("p", [import_id])
 
 
-def test_a_commit_is_all_or_nothing(tmp_path: Path) -> None:
-    ds = Datasets(tmp_path / "d.db")
+def test_a_commit_is_all_or_nothing(database: str) -> None:
+    ds = Datasets(database)
     ready, running = _staged(ds, 2), _staged(ds, 2, finish=False)
     with pytest.raises(ImportNotStaged, match="in_progress"):
         ds.commit_imports("p", [ready, running])
@@ -83,11 +83,11 @@ def test_a_commit_is_all_or_nothing(tmp_path: Path) -> None:
     assert ds.commit_imports("p", [ready])["task_count"] == 2
 
 
-def test_a_failed_staged_import_leaves_nothing_staged(tmp_path: Path) -> None:
-    ds = Datasets(tmp_path / "d.db")
+def test_a_failed_staged_import_leaves_nothing_staged(database: str) -> None:
+    ds = Datasets(database)
     import_id = _staged(ds, 2, finish=False)
     ds.finish_import(import_id, "failed", "boom")
-    with sqlite3.connect(tmp_path / "d.db") as conn:
+    with ds._connect() as conn:
         assert conn.execute("SELECT COUNT(*) FROM staged_items").fetchone()[0] == 0
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from jobs import runner, storage
 from jobs.chunk import process_chunk
+from jobs.layout import RunLayout
 from jobs.sources import PathNotAllowed, items_within, list_items, resolve_location
 from jobs.status import TaskStatus
 from jobs.store import Store
@@ -180,3 +181,168 @@ def test_augmentation_from_bucket_writes_files_named_after_the_keys(prefix: tupl
     assert [(r[ITEM], r[STATUS]) for r in records] == [("sharp.png", OK), ("sub/noise.png", OK)]
     made = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
     assert made == ["augmented/sharp__aug0.png", "augmented/sub/noise__aug0.png"]
+
+
+# ----- a task's files in a bucket ------------------------------------------------------------
+
+
+def _bucket_path(request: pytest.FixtureRequest, *parts: str) -> storage.ObjectPath:
+    name = request.node.name.replace("[", "_").replace("]", "")
+    return storage.ObjectPath("/".join([f"s3://{s3.BUCKET}", "work", name, *parts]))
+
+
+def test_object_path_reads_and_writes_whole_objects(s3_server: str, request: pytest.FixtureRequest) -> None:
+    from jobs.atomic import AtomicFile, write_atomic
+
+    folder = _bucket_path(request)
+    write_atomic(folder / "a.json", '{"x": 1}')
+    write_atomic(folder / "b.jsonl", (f"{i}\n" for i in range(3)))
+    assert (folder / "a.json").read_text() == '{"x": 1}'
+    with (folder / "b.jsonl").open() as fh:
+        assert list(fh) == ["0\n", "1\n", "2\n"]
+    assert [p.name for p in folder.glob("*.jsonl")] == ["b.jsonl"]
+    assert (folder / "a.json").stat().st_size == 8 and folder.exists() and not (folder / "none").exists()
+    with pytest.raises(FileNotFoundError):
+        (folder / "none").read_text()
+    # A writer that fails leaves the object it was replacing as it was, never a part of the new one.
+    with pytest.raises(RuntimeError), AtomicFile(folder / "a.json") as fh:
+        fh.write('{"x": 2, "half": ')
+        raise RuntimeError("the writer failed midway")
+    assert (folder / "a.json").read_text() == '{"x": 1}'
+    with pytest.raises(TypeError):
+        open(folder / "a.json")  # an object is never opened as a local file by mistake
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        storage.ObjectPath("s3://rayproc-no-such-bucket/x").write_bytes(b"")
+
+
+def _run(tmp_path: Path, source: str, output: str, template: dict, roots: list[str],
+         task_id: str = "t1") -> tuple[int, object]:
+    store = Store(tmp_path / "db.sqlite")
+    store.insert_task({
+        "task_id": task_id, "project_id": "p", "workspace_id": "0", "name": "n", "description": "",
+        "task_type": template["id"], "source_type": "OBS", "source": source, "version_id": None,
+        "version_name": None, "data_source": None, "inputs": [], "template": template,
+        "work_path": {}, "input_root": source, "output_dir": output, "execution": {"chunk_size": 32},
+        "current_run": f"{task_id}-r1",
+    })
+    args = ["--db", store.path, "--task-id", task_id, "--run-id", f"{task_id}-r1"]
+    code = runner.main(args + [a for r in roots for a in ("--allowed-root", r)])
+    return code, store.get_task(task_id)
+
+
+OUTPUTS = ("features.jsonl", "failures.jsonl", "result.json")
+
+
+def test_outputs_and_parts_in_a_bucket_equal_a_local_run(prefix: tuple[str, Path], tmp_path: Path,
+                                                         request: pytest.FixtureRequest) -> None:
+    uri, local = prefix
+    template = {"id": "sys_data_analyse", "operator_params": ANALYSE}
+    roots = [str(tmp_path), f"s3://{s3.BUCKET}"]
+    work = _bucket_path(request)
+    code, rec = _run(tmp_path, uri, str(work / "t1"), template, roots)
+    assert (code, rec.status) == (0, TaskStatus.COMPLETED), rec.error_msg
+    code, on_disk = _run(tmp_path, str(local), str(tmp_path / "out"), template, roots, task_id="t2")
+    assert on_disk.status == TaskStatus.COMPLETED, on_disk.error_msg
+    for name in OUTPUTS:  # same bytes, wherever the outputs and the source were
+        assert (work / "t1" / name).read_bytes() == (tmp_path / "out" / name).read_bytes(), name
+    # The chunk is committed as one object under the hidden state prefix (one chunk: no cluster needed here).
+    layout = RunLayout(str(work / "t1"))
+    assert layout.in_bucket and [p.name for p in layout.parts_dir.glob("*.jsonl")] == ["000000.jsonl"]
+    assert layout.read_result() == rec.result
+    assert layout.read_manifest()["root"] == uri
+    assert not list(tmp_path.glob("s3*")), "nothing of the bucket's layout may land on local disk"
+
+
+def test_cleaning_copies_kept_objects_bucket_to_bucket(prefix: tuple[str, Path], tmp_path: Path,
+                                                       request: pytest.FixtureRequest) -> None:
+    uri, local = prefix
+    key = uri.split("/", 3)[3]
+    s3.s3_client().put_object(Bucket=s3.BUCKET, Key=f"{key}/copy-of-dark.png", Body=(local / "dark.png").read_bytes())
+    template = {"id": "sys_data_cleaning", "operator_params": [
+        {"id": "image_features", "params": {}}, {"id": "image_issues", "params": {}},
+        {"id": "data_cleaning", "params": {"output": "copy"}}]}
+    out = _bucket_path(request, "t1")
+    code, rec = _run(tmp_path, uri, str(out), template, [str(tmp_path), f"s3://{s3.BUCKET}"])
+    assert (code, rec.status) == (0, TaskStatus.COMPLETED), rec.error_msg
+    kept = [json.loads(line) for line in (out / "kept.jsonl").read_text().splitlines()]
+    kept_items = sorted(row[ITEM] for row in kept)
+    # The first of the exact duplicates in item order stays.
+    assert "copy-of-dark.png" in kept_items and "dark.png" not in kept_items
+    assert all(row["image"] == f"{uri}/{row[ITEM]}" for row in kept)  # the rows name the inputs, not a temp copy
+    assert sorted(k for k, _ in (out / "kept").walk_files()) == kept_items
+    for item in kept_items:
+        assert (out / "kept" / item).read_bytes() == (local / item.replace("copy-of-", "")).read_bytes()
+
+
+def test_augmentation_writes_its_images_to_a_bucket(prefix: tuple[str, Path], request: pytest.FixtureRequest) -> None:
+    uri, local = prefix
+    out = _bucket_path(request)
+    specs = [{"id": "data_augmentation", "params": {"copies": 1, "steps": [{"name": "hflip", "probability": 1}]}}]
+    to_bucket = process_chunk([], specs, uri, ["sharp.png", "sub/noise.png"], [f"s3://{s3.BUCKET}"], str(out))
+    on_disk = process_chunk([], specs, str(local), ["sharp.png", "sub/noise.png"], [str(local)],
+                            str(local.parent / "aug"))
+    assert to_bucket == on_disk
+    made = sorted(k for k, _ in out.walk_files())
+    assert made == ["augmented/sharp__aug0.png", "augmented/sub/noise__aug0.png"]
+    for name in made:
+        assert (out / name).read_bytes() == (local.parent / "aug" / name).read_bytes()
+
+
+def test_work_path_in_a_missing_bucket_fails_the_run_as_an_output_error(prefix: tuple[str, Path],
+                                                                        tmp_path: Path) -> None:
+    uri, _ = prefix
+    template = {"id": "sys_data_analyse", "operator_params": ANALYSE}
+    code, rec = _run(tmp_path, uri, "s3://rayproc-no-such-bucket/out/t1", template,
+                     [str(tmp_path), f"s3://{s3.BUCKET}", "s3://rayproc-no-such-bucket"])
+    assert (code, rec.status, rec.error_type) == (1, TaskStatus.FAILED, "output_error")
+    assert "does not exist" in rec.error_msg
+
+
+def test_an_ended_runs_log_is_kept_in_a_bucket_work_path_and_read_back(s3_server: str, tmp_path: Path,
+                                                                        request: pytest.FixtureRequest) -> None:
+    from jobs.launcher import JobLauncher
+    from serve_app.job_records import JobRecords, kept_log
+    from tests.serve_app.test_job_records import HOUR_MS, NOW, _job, _Jobs
+
+    out = _bucket_path(request, "t1")
+    store = Store(tmp_path / "db.sqlite")
+    store.insert_task({
+        "task_id": "t1", "project_id": "p", "workspace_id": "0", "name": "n", "description": "",
+        "task_type": "sys_data_analyse", "source_type": "OBS", "source": str(tmp_path), "version_id": None,
+        "version_name": None, "data_source": None, "inputs": [], "template": {"id": "sys_data_analyse"},
+        "work_path": {}, "input_root": str(tmp_path), "output_dir": str(out), "execution": {"chunk_size": 8},
+        "current_run": "t1-r1",
+    })
+    _Jobs.jobs = [_job("t1-r1", "t1", "SUCCEEDED", NOW - 2 * HOUR_MS), _job("t1-r2", "t1", "RUNNING", None)]
+    _Jobs.logs, _Jobs.deleted, _Jobs.asked = {"t1-r1": "the run's log\n"}, [], []
+    records = JobRecords(store, JobLauncher("http://ray", client_factory=_Jobs), retention_seconds=3600,
+                         clock=lambda: NOW)
+    assert records.tidy() == (1, 1)
+    assert (out / ".rayproc" / "runs" / "t1-r1.log").read_text() == "the run's log\n"
+    assert kept_log(str(out), "t1-r1") == "the run's log\n"
+    assert kept_log(str(out), "t1-r2") is None
+    assert records.tidy() == (0, 1) and _Jobs.asked == ["t1-r1"]  # kept once: the object is found the next time
+
+
+def test_a_task_whose_outputs_are_in_a_bucket_is_the_source_of_the_next(prefix: tuple[str, Path], tmp_path: Path,
+                                                                          request: pytest.FixtureRequest) -> None:
+    from types import SimpleNamespace
+
+    from jobs.chain import chain_source
+    from operators.registry import default_registry
+
+    uri, _ = prefix
+    template = {"id": "sys_data_augmentation", "operator_params": [
+        {"id": "data_augmentation", "params": {"copies": 1, "steps": [{"name": "hflip", "probability": 1}]}}]}
+    out = _bucket_path(request, "t1")
+    code, rec = _run(tmp_path, uri, str(out), template, [str(tmp_path), f"s3://{s3.BUCKET}"])
+    assert (code, rec.status) == (0, TaskStatus.COMPLETED), rec.error_msg
+    upstream = SimpleNamespace(task_id="t1", output_dir=str(out), input_root=uri, template=rec.template)
+    source = chain_source(upstream, tmp_path / "sources", default_registry())
+    root, items = list_items(source)
+    images = sorted(item["key"] if isinstance(item, dict) else item for item in items)
+    assert images == [f"{out}/augmented/{stem}__aug0.png" for stem in ("blurry", "bright", "dark", "sharp",
+                                                                         "sub/noise")]
+    # The next task reads those objects from the bucket, as any other source's.
+    records = process_chunk([], ANALYSE, str(root), images, [f"s3://{s3.BUCKET}"])
+    assert [r[STATUS] for r in records] == [OK] * 5

@@ -1,4 +1,4 @@
-"""The task database's conditional transitions: whoever loses a race changes nothing."""
+"""The task database's conditional transitions, on both backends: whoever loses a race changes nothing."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from rayproc_contract.query import ListQuery
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "db" / "rayproc.db")
+def store(database: str) -> Store:
+    """The store on SQLite and on PostgreSQL (``database`` is parametrised)."""
+    return Store(database)
 
 
 def _insert(store: Store, task_id: str = "t1", run_id: str = "r1", **kw) -> None:
@@ -26,7 +27,8 @@ def _insert(store: Store, task_id: str = "t1", run_id: str = "r1", **kw) -> None
     })
 
 
-def test_the_file_is_a_real_sqlite_database(store: Store) -> None:
+def test_the_file_is_a_real_sqlite_database(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db" / "rayproc.db")
     _insert(store)
     assert Path(store.path).read_bytes()[:16] == b"SQLite format 3\x00"
     assert Store(store.path).get_task("t1").name == "t1"  # a second connection sees it
@@ -98,3 +100,18 @@ def test_project_scoping_and_versions(store: Store) -> None:
     count, rows = store.list_tasks("p", ListQuery(order="asc"))
     assert count == 2 and [r.task_id for r in rows] == ["a", "b"]
     assert [(r.version_count, r.is_current) for r in rows] == [(2, False), (2, True)]
+
+
+def test_an_unreachable_postgresql_is_storage_unavailable_without_its_password(monkeypatch) -> None:
+    from jobs import db
+    from tests.support.cluster import free_port
+
+    monkeypatch.setattr(db, "POOL_TIMEOUT_SECONDS", 1.0)
+    url = f"postgresql://rayproc:never-shown-pw@127.0.0.1:{free_port()}/rayproc"  # nothing listens there
+    try:
+        with pytest.raises(db.StorageUnavailable) as caught:
+            Store(url)
+        assert "never-shown-pw" not in str(caught.value) and "cannot be reached" in str(caught.value)
+        assert "never-shown-pw" not in db.redact(url) and db.redact(url).startswith("postgresql://rayproc:***@")
+    finally:
+        db.close_pool(url)

@@ -14,6 +14,7 @@ import pytest
 
 from jobs.status import TaskStatus
 from jobs.store import SERIES_KEY, ListQuery, Store
+from tests.support.postgres import PostgresServer, needs_postgres
 from tests.support.store_v1 import WITH_VERSIONS_V1, create_v1, insert_v1
 
 
@@ -33,7 +34,14 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Store:
+def store(database: str, clock: Clock) -> Store:
+    """On SQLite and on PostgreSQL (``database`` is parametrised)."""
+    return Store(database, clock=clock)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path, clock: Clock) -> Store:
+    """SQLite only: its query plans are read with EXPLAIN QUERY PLAN."""
     return Store(tmp_path / "rayproc.db", clock=clock)
 
 
@@ -55,14 +63,14 @@ def _finish(store: Store, task_id: str, status: TaskStatus = TaskStatus.COMPLETE
 
 def _numbers(store: Store) -> dict[str, tuple[bool, int]]:
     """(is_current, version_count) of every task, as single-task reads answer them."""
-    with sqlite3.connect(store.path) as conn:
-        ids = [r[0] for r in conn.execute("SELECT task_id FROM tasks")]
+    with store._connect() as conn:
+        ids = [r[0] for r in conn.execute("SELECT task_id FROM tasks").fetchall()]
     return {t: (rec.is_current, rec.version_count) for t in ids if (rec := store.get_task(t)) is not None}
 
 
-def _defined(path: str) -> dict[str, tuple[bool, int]]:
+def _defined(store: Store) -> dict[str, tuple[bool, int]]:
     """The numbers by their definition, from every row: newest (create_time, then task_id) of a series is current."""
-    with sqlite3.connect(path) as conn:
+    with store._connect() as conn:
         rows = conn.execute(f"SELECT task_id, create_time, {', '.join(SERIES_KEY)} FROM tasks").fetchall()
     series: dict[tuple, list[tuple[int, str]]] = {}
     for task_id, create_time, *key in rows:
@@ -151,7 +159,7 @@ def test_numbers_match_their_definition_after_random_creates_deletes_and_resumes
                 store.claim_run(task_id, run_id)
                 store.finish_run(task_id, run_id, TaskStatus.COMPLETED)
         if step % 25 == 0 or step == 299:
-            assert _numbers(store) == _defined(store.path), f"after step {step}"
+            assert _numbers(store) == _defined(store), f"after step {step}"
     assert len(live) > 50
 
 
@@ -161,7 +169,7 @@ def test_query_current_and_the_count_are_exact(store: Store, clock: Clock) -> No
         _insert(store, f"t{n:02d}", source=f"/s{n % 4}", version_id=("V1", "V2")[n % 2])
         _finish(store, f"t{n:02d}", TaskStatus.FAILED if n % 3 == 0 else TaskStatus.COMPLETED)
     _insert(store, "elsewhere", workspace_id="w2")
-    defined = _defined(store.path)
+    defined = _defined(store)
     current = sorted(t for t, (is_current, _) in defined.items() if is_current and t != "elsewhere")
     count, rows = store.list_tasks("p", ListQuery(limit=100, query_current=True, order="asc"))
     assert count == len(current) == 4 and [r.task_id for r in rows] == current
@@ -235,7 +243,7 @@ def test_an_old_file_migrated_then_written_follows_the_definition(v1_file, clock
     _insert(store, "fresh", **series)
     assert store.get_task(newest["task_id"]).is_current is False
     assert store.delete_task(newest["task_id"])
-    assert _numbers(store) == _defined(path)
+    assert _numbers(store) == _defined(store)
 
 
 def test_processes_opening_an_old_file_at_once_migrate_it_once(v1_file) -> None:
@@ -257,6 +265,42 @@ def test_processes_opening_an_old_file_at_once_migrate_it_once(v1_file) -> None:
         t.join()
     assert errors == []
     assert _numbers(Store(path)) == before
+
+
+@needs_postgres
+def test_processes_opening_an_empty_postgres_database_at_once_create_its_schema_once(
+        postgres_server: PostgresServer, clock: Clock) -> None:
+    from jobs.datasets import Datasets
+    from jobs.db import close_pool
+    from jobs.migrations import SCHEMA_VERSION, VERSION_TABLE
+
+    url = postgres_server.new_database(empty=True)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def open_both() -> None:
+        barrier.wait()
+        try:
+            Store(url)
+            Datasets(url)
+        except BaseException as exc:  # noqa: BLE001 - collected and checked below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_both) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == []
+        store = Store(url, clock=clock)
+        with store._connect() as conn:
+            assert [r[0] for r in conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall()] == \
+                [SCHEMA_VERSION]
+        _insert(store, "a")
+        assert _numbers(store) == {"a": (True, 1)}
+    finally:
+        close_pool(url)
 
 
 # ----- query plans ---------------------------------------------------------------------------------------------
@@ -287,15 +331,15 @@ def _plans(path: str, statements: list[str]) -> list[str]:
 
 
 @pytest.fixture(params=[False, True], ids=["no-statistics", "analyzed"])
-def many(store: Store, clock: Clock, request: pytest.FixtureRequest) -> Store:
+def many(sqlite_store: Store, clock: Clock, request: pytest.FixtureRequest) -> Store:
     """300 tasks in 80 series; the plans must hold with and without the statistics ANALYZE gathers."""
     for n in range(300):
         clock.now += 1
-        _insert(store, f"t{n:03d}", source=f"/s{n % 40}", version_id=("V1", None)[n % 2])
+        _insert(sqlite_store, f"t{n:03d}", source=f"/s{n % 40}", version_id=("V1", None)[n % 2])
     if request.param:
-        with sqlite3.connect(store.path) as conn:
+        with sqlite3.connect(sqlite_store.path) as conn:
             conn.execute("ANALYZE")
-    return store
+    return sqlite_store
 
 
 def test_a_single_task_read_uses_indexes_not_a_scan(many: Store, monkeypatch) -> None:

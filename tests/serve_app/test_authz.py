@@ -73,6 +73,8 @@ ENDPOINTS = {
     "template_items": ("GET", f"/v2/{P}/processor-tasks/items", None, {"viewer": 200, "member": 200, "admin": 200}),
     "report": ("GET", f"/v2/{P}/processor-tasks/{{task}}/report", None, {"viewer": 200, "member": 200, "admin": 200}),
     "logs": ("GET", f"/v2/{P}/processor-tasks/{{task}}/logs", None, {"viewer": 200, "member": 200, "admin": 200}),
+    "task_file": ("GET", f"/v2/{P}/processor-tasks/{{task}}/files/features.jsonl", None,
+                  {"viewer": 200, "member": 200, "admin": 200}),
     "import": ("POST", f"/api/projects/{P}/import", [{"text": "authz"}], {"member": 201, "admin": 201}),
     "get_import": ("GET", f"/api/projects/{P}/imports/{{import_id}}/", None,
                    {"viewer": 200, "member": 200, "admin": 200}),
@@ -103,7 +105,7 @@ ENDPOINTS = {
     "cluster": ("GET", "/v1/cluster", None, {"admin": 200}),
 }
 PROJECT_ENDPOINTS = {"list", "get", "create", "stop", "resume", "delete", "templates", "template_items", "report",
-                     "logs", "import", "get_import", "datasets", "ls_project", "ls_tasks", "ls_task", "ls_reimport",
+                     "logs", "task_file", "import", "get_import", "datasets", "ls_project", "ls_tasks", "ls_task", "ls_reimport",
                      "agent_jobs", "agent_job", "agent_logs", "agent_log_stream", "agent_stop", "agent_resume",
                      "agent_health"}
 

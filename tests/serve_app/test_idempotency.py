@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -44,8 +43,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def keys(tmp_path: Path, clock: Clock) -> IdempotencyKeys:
-    return IdempotencyKeys(tmp_path / "rayproc.db", clock=clock, wait_seconds=2, poll_seconds=0.01)
+def keys(database: str, clock: Clock) -> IdempotencyKeys:
+    """On SQLite and on PostgreSQL (``database`` is parametrised)."""
+    return IdempotencyKeys(database, clock=clock, wait_seconds=2, poll_seconds=0.01)
 
 
 def test_the_fingerprint_ignores_key_order_and_counts_bytes_by_content() -> None:
@@ -104,8 +104,8 @@ def test_an_answer_that_is_not_a_success_is_not_kept(keys: IdempotencyKeys) -> N
     assert keys.count() == 0
 
 
-def test_keys_expire_after_their_time_and_are_pruned(tmp_path: Path, clock: Clock) -> None:
-    keys = IdempotencyKeys(tmp_path / "rayproc.db", ttl_seconds=DAY_MS / 1000, clock=clock)
+def test_keys_expire_after_their_time_and_are_pruned(database: str, clock: Clock) -> None:
+    keys = IdempotencyKeys(database, ttl_seconds=DAY_MS / 1000, clock=clock)
     create = Creates()
     keys.run("p1", "old", "f", create)
     keys.run("p1", "kept", "f", create)
@@ -121,7 +121,7 @@ def test_a_claim_whose_holder_never_answered_is_taken_over_after_the_lease(keys:
                                                                            clock: Clock) -> None:
     assert keys._claim("p1", "k-1", "f", "dead-holder") is None  # a create that never came back
     with pytest.raises(Conflict, match="still in progress"):
-        IdempotencyKeys(keys.path, clock=clock, wait_seconds=0.05, poll_seconds=0.01).run("p1", "k-1", "f", Creates())
+        IdempotencyKeys(keys.target, clock=clock, wait_seconds=0.05, poll_seconds=0.01).run("p1", "k-1", "f", Creates())
     clock.now += int(keys.lease_ms) + 1
     assert keys.run("p1", "k-1", "f", Creates()).body == {"task_id": "t1"}
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from jobs import storage
 from tests.conftest import Service
 from tests.support import s3
 from tests.support.images import make_known_set
@@ -111,16 +112,121 @@ def test_import_from_a_bucket_prefix(service: Service, s3_server: str, tmp_path:
     assert r.status_code == 400 and r.json()["error_code"] == "path_not_allowed", r.text
 
 
-def test_what_this_release_cannot_do_with_a_bucket_is_a_clear_400(service: Service, bucket_prefix: str) -> None:
-    # Copying kept objects is not built yet: refused at create, before anything exists, not failed later.
-    r = service.client.post(service.tasks(), json={
-        "name": "t", "data_source": {"type": "OBS", "source": bucket_prefix},
-        "template": {"id": "sys_data_cleaning",
-                     "operator_params": [{"id": "data_cleaning", "params": {"output": "copy"}}]}})
-    assert r.status_code == 400 and r.json()["error_code"] == "invalid_parameter", r.text
-    assert "output: copy" in r.json()["error_msg"]
-    # A report over a bucket source: a 400 naming why, not a 500.
-    task = service.wait_status(service.create(bucket_prefix, template=ANALYSE), 2, allowed={0, 1})
-    r = service.client.get(f"{service.tasks()}/{task['task_id']}/report")
+# ----- work paths in a bucket ------------------------------------------------------------------
+
+
+CLEAN_COPY = {"id": "sys_data_cleaning", "operator_params": [{"id": "data_cleaning", "params": {"output": "copy"}}]}
+AUGMENT = {"id": "sys_data_augmentation", "operator_params": [
+    {"id": "data_augmentation", "params": {"copies": 1, "steps": [{"name": "hflip", "probability": 1}]}}]}
+
+
+def _in_bucket(task: dict, name: str) -> bytes:
+    """An output file of ``task``, read from the bucket its work path is in."""
+    uri = storage.ObjectUri.parse(task["work_path"]["output_path"]).join(name)
+    return s3.s3_client().get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read()
+
+
+def _keys(task: dict, under: str) -> list[str]:
+    uri = storage.ObjectUri.parse(task["work_path"]["output_path"]).join(under)
+    pages = s3.s3_client().get_paginator("list_objects_v2").paginate(Bucket=uri.bucket, Prefix=uri.key + "/")
+    return sorted(o["Key"][len(uri.key) + 1:] for page in pages for o in page.get("Contents", []))
+
+
+def test_outputs_of_analysis_cleaning_and_augmentation_land_in_the_bucket(
+        service: Service, bucket_prefix: str, folder: Path, request: pytest.FixtureRequest) -> None:
+    work = {"type": "OBS", "path": f"s3://{s3.BUCKET}/work/{request.node.name}"}
+    key = bucket_prefix.split("/", 3)[3]
+    s3.s3_client().put_object(Bucket=s3.BUCKET, Key=f"{key}/copy-of-dark.png", Body=(folder / "dark.png").read_bytes())
+    # Analysis of local files, cleaning bucket to bucket, augmentation of local files: all into the bucket.
+    analysis = service.create(folder, template=ANALYSE, work_path=work)
+    cleaning = service.create(bucket_prefix, template=CLEAN_COPY, work_path=work)
+    augmentation = service.create(folder, template=AUGMENT, work_path=work)
+
+    task = service.wait_status(analysis, 2, allowed={0, 1})
+    assert task["work_path"]["output_path"] == f"{work['path']}/{analysis}"
+    assert (task["processed_count"], task["failed_count"]) == (5, 2)
+    assert json.loads(_in_bucket(task, "result.json")) == task["result"]
+    rows = {r["item"]: r for r in map(json.loads, _in_bucket(task, "features.jsonl").splitlines())}
+    assert rows["dark.png"]["brightness"] == pytest.approx(10 / 255, abs=1e-3)
+    assert [k for k in _keys(task, ".rayproc/parts")] == ["000000.jsonl"]  # 7 items: one chunk of 8
+    r = service.client.get(f"{service.tasks()}/{analysis}/report")
     assert r.status_code == 400 and r.json()["error_code"] == "invalid_state", r.text
-    assert "bucket" in r.json()["error_msg"]
+
+    task = service.wait_status(cleaning, 2, allowed={0, 1})
+    kept = sorted(r["item"] for r in map(json.loads, _in_bucket(task, "kept.jsonl").splitlines()))
+    assert kept == ["blurry.png", "bright.png", "copy-of-dark.png", "sharp.png", "sub/noise.png"]
+    assert task["result"]["cleaning"]["removed_by_reason"] == {"corrupt": 2, "exact_duplicate_of": 1}
+    assert _keys(task, "kept") == kept
+    assert _in_bucket(task, "kept/copy-of-dark.png") == (folder / "dark.png").read_bytes()
+
+    task = service.wait_status(augmentation, 2, allowed={0, 1})
+    made = [k for k in _keys(task, "augmented")]
+    assert made == [f"{stem}__aug0.png" for stem in ("blurry", "bright", "dark", "sharp", "sub/noise")]
+    manifest = [json.loads(line) for line in _in_bucket(task, "augmented.jsonl").splitlines()]
+    assert sorted(m["image"] for m in manifest) == [f"augmented/{name}" for name in made]
+
+
+def test_stop_and_resume_with_the_work_path_in_a_bucket_match_an_uninterrupted_run(
+        service: Service, folder: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    from collections import Counter
+
+    from tests.support.images import make_many
+
+    n = 16
+    make_many(folder, n)
+    work = {"type": "OBS", "path": f"s3://{s3.BUCKET}/work/{request.node.name}"}
+
+    def template(log: Path, delay: float) -> dict:
+        return {"id": "sys_data_analyse", "operator_params": [
+            {"id": "image_features", "params": {}},
+            {"id": "work_probe", "params": {"delay_seconds": delay, "log_path": str(log)}}]}
+
+    log = tmp_path / "work.log"
+    task_id = service.create(folder, template=template(log, 0.1), execution={"chunk_size": 2}, work_path=work)
+    ref_id = service.create(folder, template=template(tmp_path / "ref.log", 0.0), execution={"chunk_size": 2},
+                            work_path=work)
+    service.wait(task_id, lambda t: t["processed_count"] >= 4, allowed={0, 1})
+    r = service.client.post(f"{service.tasks()}/{task_id}/stop")
+    assert r.status_code == 200, r.text
+    stopped = service.wait_status(task_id, 4, allowed={1})
+    assert 4 <= stopped["processed_count"] < n, "the stop must land mid-run for this test to mean anything"
+    assert len(_keys(stopped, ".rayproc/parts")) == stopped["processed_count"] // 2  # committed parts, in the bucket
+
+    r = service.client.post(f"{service.tasks()}/{task_id}/resume")
+    assert r.status_code == 200, r.text
+    final = service.wait_status(task_id, 2, allowed={0, 1})
+    work_done = Counter(log.read_text().splitlines())
+    assert set(work_done) == {f"img_{i:04d}.png" for i in range(n)}
+    assert max(work_done.values()) == 1, f"items processed twice: {[k for k, v in work_done.items() if v > 1]}"
+
+    ref = service.wait_status(ref_id, 2, allowed={0, 1})
+    for name in ("features.jsonl", "failures.jsonl", "result.json"):
+        assert _in_bucket(final, name) == _in_bucket(ref, name), name
+    assert final["result"] == ref["result"]
+    logs = service.client.get(f"{service.tasks()}/{task_id}/logs", params={"run": 1})
+    assert logs.status_code == 200 and "finished: stopped" in logs.text.lower(), logs.text[-500:]
+
+
+@pytest.mark.parametrize("path, code, says", [
+    (f"s3://{s3.OUTSIDE_BUCKET}/work", "path_not_allowed", "outside the allowed roots"),
+    (f"s3://{s3.BUCKET}x/work", "path_not_allowed", "outside the allowed roots"),
+    (f"s3://{s3.BUCKET}/work/../../elsewhere", "path_not_allowed", "must not contain '..'"),
+    (f"s3://{s3.ABSENT_BUCKET}/work", "invalid_parameter", f"the bucket '{s3.ABSENT_BUCKET}' does not exist"),
+], ids=["other-bucket", "bucket-name-prefix", "malformed", "missing-bucket"])
+def test_a_work_path_the_service_cannot_use_is_400(service: Service, s3_server: str, folder: Path, path: str,
+                                                   code: str, says: str) -> None:
+    make_known_set(folder)
+    before = service.client.get(service.tasks()).json()["count"]
+    r = service.client.post(service.tasks(), json={"name": "t", "data_source": {"type": "OBS", "source": str(folder)},
+                                                    "template": ANALYSE, "work_path": {"type": "OBS", "path": path}})
+    assert r.status_code == 400, r.text
+    assert r.json()["error_code"] == code and says in r.json()["error_msg"], r.text
+    assert "Traceback" not in r.text and s3.SECRET_KEY not in r.text
+    assert service.client.get(service.tasks()).json()["count"] == before  # nothing was recorded
+
+
+def test_a_source_in_a_missing_bucket_is_400(service: Service, s3_server: str) -> None:
+    r = service.client.post(service.tasks(), json={
+        "name": "t", "data_source": {"type": "OBS", "source": f"s3://{s3.ABSENT_BUCKET}/data"}, "template": ANALYSE})
+    assert r.status_code == 400 and r.json()["error_code"] == "invalid_parameter", r.text
+    assert "does not exist" in r.json()["error_msg"]

@@ -8,9 +8,7 @@ has) filled to the last byte or remounted read-only, so SQLite and the OS fail a
 from __future__ import annotations
 
 import errno
-import os
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,6 +21,7 @@ from serve_app.accounts import Accounts
 from serve_app.assembly import build_service
 from serve_app.main import create_app
 from serve_app.settings import Settings
+from tests.support.filesystems import needs_root, remount, small_tmpfs
 from tests.support.images import make_many
 
 TASKS = "/v2/p1/processor-tasks"
@@ -47,20 +46,10 @@ class _AcceptingClient:
         return []
 
 
-#: Mounting a small tmpfs needs root (CI runs as root, so there these tests always run).
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
-
-
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    assert done.returncode == 0, f"cannot mount a small tmpfs: {done.stderr.strip()}"
-    try:
+    with small_tmpfs(tmp_path / "mnt") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 @pytest.fixture
@@ -132,13 +121,13 @@ def test_a_read_only_data_directory_is_503_on_writes_and_reads_still_answer(app,
                                                                              tmp_path: Path) -> None:
     client, settings, folder = app
     task_id = _create(client, folder, tmp_path).json()["task_id"]
-    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    remount(small_fs, "ro")
 
     assert client.get(f"{TASKS}/{task_id}").json()["status"] == 0
     assert client.get(TASKS).json()["count"] == 1
     _assert_error(_create(client, folder, tmp_path), 503, "storage_unavailable", "cannot be written")
     _assert_error(client.post(f"{TASKS}/{task_id}/stop"), 503, "storage_unavailable", "cannot be written")
 
-    subprocess.run(["mount", "-o", "remount,rw", str(small_fs)], check=True)
+    remount(small_fs, "rw")
     assert client.get(TASKS).json()["count"] == 1  # the refused create left nothing
     assert _create(client, folder, tmp_path).status_code == 200

@@ -70,7 +70,9 @@ def make_dataset(folder: Path) -> dict[str, str]:
 def run_direct(folder: Path, template: str, operator_params: list[dict], out: Path,
                source: Path | None = None) -> tuple[dict, dict[str, list[dict]], list[dict]]:
     """Run a template in-process (no Ray), exactly as one job would: list, one chunk, finalize."""
+    from jobs.assembly import copy_inputs
     from jobs.catalog import build_pipeline, parse_task_type, resolve_operators
+    from jobs.layout import RunLayout
     from jobs.chunk import process_chunk
     from jobs.sources import list_items
     from operators.base import RecordTable
@@ -83,7 +85,9 @@ def run_direct(folder: Path, template: str, operator_params: list[dict], out: Pa
     out.mkdir(parents=True, exist_ok=True)
     records = process_chunk([], specs, str(root), items, [str(folder.parent)], str(out))
     table = RecordTable(records, STATUS, OK, root=str(root), output_dir=str(out))
-    result, files = build_pipeline(specs, registry).finalize(table)
+    copies: list[tuple[str, str]] = []
+    result, files = build_pipeline(specs, registry).finalize(table, copies=copies)
+    copy_inputs(copies, str(root), RunLayout(out))  # cleaning's output: copy, as the job's assembly does it
     # What the job writes: each file's rows, and each record with the fields finalize set on it.
     files = {name: list(rows) for name, rows in files.items()}
     records = [{**record, **added} for record, added in zip(records, table.iter_added(), strict=True)]

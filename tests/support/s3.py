@@ -19,9 +19,11 @@ import httpx
 
 from tests.support.cluster import free_port
 
-#: The bucket the test service allows; OUTSIDE_BUCKET exists but is not an allowed root.
+#: The bucket the test service allows; OUTSIDE_BUCKET exists but is not an allowed root; ABSENT_BUCKET is an
+#: allowed root that does not exist.
 BUCKET = "rayproc-data"
 OUTSIDE_BUCKET = "rayproc-elsewhere"
+ABSENT_BUCKET = "rayproc-absent"
 #: A fake key pair: moto accepts any.
 ACCESS_KEY, SECRET_KEY = "testing-access-key", "testing-secret-key-never-logged"
 
