@@ -46,6 +46,8 @@ class RayJobState:
     #: When the job ended (epoch milliseconds), once it has; and the task it ran (from its metadata).
     end_time_ms: int | None = None
     task_id: str | None = None
+    #: The node the job's driver runs on, once Ray has placed it.
+    driver_node_id: str | None = None
 
     def is_terminal(self) -> bool:
         """A method, as Ray's ``JobStatus.is_terminal()`` and :meth:`TaskStatus.is_terminal` are."""
@@ -244,6 +246,10 @@ class JobLauncher:
             time.sleep(delay)
             delay = min(2.0, delay * 2)
 
+    def ping(self) -> str:
+        """The Jobs API's version: the cheapest question that proves it answers."""
+        return str(self._call(lambda c: c.get_version()))
+
     def stop(self, run_id: str) -> bool:
         return bool(self._call(lambda c: c.stop_job(run_id)))
 
@@ -276,5 +282,6 @@ class JobLauncher:
             task_id = (job.metadata or {}).get(METADATA_KEY)
             if job.submission_id and task_id:
                 out[job.submission_id] = RayJobState(str(getattr(job.status, "value", job.status)), job.message,
-                                                     getattr(job, "end_time", None), task_id)
+                                                     getattr(job, "end_time", None), task_id,
+                                                     getattr(job, "driver_node_id", None))
         return out

@@ -377,6 +377,12 @@ class Api:
         params = () if run is None else (("run", str(run)),)
         return self._call(Request("GET", path, params, idempotent=True), _text)
 
+    def task_logs_follow(self, project_id: str, task_id: str, run: int | None) -> Request:
+        """The request of a followed log (streamed; the client sends it itself, not as an :data:`Op`)."""
+        path = f"{self._tasks(project_id)}/{validate_task_id(task_id)}/logs"
+        params = (("follow", "true"),) if run is None else (("follow", "true"), ("run", str(run)))
+        return Request("GET", path, params, headers=(("Accept", "text/plain"),))
+
     def templates(self, project_id: str) -> Op[list[TemplateInfo]]:
         request = Request("GET", f"/v2/{_segment(project_id)}/processor-templates", idempotent=True)
         return self._call(request, _listed("templates", TemplateInfo))

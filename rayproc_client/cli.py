@@ -261,22 +261,17 @@ resume = _lifecycle("resume")
 @click.command()
 @with_common
 @click.argument("task_id")
-@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the task ends.")
+@click.option("--follow", "-f", is_flag=True, help="Stream new lines as they come, until the run ends.")
 def logs(ctx, url, token, project, as_json, task_id, follow) -> None:
     """The job runner's log of the task's current run."""
     _setup(ctx, url, token)
-    printed = 0
     try:
         with _client(ctx) as client:
-            while True:
-                text = client.task_logs(project, task_id)
-                click.echo(text[printed:], nl=False)
-                printed = len(text)
-                if not follow or client.get_task(project, task_id, return_result=False).status in _ENDED:
-                    if follow:
-                        click.echo(client.task_logs(project, task_id)[printed:], nl=False)
-                    return
-                time.sleep(POLL_SECONDS)
+            if not follow:
+                click.echo(client.task_logs(project, task_id), nl=False)
+                return
+            for chunk in client.follow_task_logs(project, task_id):
+                click.echo(chunk, nl=False)
     except ClientError as exc:
         _fail(exc)
 

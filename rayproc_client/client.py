@@ -47,6 +47,7 @@ from rayproc_client.models import (
     UserInfo,
     Whoami,
 )
+from rayproc_client.errors import translate
 from rayproc_client.task import AsyncTask, Task
 from rayproc_contract.models import SourceType
 from rayproc_contract.query import ListQuery, Order, SortBy
@@ -324,6 +325,28 @@ class Client:
             RayUnavailable: the Ray cluster stayed unreachable through every retry.
         """
         return self._run(self._api.task_logs(project_id, task_id, run))
+
+    def follow_task_logs(self, project_id: str, task_id: str, *, run: int | None = None) -> Iterator[str]:
+        """The run's log as it grows, text chunk by text chunk, until the run ends.
+
+        A queued run is waited for. The service also ends a stream after its own bounds (an hour, 16 MiB by
+        default) with a last line that says so. Not retried: a repeat would send the log from its start again.
+
+        Raises:
+            InvalidResourceId: ``task_id`` breaks the id rules (raised before sending anything).
+            NotFound: no such task or run.
+            ConnectError: the connection failed or broke off.
+        """
+        args = self._api.send_args(self._api.task_logs_follow(project_id, task_id, run))
+        timeout = httpx.Timeout(self._http.timeout.connect, read=None)  # a quiet log is not a dead service
+        try:
+            with self._http.stream(**args, timeout=timeout) as reply:
+                if not reply.is_success:
+                    reply.read()
+                    raise translate(reply)
+                yield from reply.iter_text()
+        except httpx.TransportError as exc:
+            raise translate(exc) from exc
 
     def templates(self, project_id: str) -> list[TemplateInfo]:
         """The five templates, each with its operators, their descriptions and their params as JSON Schema."""

@@ -20,9 +20,9 @@ from pydantic.fields import FieldInfo
 __all__ = [
     "Lenient", "ProcessorTaskPublic", "RunInfo", "RunPublic", "ProcessorTasksPublic", "SourceType", "TaskInfo", "TaskPage", "lenient",
     # The other answers, as the service documents them (see "Every other answer" below).
-    "AgentHealth", "AgentJob", "AgentJobStopped", "ClusterNode", "ClusterPublic", "DatasetDetail", "DatasetPublic",
-    "DatasetsPublic", "Health", "ImportCreated", "ImportFolder", "ImportItem", "ImportPublic",
-    "ItemPublic", "ItemsPublic", "MemberSet", "OperatorInfo", "ProjectCreated", "ProjectPublic", "ProjectsPublic",
+    "AgentHealth", "AgentJob", "AgentJobStopped", "ClusterPublic", "ClusterTaskPublic", "ClusterTasksPublic",
+    "DatasetDetail", "DatasetPublic", "DatasetsPublic", "Health", "ImportCreated", "ImportFolder", "ImportItem", "ImportPublic",
+    "ItemPublic", "ItemsPublic", "MemberSet", "NodePublic", "OperatorInfo", "ProjectCreated", "ProjectPublic", "ProjectsPublic",
     "TaskCreated", "TemplateInfo", "TemplateItem", "TemplateItems", "TemplatesPublic", "TokenIssued", "TokenPublic",
     "TokensPublic", "UserPublic", "UsersPublic", "WhoAmI",
 ]
@@ -54,6 +54,8 @@ class RunPublic(BaseModel):
     queued_time: Annotated[int | None, Lenient(None)] = Field(description="When it was queued (epoch ms).")
     start_time: Annotated[int | None, Lenient(None)] = Field(description="When its runner started (epoch ms).")
     end_time: Annotated[int | None, Lenient(None)] = Field(description="When it ended (epoch ms).")
+    dashboard_url: Annotated[str | None, Lenient(None)] = Field(
+        description="The run's Ray job in the Ray dashboard (its driver log, its node, its Ray tasks).")
 
 
 class ProcessorTaskPublic(BaseModel):
@@ -372,19 +374,47 @@ class MemberSet(_Answer):
     role: Literal["viewer", "member"]
 
 
-class ClusterNode(_Answer):
+class NodePublic(_Answer):
     node_id: str
     alive: bool
-    address: str | None
+    address: str | None = Field(description="The node's IP address.")
     is_head: bool
-    resources: dict[str, float]
+    resources: dict[str, float] = Field(description="What the node offers Ray (CPU, memory in bytes, GPU, ...).")
+    available_resources: dict[str, float] = Field(description="What of it is free now.")
+    utilisation: dict[str, float] = Field(description="Share of each resource in use, 0 to 1.")
+    running_tasks: int = Field(description="rayproc runs whose job driver runs on this node (their chunks may "
+                                           "run on any node).")
+    dashboard_url: str = Field(description="The node's page in the Ray dashboard.")
 
 
 class ClusterPublic(_Answer):
-    nodes: list[ClusterNode]
+    nodes: list[NodePublic]
     alive_nodes: int
     total_resources: dict[str, float]
     available_resources: dict[str, float]
+    running_by_project: dict[str, int] = Field(description="Runs handed to Ray and not ended, by project.")
+    queued_by_project: dict[str, int] = Field(description="Runs waiting in the admission queue, by project.")
+    dashboard_url: str = Field(description="The Ray dashboard.")
+
+
+class ClusterTaskPublic(_Answer):
+    task_id: str
+    project_id: str
+    task_type: str
+    status: int = Field(description="0 initialized (queued or starting), 1 running.")
+    run_id: str = Field(description="The current run's Ray submission id.")
+    phase: Literal["queued", "submitting", "submitted"]
+    queue_position: int | None = Field(description="1-based place in the admission queue while queued.")
+    node_id: str | None = Field(description="The node the run's job driver runs on, once Ray placed it.")
+    processed_count: int
+    failed_count: int
+    total_count: int | None
+    dashboard_url: str | None = Field(description="The run's Ray job in the dashboard, once Ray has it.")
+
+
+class ClusterTasksPublic(_Answer):
+    tasks: list[ClusterTaskPublic]
+    count: int
 
 
 # ----- the synapse agent's jobs -----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from jobs import launcher as L
 from jobs.status import INFRASTRUCTURE_ERRORS
 from jobs.store import Store, now_ms
+from serve_app.metrics import METRICS
 from serve_app.settings import Settings
 from serve_app.submission import RunSubmitter
 
@@ -92,6 +93,7 @@ class Dispatcher:
                 self.store.requeue(run, L.new_run_id(run.task_id, run.seq), not_before=0)
                 break  # Ray is away or refusing: the next pass tries again
             started += 1
+            METRICS.runs_submitted.inc()
         return started
 
     def retry_failed(self) -> int:
@@ -106,6 +108,7 @@ class Dispatcher:
                 log.info("task %s: run %s failed for an infrastructure reason; retry %d queued",
                          task_id, run_id, attempt)
                 queued += 1
+                METRICS.runs_retried.inc()
         return queued
 
     def backoff_ms(self, attempt: int) -> int:

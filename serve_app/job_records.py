@@ -5,14 +5,24 @@ ended, its driver log (which the runner cannot read whole itself) is copied to t
 (:meth:`jobs.layout.RunLayout.run_log`), bounded in size; after ``retention_seconds`` the Ray record is deleted.
 A job that has not ended is never deleted, nor one whose log could not be kept. ``logs`` answers from the kept
 file, so old runs' logs outlive Ray's records (and a head restart, which loses them with the in-memory GCS).
+
+:func:`follow_run_log` streams one run's log as it grows (``GET .../logs?follow=true``): a run still queued is
+waited for, a running one is tailed through Ray's log tail (which reads the driver's file a chunk at a time, unlike
+``get_job_logs``, which loads it whole: Ray issue #28336), and an ended one is read from the kept file, a chunk at
+a time. The stream always ends: when the run ends, after ``max_seconds``, or after ``max_bytes``. The byte bound
+is what keeps a slow reader from piling up memory: Serve's replica queues what the app sends without waiting for
+the client, so the stream itself must never send more than a bounded amount.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
 
 from jobs import launcher as L
 from jobs.atomic import write_atomic
@@ -25,6 +35,10 @@ log = logging.getLogger("rayproc.service")
 #: The most of a run's log kept; a longer one keeps its end (where the outcome is).
 MAX_KEPT_LOG_BYTES = 1_048_576
 _CUT_NOTE = "[... earlier lines of this log were not kept ...]\n"
+#: The most of a log read or sent at once.
+LOG_CHUNK_BYTES = 65_536
+#: How often a followed run that is still queued is looked at again.
+FOLLOW_POLL_SECONDS = 0.5
 
 
 def kept_log(output_dir: str | Path, run_id: str) -> str | None:
@@ -35,6 +49,98 @@ def kept_log(output_dir: str | Path, run_id: str) -> str | None:
     except OSError as exc:
         log.warning("cannot read the kept log of run %s: %s", run_id, exc)
         return None
+
+
+def iter_kept_log(output_dir: str | Path, run_id: str, chunk_bytes: int = LOG_CHUNK_BYTES) -> Iterator[str] | None:
+    """The kept log of an ended run, ``chunk_bytes`` at a time (never the whole file at once), or None."""
+    path = RunLayout(output_dir).run_log(run_id)
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return None
+
+    def chunks() -> Iterator[str]:
+        with handle:
+            while data := handle.read(chunk_bytes):
+                yield data.decode("utf-8", errors="replace")
+
+    return chunks()
+
+
+def _note(text: str) -> str:
+    return f"\n[rayproc: {text}]\n"
+
+
+async def follow_run_log(store: Store, launcher: L.JobLauncher, *, task_id: str, run_id: str, output_dir: str,
+                         current: bool, max_seconds: float, max_bytes: int,
+                         poll_seconds: float = FOLLOW_POLL_SECONDS,
+                         clock: Callable[[], float] = time.monotonic) -> AsyncIterator[str]:
+    """One run's log as it grows, ending when the run ends, after ``max_seconds`` or after ``max_bytes``.
+
+    ``current``: follow the task's current run (a run requeued under a new id while it waits is followed to the
+    new id). The last chunk says why the stream ended when that was a bound, not the run's end."""
+    deadline = clock() + max_seconds
+    sent = 0
+
+    def budget(chunk: str) -> tuple[str, bool]:
+        nonlocal sent
+        room = max_bytes - sent
+        data = chunk.encode("utf-8", errors="replace")
+        if len(data) <= room:
+            sent += len(data)
+            return chunk, False
+        return data[:max(0, room)].decode("utf-8", errors="ignore") + _note(
+            f"the stream ends here after {max_bytes} bytes; read the rest with GET .../logs"), True
+
+    def kept() -> Iterator[str] | None:
+        return iter_kept_log(output_dir, run_id)
+
+    while True:  # wait for the run to leave the queue (or to end)
+        chunks = await run_in_threadpool(kept)
+        if chunks is not None:
+            for chunk in chunks:
+                text, cut = budget(chunk)
+                yield text
+                if cut:
+                    return
+            return
+        rec = await run_in_threadpool(store.get_task, task_id)
+        if rec is None:
+            return
+        if current and rec.current_run != run_id and not rec.status.is_terminal():
+            run_id = rec.current_run
+        phase, _ = await run_in_threadpool(store.run_phase, run_id)
+        if phase == "submitted" or rec.status.is_terminal() or rec.current_run != run_id:
+            break
+        if clock() >= deadline:
+            yield _note(f"the run is still waiting to start after {max_seconds:.0f} s; the stream ends here")
+            return
+        await asyncio.sleep(poll_seconds)
+
+    tail = launcher.tail_logs(run_id).__aiter__()
+    try:
+        while True:
+            remaining = deadline - clock()
+            if remaining <= 0:
+                yield _note(f"the stream ends here after {max_seconds:.0f} s; the run goes on")
+                return
+            try:
+                chunk = await asyncio.wait_for(tail.__anext__(), remaining)
+            except StopAsyncIteration:
+                return  # Ray closes the tail once the job has ended and its whole log was sent
+            except asyncio.TimeoutError:
+                continue  # the deadline is checked above
+            except L.RayJobNotFound:
+                return  # Ray no longer has the job (its log may be kept: a plain read finds it)
+            except (L.RayUnavailable, L.RayJobError):
+                yield _note("Ray stopped sending the log; the stream ends here (GET .../logs reads it whole)")
+                return
+            text, cut = budget(chunk)
+            yield text
+            if cut:
+                return
+    finally:
+        await tail.aclose()
 
 
 class JobRecords:

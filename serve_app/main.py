@@ -22,6 +22,7 @@ from serve_app.deps import reject_conflicting_repeats
 from serve_app.idempotency import IdempotencyKeys
 from serve_app.routes import admin, agent, tasks, templates
 from serve_app.routes import imports as imports_routes
+from serve_app.routes import ops
 from serve_app.service import TaskService
 
 log = logging.getLogger("rayproc.api")
@@ -50,6 +51,7 @@ def create_app(service: TaskService, accounts: Accounts) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(imports_routes.router)
     app.include_router(agent.router)
+    ops.install(app)  # /-/healthz, /-/readyz, /metrics, and the request metrics
 
     @app.get("/healthz", tags=["service"], response_model=Health)
     def healthz() -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import string
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from jobs import launcher as L
@@ -27,7 +28,8 @@ from serve_app import errors as E
 from serve_app import report
 from serve_app.dispatcher import Dispatcher
 from serve_app.imports import ImportService
-from serve_app.job_records import kept_log
+from serve_app.job_records import follow_run_log, kept_log
+from serve_app.metrics import METRICS
 from serve_app.ray_errors import ray_errors
 from serve_app.reconciler import Reconciler
 from serve_app.schemas import ProcessorTaskCreate
@@ -120,6 +122,7 @@ class TaskService:
             "input_root": str(input_root), "output_dir": str(output_dir), "execution": {"chunk_size": chunk},
             "current_run": run_id, "priority": body.priority,
         })
+        METRICS.tasks_created.inc(task_type=task_type.value)
         self.dispatcher.wake()
         return self._get(project_id, task_id)
 
@@ -172,7 +175,17 @@ class TaskService:
             raise E.NotFound(f"processor task {task_id!r} not found")
         if rec.status == TaskStatus.INITIALIZED:
             rec.queue_position = self.store.queue_positions([rec.current_run]).get(rec.current_run)
+        self._link_runs(rec.runs)
         return rec
+
+    def dashboard_job_url(self, run_id: str) -> str:
+        """The Ray dashboard's page of a run's Ray job."""
+        base = (self.settings.dashboard_public_url or self.settings.dashboard_url).rstrip("/")
+        return f"{base}/#/jobs/{run_id}"
+
+    def _link_runs(self, runs: list[dict]) -> None:
+        for run in runs:
+            run["dashboard_url"] = self.dashboard_job_url(run["run_id"]) if run.get("submitted", 1) else None
 
     def get(self, project_id: str, task_id: str) -> TaskRecord:
         E.validate_resource_id(task_id)
@@ -192,6 +205,7 @@ class TaskService:
         runs = self.store.runs_for([r.task_id for r in records])
         for r in records:
             r.runs = runs.get(r.task_id, [])
+            self._link_runs(r.runs)
             r.queue_position = positions.get(r.current_run)
         return count, records
 
@@ -219,12 +233,24 @@ class TaskService:
         root = manifest["root"] if manifest is not None else rec.input_root
         return report.render(task_view(rec), root, operators=operators)
 
-    def logs(self, project_id: str, task_id: str, run: int | None) -> str:
+    def _log_run(self, project_id: str, task_id: str, run: int | None) -> tuple[TaskRecord, str]:
         rec = self.get(project_id, task_id)
         runs = [r["run_id"] for r in rec.runs]
         if run is not None and run > len(runs):
             raise E.NotFound(f"task {task_id} has {len(runs)} run(s)")
-        run_id = runs[run - 1] if run is not None else rec.current_run
+        return rec, runs[run - 1] if run is not None else rec.current_run
+
+    def follow_logs(self, project_id: str, task_id: str, run: int | None) -> AsyncIterator[str]:
+        """The run's log as it grows, until the run ends (or the stream's bounds: ``log_follow_max_seconds``,
+        ``log_follow_max_bytes``). Unknown tasks and runs raise here, before anything is streamed."""
+        rec, run_id = self._log_run(project_id, task_id, run)
+        return follow_run_log(self.store, self.launcher, task_id=rec.task_id, run_id=run_id,
+                              output_dir=rec.output_dir, current=run is None,
+                              max_seconds=self.settings.log_follow_max_seconds,
+                              max_bytes=self.settings.log_follow_max_bytes)
+
+    def logs(self, project_id: str, task_id: str, run: int | None) -> str:
+        rec, run_id = self._log_run(project_id, task_id, run)
         kept = kept_log(rec.output_dir, run_id)  # an ended run's log, kept whole: Ray may have none by now
         if kept is not None:
             return kept
@@ -243,6 +269,7 @@ class TaskService:
             raise E.InvalidState(f"task {task_id} is already {rec.status.label} (status {int(rec.status)}); "
                                  "only an initialized or running task can be stopped")
         if rec.queue_position is not None and self.store.stop_if_not_started(task_id):
+            METRICS.runs_stopped.inc()
             return self._get(project_id, task_id)  # Ray never heard of the run: nothing to ask it
         # Ask Ray first: if the cluster is unreachable nothing changes and the caller gets a 503.
         with ray_errors():
@@ -254,6 +281,7 @@ class TaskService:
         # and the runner refuses to start a run whose task is no longer initialized.
         if not self.store.stop_if_not_started(task_id):
             self.store.request_stop(task_id)
+        METRICS.runs_stopped.inc()
         rec = self._get(project_id, task_id)
         if not rec.status.is_terminal():
             self.reconciler.reconcile(rec)
@@ -278,6 +306,7 @@ class TaskService:
         run_id = L.new_run_id(task_id, len(rec.runs) + 1)
         if not self.store.begin_new_run(task_id, run_id, RESUMABLE):
             raise E.Conflict(f"task {task_id} changed state while resuming; read it and try again")
+        METRICS.runs_resumed.inc()
         self.dispatcher.wake()
         return self._get(project_id, task_id)
 

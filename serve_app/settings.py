@@ -25,6 +25,9 @@ class Settings(BaseSettings):
                            description="Holds the SQLite database and default work paths.")
     ray_address: str | None = Field(None, description="Existing cluster to join (e.g. 'auto'); unset starts a local head.")
     dashboard_url: str = Field("http://127.0.0.1:8265", description="Ray dashboard / Jobs API address.")
+    dashboard_public_url: str | None = Field(
+        None, description="The Ray dashboard's address as admins reach it, for the links in tasks' runs "
+                          "(default: dashboard_url).")
     dashboard_port: int = Field(8265, ge=1, le=65535, description="Port of a locally started Ray head's dashboard.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -75,6 +78,15 @@ class Settings(BaseSettings):
                                     "the task's work path first. 0 deletes it as soon as the log is kept.")
     archive_interval_seconds: float = Field(
         30.0, gt=0, le=3600, description="How often ended runs' logs are kept and old Ray job records deleted.")
+    metrics_interval_seconds: float = Field(
+        5.0, gt=0, le=300, description="How often the metrics read from the database (tasks by status, queue "
+                                       "depth, ended runs, items) are refreshed for Ray's metrics export.")
+    log_follow_max_seconds: float = Field(
+        3600.0, gt=0, le=86_400, description="Longest a followed log (GET .../logs?follow=true) streams; the "
+                                             "client asks again to go on.")
+    log_follow_max_bytes: int = Field(
+        16 * 1_048_576, ge=1024, description="Most bytes one followed log stream sends (what a slow reader "
+                                             "can leave queued in the service is bounded by it).")
     max_ongoing_requests: int = Field(64, ge=1, le=10_000,
                                       description="Requests the API replica serves at once.")
     cluster_address: str | None = Field(

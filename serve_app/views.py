@@ -46,4 +46,4 @@ def run_view(run: dict) -> dict:
     """One run (attempt) of a task: why it ended, and when it started and ended (epoch ms)."""
     return {"run_id": run["run_id"], "attempt": run.get("attempt", 1), "outcome": run["outcome"],
             "reason": run["message"], "queued_time": run.get("queued_time"), "start_time": run["start_time"],
-            "end_time": run["end_time"]}
+            "end_time": run["end_time"], "dashboard_url": run.get("dashboard_url")}

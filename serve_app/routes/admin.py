@@ -7,9 +7,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from jobs import launcher as L
 from rayproc_contract.ids import ID_PATTERN, MAX_ID_LENGTH
 from rayproc_contract.models import (
     ClusterPublic,
+    ClusterTaskPublic,
+    ClusterTasksPublic,
+    NodePublic,
     MemberSet,
     ProjectCreated,
     ProjectsPublic,
@@ -22,7 +26,7 @@ from rayproc_contract.models import (
 from serve_app import errors as E
 from serve_app.accounts import AccountError, AccountNotFound
 from serve_app.auth import AccountsDep, Admin, Authenticated
-from serve_app.deps import id_path
+from serve_app.deps import ServiceDep, id_path
 
 #: Every route: a bad query or body, no token. Admin routes: not an admin.
 _AUTH = E.error_responses(400, 401)
@@ -155,12 +159,73 @@ def remove_member(*, admin: Admin, accounts: AccountsDep, project_id: ProjectId,
     return Response(status_code=204)
 
 
-@router.get("/cluster", response_model=ClusterPublic, responses=E.error_responses(400, 401, 403, 503))
-def cluster(*, admin: Admin) -> dict:
-    """The Ray cluster's nodes and resources."""
-    from jobs.cluster import cluster_summary
+_CLUSTER_ERRORS = E.error_responses(400, 401, 403, 503)
+
+
+def _resources(values: dict) -> dict[str, float]:
+    return {k: float(v) for k, v in values.items() if not k.startswith("node:")}
+
+
+def _driver_nodes(service) -> dict[str, str]:
+    """Run id -> node id of its job driver, for the runs Ray knows (empty when Ray does not answer)."""
+    try:
+        return {run_id: state.driver_node_id for run_id, state in service.reconciler.read_launcher.states().items()
+                if state.driver_node_id and not state.is_terminal()}
+    except (L.RayUnavailable, L.RayJobError, L.RayJobNotFound):
+        return {}
+
+
+@router.get("/cluster", response_model=ClusterPublic, responses=_CLUSTER_ERRORS)
+def cluster(*, admin: Admin, service: ServiceDep) -> ClusterPublic:
+    """The Ray cluster's nodes with their resources and utilisation, and rayproc's runs per node and project."""
+    import ray
+    from ray._private import state as ray_state  # per-node free resources: no public call gives them
 
     try:
-        return cluster_summary()
+        nodes = ray.nodes()
+        free = ray_state.available_resources_per_node()
+        total, available = ray.cluster_resources(), ray.available_resources()
     except Exception as exc:  # Ray not initialised here, or the GCS unreachable
         raise E.RayUnavailable(f"cannot read the cluster state: {type(exc).__name__}") from None
+    drivers = _driver_nodes(service)
+    per_node: dict[str, int] = {}
+    for node_id in drivers.values():
+        per_node[node_id] = per_node.get(node_id, 0) + 1
+    running, by_project = service.store.running_counts()
+    queued: dict[str, int] = {}
+    for rec in service.store.active_tasks():
+        if service.store.run_phase(rec.current_run)[0] == "queued":
+            queued[rec.project_id] = queued.get(rec.project_id, 0) + 1
+    base = service.dashboard_job_url("x").removesuffix("/#/jobs/x")
+    out = []
+    for node in nodes:
+        resources = _resources(node.get("Resources", {}))
+        node_free = _resources(free.get(node["NodeID"], {})) if node["Alive"] else {}
+        out.append(NodePublic(
+            node_id=node["NodeID"], alive=bool(node["Alive"]), address=node.get("NodeManagerAddress"),
+            is_head="node:__internal_head__" in node.get("Resources", {}), resources=resources,
+            available_resources=node_free,
+            utilisation={k: round(1 - node_free.get(k, 0.0) / v, 4) for k, v in resources.items() if v and node["Alive"]},
+            running_tasks=per_node.get(node["NodeID"], 0), dashboard_url=f"{base}/#/cluster/nodes/{node['NodeID']}"))
+    return ClusterPublic(nodes=out, alive_nodes=sum(n.alive for n in out), total_resources=_resources(total),
+                         available_resources=_resources(available), running_by_project=by_project,
+                         queued_by_project=queued, dashboard_url=base)
+
+
+@router.get("/cluster/tasks", response_model=ClusterTasksPublic, responses=_CLUSTER_ERRORS)
+def cluster_tasks(*, admin: Admin, service: ServiceDep) -> ClusterTasksPublic:
+    """Every running and queued task of every project: where its driver runs and its dashboard link."""
+    drivers = _driver_nodes(service)
+    records = service.store.active_tasks()
+    positions = service.store.queue_positions(r.current_run for r in records)
+    tasks = []
+    for rec in records:
+        phase = service.store.run_phase(rec.current_run)[0]
+        tasks.append(ClusterTaskPublic(
+            task_id=rec.task_id, project_id=rec.project_id, task_type=rec.task_type, status=int(rec.status),
+            run_id=rec.current_run, phase=phase, queue_position=positions.get(rec.current_run),
+            node_id=drivers.get(rec.current_run), processed_count=rec.processed_count,
+            failed_count=rec.failed_count, total_count=rec.total_count,
+            dashboard_url=service.dashboard_job_url(rec.current_run) if phase == "submitted" else None))
+    tasks.sort(key=lambda t: (t.phase != "submitted", t.queue_position or 0, t.project_id, t.task_id))
+    return ClusterTasksPublic(tasks=tasks, count=len(tasks))

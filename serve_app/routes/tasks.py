@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, StreamingResponse
 
 from jobs.layout import RunLayout
 from jobs.status import TaskStatus
@@ -102,9 +102,18 @@ def task_file(*, access: Reader, task_id: TaskId, name: str, service: ServiceDep
 @router.get("/{task_id:path}/logs/", response_class=PlainTextResponse, include_in_schema=False)
 def task_logs(*, access: Reader, task_id: TaskId, service: ServiceDep,
               run: Annotated[int | None, Query(ge=1, description="Run number (default: the current run).")] = None,
-              ) -> PlainTextResponse:
+              follow: Annotated[bool, Query(description="Stream the log as it grows (chunked text/plain) until "
+                                                        "the run ends, or the stream's time or size bound.")] = False,
+              ) -> Response:
     """The job runner's log of a run (plain text): kept under the work path once the run ended, else from Ray.
-    Errors are JSON, as everywhere."""
+    Errors are JSON, as everywhere.
+
+    With ``follow=true`` the answer streams: a queued run is waited for, a running one is followed, and the
+    stream ends when the run ends (or at the service's bounds, with a last line saying so)."""
+    if follow:
+        return StreamingResponse(service.follow_logs(access.project_id, task_id, run),
+                                 media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-store",
+                                                                                  "X-Accel-Buffering": "no"})
     return PlainTextResponse(service.logs(access.project_id, task_id, run))
 
 

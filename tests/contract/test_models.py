@@ -21,7 +21,8 @@ def _full() -> dict:
         "failed_count": 0, "stop_requested": False, "ray_job_id": "r1", "ray_job_ids": ["r1"],
         "priority": 0, "queue_position": None,
         "runs": [{"run_id": "r1", "attempt": 1, "outcome": "completed", "reason": None,
-                  "queued_time": 1_700_000_000_000, "start_time": 1_700_000_000_100, "end_time": 1_700_000_003_100}],
+                  "queued_time": 1_700_000_000_000, "start_time": 1_700_000_000_100, "end_time": 1_700_000_003_100,
+                  "dashboard_url": "http://127.0.0.1:8265/#/jobs/r1"}],
     }
 
 
