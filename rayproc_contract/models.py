@@ -21,7 +21,7 @@ __all__ = [
     "Lenient", "ProcessorTaskPublic", "RunInfo", "RunPublic", "ProcessorTasksPublic", "SourceType", "TaskInfo", "TaskPage", "lenient",
     # The other answers, as the service documents them (see "Every other answer" below).
     "AgentHealth", "AgentJob", "AgentJobStopped", "ClusterPublic", "ClusterTaskPublic", "ClusterTasksPublic",
-    "DatasetDetail", "DatasetPublic", "DatasetsPublic", "Health", "ImportCreated", "ImportFolder", "ImportItem", "ImportPublic",
+    "DatasetDetail", "DatasetPublic", "DatasetsPublic", "Health", "ImportCreated", "Liveness", "Readiness", "ImportFolder", "ImportItem", "ImportPublic",
     "ItemPublic", "ItemsPublic", "MemberSet", "NodePublic", "OperatorInfo", "ProjectCreated", "ProjectPublic", "ProjectsPublic",
     "TaskCreated", "TemplateInfo", "TemplateItem", "TemplateItems", "TemplatesPublic", "TokenIssued", "TokenPublic",
     "TokensPublic", "UserPublic", "UsersPublic", "WhoAmI",
@@ -175,6 +175,21 @@ class Health(_Answer):
 
     status: Literal["ok"]
     ray: Literal["reachable", "unreachable"]
+
+
+class Liveness(_Answer):
+    """``/-/healthz``: the process answers."""
+
+    status: Literal["ok"] = Field(description="The process answers.")
+
+
+class Readiness(_Answer):
+    """``/-/readyz``: Ray's Jobs API and the database answered."""
+
+    status: Literal["ready"]
+    ray: Literal["reachable"] = Field(description="Ray's Jobs API answered.")
+    jobs_api_version: str = Field(description="The version Ray's Jobs API reports for itself.")
+    database: Literal["reachable"] = Field(description="The service's database answered a read.")
 
 
 class TemplateItem(_Answer):

@@ -10,10 +10,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from typing import Literal
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobs import launcher as L
@@ -21,6 +19,7 @@ from jobs.db import StorageUnavailable
 from serve_app import errors as E
 from serve_app.deps import ServiceDep
 from serve_app.metrics import CONTENT_TYPE, METRICS, UNMATCHED_ROUTE, Metrics, MetricsLoop
+from rayproc_contract.models import Liveness, Readiness
 from serve_app.schemas import ErrorBody
 
 log = logging.getLogger("rayproc.api")
@@ -28,21 +27,10 @@ log = logging.getLogger("rayproc.api")
 router = APIRouter(tags=["operations"])
 
 
-class Health(BaseModel):
-    status: Literal["ok"] = Field(description="The process answers.")
-
-
-class Readiness(BaseModel):
-    status: Literal["ready"]
-    ray: Literal["reachable"] = Field(description="Ray's Jobs API answered.")
-    jobs_api_version: str = Field(description="The version Ray's Jobs API reports for itself.")
-    database: Literal["reachable"] = Field(description="The service's database answered a read.")
-
-
-@router.get("/-/healthz", response_model=Health)
-def liveness() -> Health:
+@router.get("/-/healthz", response_model=Liveness)
+def liveness() -> Liveness:
     """Liveness: the process answers. Asks nothing of Ray or the database."""
-    return Health(status="ok")
+    return Liveness(status="ok")
 
 
 @router.get("/-/readyz", response_model=Readiness,
@@ -64,7 +52,8 @@ def readiness(*, service: ServiceDep) -> Readiness:
 
 
 @router.get("/metrics", response_class=Response,
-            responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format."}})
+            responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}},
+                             "description": "Prometheus text format."}})
 def metrics(request: Request) -> Response:
     """Every rayproc metric in Prometheus' text format (the same figures Ray's own export carries). The
     figures read from the database are read again for each scrape."""

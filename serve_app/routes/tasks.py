@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, StreamingResponse
 
 from jobs.layout import RunLayout
@@ -75,9 +76,17 @@ def task_report(*, access: Reader, task_id: TaskId, service: ServiceDep) -> HTML
     return HTMLResponse(service.report(access.project_id, task_id))
 
 
-@router.get("/{task_id:path}/files/{name}", response_class=FileResponse, responses=E.error_responses(*_READ, 503))
+#: An output file's bare name, as the operators name their outputs (``features.jsonl``, ``kept.jsonl``, ...).
+OutputName = Annotated[str, PathParam(description="A file name the task's result.outputs lists.",
+                                      json_schema_extra={"pattern": r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,254}$"})]
+_FILE_ANSWER = {200: {"description": "The file, as the task wrote it (JSON, or JSON Lines).", "content": {
+    "application/x-ndjson": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "string"}}}}}
+
+
+@router.get("/{task_id:path}/files/{name}", response_class=FileResponse,
+            responses={**_FILE_ANSWER, **E.error_responses(*_READ, 503)})
 @router.get("/{task_id:path}/files/{name}/", response_class=FileResponse, include_in_schema=False)
-def task_file(*, access: Reader, task_id: TaskId, name: str, service: ServiceDep) -> Response:
+def task_file(*, access: Reader, task_id: TaskId, name: OutputName, service: ServiceDep) -> Response:
     """One output file of a completed task (``features.jsonl``, ``issues.jsonl``, ``failures.jsonl``, ...):
     only the files its ``result.outputs`` lists, by their bare name. Errors are JSON, as everywhere."""
     rec = service.get(access.project_id, task_id)
