@@ -410,6 +410,7 @@ def markdown(summary: dict) -> str:
             + ("" if r["up"] else " never up") for r in summary["service_restarts"]) or "none"),
         ("task reads without an answer", f"{summary['polls_unanswered']} of {summary['polls']}; the last answer "
                                          f"{summary['last_answer_seconds_before_end']} s before the end"),
+        ("1-minute load average, start / end", "{start} / {end}".format(**summary["load_average_1m"])),
     ]
     return table(rows)
 
@@ -443,6 +444,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started, source = dt.datetime.now(dt.timezone.utc), source_version()
+    load_at_start = os.getloadavg()
     rng = random.Random(args.seed)
     root = Path(tempfile.mkdtemp(prefix="rpchaos-", dir="/tmp")).resolve()  # short: Unix socket paths
     rig = None
@@ -461,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"chaos for {args.minutes:g} min, a fault every {args.fault_every:.1f} s on average")
         faults = chaos(rig, tasks, args, rng)
         summary = report(tasks, reference, faults, rig.restarts)
+        summary["load_average_1m"] = {"start": round(load_at_start[0], 1), "end": round(os.getloadavg()[0], 1)}
     except BaseException:
         log(f"failed; kept {root} for inspection")
         raise
