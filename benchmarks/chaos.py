@@ -207,6 +207,7 @@ class Tracked:
     """One task as the run saw it."""
 
     key: str
+    max_attempts: int = 1
     task_id: str | None = None
     last: tuple = ()
     changed_at: float = field(default_factory=time.monotonic)
@@ -215,7 +216,12 @@ class Tracked:
 
     @property
     def terminal(self) -> bool:
-        return self.task is not None and self.task["status"] in TERMINAL
+        """Ended for good. A task failed for an infrastructure reason with runs left is not: the service queues
+        its retry just after settling the run, and a read may land in between."""
+        if self.task is None or self.task["status"] not in TERMINAL:
+            return False
+        return not (self.task["status"] == 3 and self.task.get("error_type") in INFRASTRUCTURE
+                    and len(self.task.get("ray_job_ids") or ()) < self.max_attempts)
 
     def observe(self, task: dict, now: float) -> None:
         self.task = task
@@ -232,8 +238,8 @@ class Tracked:
 class Tasks:
     """Creates tasks with a key each (a create without an answer is repeated with its key) and polls them."""
 
-    def __init__(self, client: httpx.Client, body: dict) -> None:
-        self.client, self.body = client, body
+    def __init__(self, client: httpx.Client, body: dict, max_attempts: int) -> None:
+        self.client, self.body, self.max_attempts = client, body, max_attempts
         self.all: list[Tracked] = []
         self.create_attempts = 0
         self.replayed = 0
@@ -245,7 +251,7 @@ class Tasks:
         return [t for t in self.all if not t.terminal]
 
     def create(self) -> Tracked:
-        tracked = Tracked(key=uuid.uuid4().hex)
+        tracked = Tracked(key=uuid.uuid4().hex, max_attempts=self.max_attempts)
         self.all.append(tracked)
         self.try_create(tracked)
         return tracked
@@ -467,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
                 "execution": {"chunk_size": args.chunk_size},
                 "template": {"id": "sys_data_analyse", "operator_params": [
                     {"id": "image_features"}, {"id": "work_probe", "params": {"delay_seconds": args.delay}}]}}
-        tasks = Tasks(rig.client, body)
+        tasks = Tasks(rig.client, body, attempts)
         log("the reference run, with no fault")
         reference = run_reference(tasks)
         log(f"chaos for {args.minutes:g} min, a fault every {args.fault_every:.1f} s on average")
