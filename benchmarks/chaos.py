@@ -443,6 +443,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="least seconds between two service restarts (default 60)")
     p.add_argument("--max-run-attempts", type=int, default=None,
                    help="the service's RAYPROC_MAX_RUN_ATTEMPTS (default: the service's default)")
+    p.add_argument("--retry-backoff-max", type=float, default=None,
+                   help="the service's RAYPROC_RETRY_BACKOFF_MAX_SECONDS (default: the service's default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=OUT_FILE, help=f"JSON output (default {OUT_FILE})")
     args = p.parse_args(argv)
@@ -468,7 +470,8 @@ def main(argv: list[str] | None = None) -> int:
         from serve_app.settings import Settings
 
         attempts = args.max_run_attempts or Settings.model_fields["max_run_attempts"].default
-        rig = Rig(root, args.workers, max_run_attempts=attempts)
+        extra = {} if args.retry_backoff_max is None else {"retry_backoff_max_seconds": args.retry_backoff_max}
+        rig = Rig(root, args.workers, max_run_attempts=attempts, **extra)
         body = {"name": "chaos", "data_source": {"type": "OBS", "source": str(folder)},
                 "execution": {"chunk_size": args.chunk_size},
                 "template": {"id": "sys_data_analyse", "operator_params": [
