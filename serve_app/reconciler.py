@@ -97,11 +97,7 @@ class Reconciler:
         about on its own; more, and Ray's whole job list is asked for once. The list holds every job Ray ever
         ran (records are kept for a day by default), so under a long queue it grows with every run while only
         the few running need an answer; reading it on every pass took the API replica's CPU from its requests."""
-        active = self.store.active_tasks()
-        if not active:
-            return False
-        queued = self.store.queue_positions(r.current_run for r in active if r.status == TaskStatus.INITIALIZED)
-        handed = [r for r in active if r.current_run not in queued]
+        handed = self.store.handed_tasks()
         if not handed:
             return False
         launcher = self.read_launcher if reading else self.launcher
