@@ -85,6 +85,9 @@ class Sample:
     running: int | None
     list_seconds: float | None
     rss_bytes: int
+    #: A request the replica answers from memory (``GET /openapi.json``): the same load's cost on any request.
+    baseline_seconds: float | None = None
+    load_1min: float | None = None
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -142,7 +145,13 @@ class Sampler(threading.Thread):
                 took: float | None = time.monotonic() - t
             except httpx.HTTPError:
                 running, took = None, None
-            self.samples.append(Sample(t, running, took, tree_rss_bytes()))
+            b = time.monotonic()
+            try:
+                self.client.get("/openapi.json").raise_for_status()
+                baseline: float | None = time.monotonic() - b
+            except httpx.HTTPError:
+                baseline = None
+            self.samples.append(Sample(t, running, took, tree_rss_bytes(), baseline, os.getloadavg()[0]))
             self.stopping.wait(max(0.0, self.interval - (time.monotonic() - t)))
 
 
@@ -189,6 +198,8 @@ def summarize(creates: list[Create], samples: list[Sample], drained_at: float | 
     burst_end = max(c.sent + c.seconds for c in creates)
     in_burst = [s for s in samples if start <= s.at <= burst_end]
     list_times = [s.list_seconds for s in in_burst if s.list_seconds is not None]
+    baseline = [s.baseline_seconds for s in in_burst if s.baseline_seconds is not None]
+    loads = [s.load_1min for s in in_burst if s.load_1min is not None]
     seconds = [c.seconds for c in answered]
     return {
         "admission": admission, "max_running": limit if admission else None,
@@ -200,6 +211,10 @@ def summarize(creates: list[Create], samples: list[Sample], drained_at: float | 
         "create_p50": percentile(seconds, 50), "create_p99": percentile(seconds, 99),
         "create_max": max(seconds) if seconds else None,
         "list_p50_in_burst": percentile(list_times, 50), "list_p99_in_burst": percentile(list_times, 99),
+        "baseline_p50_in_burst": percentile(baseline, 50), "baseline_p99_in_burst": percentile(baseline, 99),
+        "create_p50_over_baseline_p50": (percentile(seconds, 50) / percentile(baseline, 50)
+                                         if baseline and seconds and percentile(baseline, 50) else None),
+        "load_1min_in_burst": [min(loads), max(loads)] if loads else None,
         "peak_running": max((s.running for s in samples if s.running is not None), default=None),
         "samples": len(samples),
         "time_to_drain": drained_at - start if drained_at is not None else None,
@@ -223,6 +238,11 @@ def markdown(summary: dict) -> str:
          f"{s(summary['create_p50'])} / {s(summary['create_p99'])} / {s(summary['create_max'])}"),
         ("list p50 / p99 during the burst (s)",
          f"{s(summary['list_p50_in_burst'])} / {s(summary['list_p99_in_burst'])}"),
+        ("baseline GET /openapi.json p50 / p99 during the burst (s)",
+         f"{s(summary['baseline_p50_in_burst'])} / {s(summary['baseline_p99_in_burst'])}"),
+        ("create p50 / baseline p50", s(summary["create_p50_over_baseline_p50"], "{:.1f}")),
+        ("1-minute load average during the burst (min / max)",
+         "n/a" if not summary["load_1min_in_burst"] else "{:.1f} / {:.1f}".format(*summary["load_1min_in_burst"])),
         ("peak running (sampled)", s(summary["peak_running"], "{}")),
         ("time to drain (s)", s(summary["time_to_drain"], "{:.1f}")),
         ("statuses at the end", ", ".join(f"{k}: {v}" for k, v in sorted(summary["statuses"].items()))),

@@ -87,7 +87,7 @@ def task_workers() -> list[int]:
 class Rig:
     """The cluster and the service on it, and the faults that can be done to them."""
 
-    def __init__(self, root: Path, workers: int) -> None:
+    def __init__(self, root: Path, workers: int, **settings) -> None:
         from serve_app import deployment
         from serve_app.accounts import Accounts
         from serve_app.settings import Settings
@@ -102,7 +102,7 @@ class Rig:
         self.settings = Settings(data_dir=root / "data", host="127.0.0.1", port=free_port(),
                                  ray_address=self.cluster.address, dashboard_url=dashboard_url,
                                  allowed_roots=[str(root)], operator_plugins=["tests.support.probe_operators"],
-                                 reconcile_interval_seconds=0.5)
+                                 reconcile_interval_seconds=0.5, **settings)
         running = deployment.start(self.settings)
         Accounts(running.settings.db_path).create_project(PROJECT)
         token = running.initial_token_file.read_text().strip()
@@ -207,6 +207,7 @@ class Tracked:
     """One task as the run saw it."""
 
     key: str
+    max_attempts: int = 1
     task_id: str | None = None
     last: tuple = ()
     changed_at: float = field(default_factory=time.monotonic)
@@ -215,7 +216,12 @@ class Tracked:
 
     @property
     def terminal(self) -> bool:
-        return self.task is not None and self.task["status"] in TERMINAL
+        """Ended for good. A task failed for an infrastructure reason with runs left is not: the service queues
+        its retry just after settling the run, and a read may land in between."""
+        if self.task is None or self.task["status"] not in TERMINAL:
+            return False
+        return not (self.task["status"] == 3 and self.task.get("error_type") in INFRASTRUCTURE
+                    and len(self.task.get("ray_job_ids") or ()) < self.max_attempts)
 
     def observe(self, task: dict, now: float) -> None:
         self.task = task
@@ -232,8 +238,8 @@ class Tracked:
 class Tasks:
     """Creates tasks with a key each (a create without an answer is repeated with its key) and polls them."""
 
-    def __init__(self, client: httpx.Client, body: dict) -> None:
-        self.client, self.body = client, body
+    def __init__(self, client: httpx.Client, body: dict, max_attempts: int) -> None:
+        self.client, self.body, self.max_attempts = client, body, max_attempts
         self.all: list[Tracked] = []
         self.create_attempts = 0
         self.replayed = 0
@@ -245,7 +251,7 @@ class Tasks:
         return [t for t in self.all if not t.terminal]
 
     def create(self) -> Tracked:
-        tracked = Tracked(key=uuid.uuid4().hex)
+        tracked = Tracked(key=uuid.uuid4().hex, max_attempts=self.max_attempts)
         self.all.append(tracked)
         self.try_create(tracked)
         return tracked
@@ -354,10 +360,10 @@ def chaos(rig: Rig, tasks: Tasks, args: argparse.Namespace, rng: random.Random) 
     return faults
 
 
-def report(tasks: Tasks, reference: dict, faults: list[dict], restarts: list[dict]) -> dict:
+def report(tasks: Tasks, reference: dict, faults: list[dict], restarts: list[dict], max_attempts: int) -> dict:
     ref = Output.of(reference)
     statuses, failures = Counter(), Counter()
-    stuck, falsely_failed, lost, doubled, differing = [], [], 0, 0, 0
+    stuck, falsely_failed, lost, doubled, differing, used_up = [], [], 0, 0, 0, 0
     now = time.monotonic()
     for t in tasks.all:
         task = t.task
@@ -371,6 +377,7 @@ def report(tasks: Tasks, reference: dict, faults: list[dict], restarts: list[dic
             failures[task.get("error_type") or "unknown"] += 1
             if task.get("error_type") in INFRASTRUCTURE:
                 falsely_failed.append(task["task_id"])
+                used_up += len(task.get("runs") or task.get("ray_job_ids") or ()) >= max_attempts
         if task["status"] == 2:
             out = Output.of(task)
             lost += sum((ref.items - out.items).values())
@@ -383,6 +390,8 @@ def report(tasks: Tasks, reference: dict, faults: list[dict], restarts: list[dic
         "faults_failed_to_inject": sum(bool(f["done"]) and f["done"].startswith("failed") for f in faults),
         "tasks": len(tasks.all), "statuses": dict(statuses), "failed_by_type": dict(failures),
         "stuck": len(stuck), "falsely_failed": len(falsely_failed), "items_lost": lost, "items_doubled": doubled,
+        "max_run_attempts": max_attempts, "falsely_failed_with_attempts_used_up": used_up,
+        "runs_per_task": dict(Counter(len(t.task.get("ray_job_ids") or ()) for t in tasks.all if t.task)),
         "completed_not_byte_identical": differing, "reference_items": sum(ref.items.values()),
         "create_attempts": tasks.create_attempts, "creates_replayed": tasks.replayed,
         "polls": tasks.polls, "polls_unanswered": tasks.unanswered,
@@ -400,7 +409,9 @@ def markdown(summary: dict) -> str:
         ("tasks", f"{summary['tasks']}: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["statuses"].items()))),
         ("failed, by type", ", ".join(f"{k} {v}" for k, v in sorted(summary["failed_by_type"].items())) or "none"),
         ("**stuck non-terminal > 60 s**", summary["stuck"]),
-        ("**falsely failed** (infrastructure reason)", summary["falsely_failed"]),
+        ("**falsely failed** (infrastructure reason)", f"{summary['falsely_failed']} ("
+         f"{summary['falsely_failed_with_attempts_used_up']} after all {summary['max_run_attempts']} runs)"),
+        ("tasks by Ray runs", ", ".join(f"{k}: {v}" for k, v in sorted(summary["runs_per_task"].items()))),
         ("**items lost** (completed tasks)", summary["items_lost"]),
         ("**items doubled** (completed tasks)", summary["items_doubled"]),
         ("completed, outputs not byte-identical to the reference", summary["completed_not_byte_identical"]),
@@ -410,6 +421,7 @@ def markdown(summary: dict) -> str:
             + ("" if r["up"] else " never up") for r in summary["service_restarts"]) or "none"),
         ("task reads without an answer", f"{summary['polls_unanswered']} of {summary['polls']}; the last answer "
                                          f"{summary['last_answer_seconds_before_end']} s before the end"),
+        ("1-minute load average, start / end", "{start} / {end}".format(**summary["load_average_1m"])),
     ]
     return table(rows)
 
@@ -429,6 +441,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="fault-free seconds at the end for the tasks to end (default 90, over the 60 s of 'stuck')")
     p.add_argument("--restart-gap", type=float, default=60.0,
                    help="least seconds between two service restarts (default 60)")
+    p.add_argument("--max-run-attempts", type=int, default=None,
+                   help="the service's RAYPROC_MAX_RUN_ATTEMPTS (default: the service's default)")
+    p.add_argument("--retry-backoff-max", type=float, default=None,
+                   help="the service's RAYPROC_RETRY_BACKOFF_MAX_SECONDS (default: the service's default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=OUT_FILE, help=f"JSON output (default {OUT_FILE})")
     args = p.parse_args(argv)
@@ -443,6 +459,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started, source = dt.datetime.now(dt.timezone.utc), source_version()
+    load_at_start = os.getloadavg()
     rng = random.Random(args.seed)
     root = Path(tempfile.mkdtemp(prefix="rpchaos-", dir="/tmp")).resolve()  # short: Unix socket paths
     rig = None
@@ -450,17 +467,22 @@ def main(argv: list[str] | None = None) -> int:
         isolate_ray(root)
         folder = write_pngs(root / "inputs" / "chaos", args.images)
         log(f"starting a head and {args.workers} worker nodes under {root}")
-        rig = Rig(root, args.workers)
+        from serve_app.settings import Settings
+
+        attempts = args.max_run_attempts or Settings.model_fields["max_run_attempts"].default
+        extra = {} if args.retry_backoff_max is None else {"retry_backoff_max_seconds": args.retry_backoff_max}
+        rig = Rig(root, args.workers, max_run_attempts=attempts, **extra)
         body = {"name": "chaos", "data_source": {"type": "OBS", "source": str(folder)},
                 "execution": {"chunk_size": args.chunk_size},
                 "template": {"id": "sys_data_analyse", "operator_params": [
                     {"id": "image_features"}, {"id": "work_probe", "params": {"delay_seconds": args.delay}}]}}
-        tasks = Tasks(rig.client, body)
+        tasks = Tasks(rig.client, body, attempts)
         log("the reference run, with no fault")
         reference = run_reference(tasks)
         log(f"chaos for {args.minutes:g} min, a fault every {args.fault_every:.1f} s on average")
         faults = chaos(rig, tasks, args, rng)
-        summary = report(tasks, reference, faults, rig.restarts)
+        summary = report(tasks, reference, faults, rig.restarts, attempts)
+        summary["load_average_1m"] = {"start": round(load_at_start[0], 1), "end": round(os.getloadavg()[0], 1)}
     except BaseException:
         log(f"failed; kept {root} for inspection")
         raise

@@ -153,6 +153,16 @@ class Store(Database):
             rows = conn.execute("SELECT * FROM tasks WHERE status IN (?, ?)", _ACTIVE).fetchall()
             return _records(conn, rows)
 
+    def handed_tasks(self) -> list[TaskRecord]:
+        """Active tasks whose current run is not waiting in the admission queue: those Ray may hold a job of.
+        (A queue of thousands is left in the database, not loaded.)"""
+        with self._snapshot() as conn:
+            rows = conn.execute(
+                "SELECT t.* FROM tasks t LEFT JOIN runs r ON r.run_id = t.current_run "
+                "WHERE t.status IN (?, ?) AND NOT (t.status = ? AND COALESCE(r.queued, 0) = 1)",
+                (*_ACTIVE, int(TaskStatus.INITIALIZED))).fetchall()
+            return _records(conn, rows)
+
     def runs_for(self, task_ids: list[str]) -> dict[str, list[dict]]:
         out: dict[str, list[dict]] = {t: [] for t in task_ids}
         if not task_ids:

@@ -25,6 +25,8 @@ log = logging.getLogger("rayproc.service")
 UNSUBMITTED_GRACE_MS = 60_000
 #: Progress this recent shows a running task's runner alive (it records progress several times a second).
 FRESH_PROGRESS_MS = 1_000
+#: Up to this many runs handed to Ray, a pass asks about each run; beyond, it asks for Ray's whole job list once.
+ASK_EACH_UP_TO = 8
 
 
 class Reconciler:
@@ -61,7 +63,9 @@ class Reconciler:
         """Settle one active record against Ray's view of its current run. True if it changed."""
         return self._reconcile(rec, self.launcher)
 
-    def _reconcile(self, rec: TaskRecord, launcher: L.JobLauncher) -> bool:
+    def _reconcile(self, rec: TaskRecord, launcher: L.JobLauncher, *, quiet: bool = True) -> bool:
+        """``quiet``: Ray being unreachable changes nothing and says nothing; else it raises
+        :class:`~jobs.launcher.RayUnavailable`."""
         phase, since = self.store.run_phase(rec.current_run)
         if phase == "queued":
             return False  # waiting for a slot: Ray has not heard of it, and that is no failure
@@ -76,23 +80,41 @@ class Reconciler:
             state = launcher.state(rec.current_run)
         except L.RayJobNotFound:
             state = L.RayJobState("FAILED", "Ray has no record of this job (was the cluster restarted?)")
-        except (L.RayUnavailable, L.RayJobError):
-            return False  # reads must not fail because Ray is briefly away
+        except L.RayUnavailable:
+            if quiet:
+                return False  # reads must not fail because Ray is briefly away
+            raise
+        except L.RayJobError:
+            return False
         return self._settle(rec, state)
 
     def reconcile_all(self, *, reading: bool = False) -> bool:
-        """Settle every active record, asking Ray for its whole job list once. True if any changed.
-        ``reading``: on behalf of a read, with the read deadline."""
-        active = self.store.active_tasks()
-        if not active:
+        """Settle every active record Ray holds the run of. True if any changed. ``reading``: on behalf of a
+        read, with the read deadline.
+
+        Runs waiting in the queue are left out before Ray is asked anything: they are not Ray's yet, and a
+        burst of creates can queue thousands. When at most ``ASK_EACH_UP_TO`` runs are left, each is asked
+        about on its own; more, and Ray's whole job list is asked for once. The list holds every job Ray ever
+        ran (records are kept for a day by default), so under a long queue it grows with every run while only
+        the few running need an answer; reading it on every pass took the API replica's CPU from its requests."""
+        handed = self.store.handed_tasks()
+        if not handed:
             return False
         launcher = self.read_launcher if reading else self.launcher
+        if len(handed) <= ASK_EACH_UP_TO:
+            changed = False
+            for rec in handed:
+                try:
+                    changed |= self._reconcile(rec, launcher, quiet=False)
+                except L.RayUnavailable:
+                    break  # the rest would each wait out the same deadline: the next pass asks again
+            return changed
         try:
             states = launcher.states()
         except (L.RayUnavailable, L.RayJobError, L.RayJobNotFound):
             return False
         changed = False
-        for rec in active:
+        for rec in handed:
             state = states.get(rec.current_run)
             if state is None:
                 changed |= self._reconcile(rec, launcher)  # not in the list yet, or gone: ask about it directly

@@ -108,3 +108,53 @@ def test_settling_follows_rays_view_and_the_stop_flag(world, ray_status, stop_re
         store.request_stop(task_id)
     assert reconciler.reconcile(store.get_task(task_id)) is (expected != TaskStatus.RUNNING)
     assert store.get_task(task_id).status == expected
+
+
+class ListingJobClient(JobClient):
+    """Also answers Ray's whole job list (every job in ``status``), counting the lists asked for."""
+
+    listed = 0
+
+    def list_jobs(self):
+        type(self).listed += 1
+        return []
+
+
+def _queued(store: Store, n: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        task_id = f"queuedTask{i:010d}"
+        store.insert_task({
+            "task_id": task_id, "project_id": "p1", "workspace_id": "0", "name": "t", "description": "",
+            "task_type": "sys_data_analyse", "source_type": "OBS", "source": "/in", "version_id": None,
+            "version_name": None, "data_source": None, "inputs": [], "template": {}, "work_path": {},
+            "input_root": "/in", "output_dir": "/out", "execution": {}, "current_run": new_run_id(task_id, 1),
+        })
+        ids.append(task_id)
+    return ids
+
+
+def test_a_pass_asks_ray_only_about_runs_it_holds_one_by_one_while_they_are_few(tmp_path: Path) -> None:
+    from serve_app.reconciler import ASK_EACH_UP_TO
+
+    ListingJobClient.status, ListingJobClient.asked, ListingJobClient.listed = "RUNNING", 0, 0
+    clock = Clock(1_700_000_000_000)
+    store = Store(tmp_path / "rayproc.db", clock=clock)
+    reconciler = Reconciler(store, JobLauncher("http://ray", client_factory=ListingJobClient), interval_seconds=60,
+                            clock=clock)
+    queued = _queued(store, 50)
+    assert not reconciler.reconcile_all()
+    assert (ListingJobClient.asked, ListingJobClient.listed) == (0, 0)  # a queue, however long, is not Ray's
+
+    running = _task(store)  # one run handed to Ray, beside the 50 queued
+    assert not reconciler.reconcile_all()
+    assert (ListingJobClient.asked, ListingJobClient.listed) == (1, 0)
+    ListingJobClient.status = "FAILED"
+    assert reconciler.reconcile_all()
+    assert store.get_task(running).status == TaskStatus.FAILED
+    assert all(store.get_task(t).status == TaskStatus.INITIALIZED for t in queued)
+
+    for _ in range(ASK_EACH_UP_TO + 1):  # more runs than that in Ray's hands: one list for them all
+        assert store.claim_queued(max_running=10_000, max_per_project=None) is not None
+    reconciler.reconcile_all()
+    assert ListingJobClient.listed == 1
