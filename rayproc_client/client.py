@@ -597,6 +597,21 @@ class AsyncClient:
         """:meth:`Client.task_logs`."""
         return await self._run(self._api.task_logs(project_id, task_id, run))
 
+    async def follow_task_logs(self, project_id: str, task_id: str, *,
+                               run: int | None = None) -> AsyncIterator[str]:
+        """:meth:`Client.follow_task_logs`, as an async iterator."""
+        args = self._api.send_args(self._api.task_logs_follow(project_id, task_id, run))
+        timeout = httpx.Timeout(self._http.timeout.connect, read=None)  # a quiet log is not a dead service
+        try:
+            async with self._http.stream(**args, timeout=timeout) as reply:
+                if not reply.is_success:
+                    await reply.aread()
+                    raise translate(reply)
+                async for text in reply.aiter_text():
+                    yield text
+        except httpx.TransportError as exc:
+            raise translate(exc) from exc
+
     async def templates(self, project_id: str) -> list[TemplateInfo]:
         """:meth:`Client.templates`."""
         return await self._run(self._api.templates(project_id))

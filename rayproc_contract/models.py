@@ -21,7 +21,7 @@ __all__ = [
     "Lenient", "ProcessorTaskPublic", "RunInfo", "RunPublic", "ProcessorTasksPublic", "SourceType", "TaskInfo", "TaskPage", "lenient",
     # The other answers, as the service documents them (see "Every other answer" below).
     "AgentHealth", "AgentJob", "AgentJobStopped", "ClusterPublic", "ClusterTaskPublic", "ClusterTasksPublic",
-    "DatasetDetail", "DatasetPublic", "DatasetsPublic", "Health", "ImportCreated", "Liveness", "Readiness", "ImportFolder", "ImportItem", "ImportPublic",
+    "DatasetDetail", "DatasetPublic", "DatasetsPublic", "Health", "ImportCreated", "Readiness", "ImportFolder", "ImportItem", "ImportPublic",
     "ItemPublic", "ItemsPublic", "MemberSet", "NodePublic", "OperatorInfo", "ProjectCreated", "ProjectPublic", "ProjectsPublic",
     "TaskCreated", "TemplateInfo", "TemplateItem", "TemplateItems", "TemplatesPublic", "TokenIssued", "TokenPublic",
     "TokensPublic", "UserPublic", "UsersPublic", "WhoAmI",
@@ -175,12 +175,6 @@ class Health(_Answer):
 
     status: Literal["ok"]
     ray: Literal["reachable", "unreachable"]
-
-
-class Liveness(_Answer):
-    """``/-/healthz``: the process answers."""
-
-    status: Literal["ok"] = Field(description="The process answers.")
 
 
 class Readiness(_Answer):

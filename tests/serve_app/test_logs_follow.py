@@ -49,6 +49,19 @@ def test_follow_streams_while_the_run_goes_on_and_ends_with_it(service: Service,
     with service.client.stream("GET", url, params={"follow": "true"}) as again:
         assert again.read().decode() == whole.text
 
+    # The clients' follow, sync and async, read the same text.
+    from rayproc_client import AsyncClient, Client
+
+    token = service.client.headers["Authorization"].removeprefix("Token ")
+    with Client(service.url, token) as client:
+        assert "".join(client.follow_task_logs("p1", task_id)) == whole.text
+
+    async def follow_async() -> str:
+        async with AsyncClient(service.url, token) as client:
+            return "".join([chunk async for chunk in client.follow_task_logs("p1", task_id)])
+
+    assert asyncio.run(follow_async()) == whole.text
+
     code = CliRunner().invoke(main, ["logs", "-f", task_id], env={
         "RAYPROC_URL": service.url, "RAYPROC_PROJECT": "p1",
         "RAYPROC_TOKEN": service.client.headers["Authorization"].removeprefix("Token ")})
