@@ -22,7 +22,8 @@ __all__ = [
     # The other answers, as the service documents them (see "Every other answer" below).
     "AgentHealth", "AgentJob", "AgentJobStopped", "ClusterPublic", "ClusterTaskPublic", "ClusterTasksPublic",
     "DatasetDetail", "DatasetPublic", "DatasetsPublic", "Health", "ImportCreated", "Readiness", "ImportFolder", "ImportItem", "ImportPublic",
-    "ItemPublic", "ItemsPublic", "MemberSet", "NodePublic", "OperatorInfo", "ProjectCreated", "ProjectPublic", "ProjectsPublic",
+    "ItemPublic", "ItemsPublic", "LabelStudioProject", "LabelStudioProjectPage",
+    "LabelStudioReimported", "LabelStudioTask", "LabelStudioTaskPage", "MemberSet", "NodePublic", "OperatorInfo", "ProjectCreated", "ProjectPublic", "ProjectsPublic",
     "TaskCreated", "TemplateInfo", "TemplateItem", "TemplateItems", "TemplatesPublic", "TokenIssued", "TokenPublic",
     "TokensPublic", "UserPublic", "UsersPublic", "WhoAmI",
 ]
@@ -274,6 +275,74 @@ class ImportPublic(_Answer):
     error: str | None
     ray_job_id: str | None
     task_ids: list[int] | None = Field(None, description="Present when the import asked for return_task_ids.")
+
+
+# ----- Label Studio's projects and tasks ------------------------------------------------------------------
+
+
+class LabelStudioProject(_Answer):
+    """A project in Label Studio's shape (its ``id`` is rayproc's project id, a string)."""
+
+    id: str
+    title: str
+    description: str
+    task_number: int
+    total_annotations_number: int
+    total_predictions_number: int
+    num_tasks_with_annotations: int
+    finished_task_number: int
+    maximum_annotations: int
+    role: str | None = Field(description="Your role in the project (viewer, member; admin for service admins).")
+
+
+class LabelStudioProjectPage(_Answer):
+    """Label Studio's page of projects."""
+
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[LabelStudioProject]
+
+
+class LabelStudioTask(_Answer):
+    """An imported item as a Label Studio task; ``annotations`` and ``predictions`` with ``fields=all``."""
+
+    id: int
+    data: dict[str, Any]
+    project: str
+    created_at: str
+    updated_at: str
+    total_annotations: int
+    total_predictions: int
+    is_labeled: bool
+    meta: dict[str, Any]
+    dataset_id: str
+    import_id: int
+    image: str | None
+    digest: str | None
+    annotations: list[dict[str, Any]] | None = None
+    predictions: list[dict[str, Any]] | None = None
+
+
+class LabelStudioTaskPage(_Answer):
+    """Label Studio's page of tasks."""
+
+    total: int
+    total_annotations: int
+    total_predictions: int
+    tasks: list[LabelStudioTask]
+
+
+class LabelStudioReimported(_Answer):
+    """Label Studio's reimport answer: what committing the staged imports created."""
+
+    task_count: int
+    annotation_count: int
+    prediction_count: int
+    duration: int = Field(description="Whole seconds the commit took.")
+    file_upload_ids: list[int]
+    found_formats: dict[str, Any]
+    data_columns: list[str]
 
 
 class VersionPublic(_Answer):

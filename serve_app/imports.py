@@ -34,7 +34,7 @@ def iso_time(ms: int | None) -> str | None:
 
 def numeric_id(value: str, kind: str) -> int:
     """Label Studio's ids (imports, tasks) are numbers: anything else is a 400, before any lookup."""
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:  # "²" is a digit to str.isdigit
         raise E.InvalidResourceId(f"{kind} ID must be a number, got {value!r}")
     return int(value)
 

@@ -10,15 +10,25 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from rayproc_contract.models import (
+    LabelStudioProject,
+    LabelStudioProjectPage,
+    LabelStudioReimported,
+    LabelStudioTask,
+    LabelStudioTaskPage,
+)
 from serve_app import errors as E
 from serve_app import label_studio as LS
 from serve_app.auth import AccountsDep, Authenticated, ProjectAccess, Reader, Writer, project_access
 from serve_app.imports import ImportService, numeric_id
 
 router = APIRouter(tags=["Label Studio"])
+#: A Label Studio task id: an imported item's number.
+TaskNumber = Annotated[str, Path(description="The task's (imported item's) number.",
+                                 json_schema_extra={"pattern": "^[0-9]{1,18}$"})]
 
 
 def _imports(request: Request) -> ImportService:
@@ -29,10 +39,8 @@ Imports = Annotated[ImportService, Depends(_imports)]
 
 
 def _task_project(request: Request, principal: Authenticated,
-                  project: Annotated[str | None, Query(max_length=100, description="Project id.")] = None,
+                  project: Annotated[str, Query(max_length=100, description="Project id (required).")],
                   ) -> ProjectAccess:
-    if project is None:
-        raise E.InvalidRequest("give the project: /api/tasks/?project=<project id>")
     return project_access(project, "read", request, principal)
 
 
@@ -46,7 +54,7 @@ class Reimport(BaseModel):
     files_as_tasks_list: bool = True
 
 
-@router.get("/api/projects/")
+@router.get("/api/projects/", response_model=LabelStudioProjectPage, responses=E.error_responses(400, 401, 404))
 def list_projects(*, principal: Authenticated, accounts: AccountsDep, imports: Imports, request: Request,
                   page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
                   page_size: Annotated[int, Query(ge=1, le=LS.MAX_PROJECT_PAGE_SIZE)] = LS.PROJECT_PAGE_SIZE,
@@ -61,7 +69,8 @@ def list_projects(*, principal: Authenticated, accounts: AccountsDep, imports: I
             "results": [LS.project_view(p, counts.get(p["project_id"])) for p in shown]}
 
 
-@router.get("/api/projects/{project_id}/")
+@router.get("/api/projects/{project_id}/", response_model=LabelStudioProject,
+            responses=E.error_responses(400, 401, 404))
 @router.get("/api/projects/{project_id}", include_in_schema=False)
 def get_project(*, access: Reader, accounts: AccountsDep, imports: Imports) -> dict:
     """One project with its task, annotation and prediction counts."""
@@ -70,13 +79,15 @@ def get_project(*, access: Reader, accounts: AccountsDep, imports: Imports) -> d
     return LS.project_view(project, imports.datasets.project_counts([access.project_id]).get(access.project_id))
 
 
-@router.post("/api/projects/{project_id}/reimport", status_code=201)
+@router.post("/api/projects/{project_id}/reimport", status_code=201, response_model=LabelStudioReimported,
+             responses=E.error_responses(400, 401, 403, 404, 413, 503, 507))
 def reimport(*, access: Writer, imports: Imports, body: Reimport) -> dict:
     """Commit imports made with ``commit_to_project=false`` (their ids are their ``file_upload_ids``)."""
     return imports.commit(access.project_id, body.file_upload_ids)
 
 
-@router.get("/api/tasks/")
+@router.get("/api/tasks/", response_model=LabelStudioTaskPage, response_model_exclude_unset=True,
+            responses=E.error_responses(400, 401, 404))
 def list_tasks(*, access: Annotated[ProjectAccess, Depends(_task_project)], imports: Imports,
                page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
                page_size: Annotated[int, Query(ge=1, le=LS.MAX_TASK_PAGE_SIZE)] = LS.TASK_PAGE_SIZE,
@@ -91,9 +102,9 @@ def list_tasks(*, access: Annotated[ProjectAccess, Depends(_task_project)], impo
             "tasks": [LS.task_view(i, with_labels=fields == "all") for i in items]}
 
 
-@router.get("/api/tasks/{task_id}/")
+@router.get("/api/tasks/{task_id}/", response_model=LabelStudioTask, responses=E.error_responses(400, 401, 404))
 @router.get("/api/tasks/{task_id}", include_in_schema=False)
-def get_task(*, task_id: str, principal: Authenticated, imports: Imports, request: Request) -> dict:
+def get_task(*, task_id: TaskNumber, principal: Authenticated, imports: Imports, request: Request) -> dict:
     """One task with its data, annotations and predictions."""
     item = imports.datasets.project_item(numeric_id(task_id, "task"))
     try:

@@ -122,7 +122,9 @@ def _make_real(case, resources: Resources) -> None:
     params = case.path_parameters if case.path_parameters is not None else {}
     if "project_id" in params:
         params["project_id"] = PROJECT
-    if "task_id" in params or "job_id" in params:
+    if path.startswith("/api/tasks/"):
+        pass  # Label Studio's task ids are item numbers: the generated number stands (an unknown one is a 404)
+    elif "task_id" in params or "job_id" in params:
         key = "task_id" if "task_id" in params else "job_id"
         if "/stop" in path:
             params[key] = resources.to_stop()
@@ -130,6 +132,8 @@ def _make_real(case, resources: Resources) -> None:
             params[key] = resources.to_resume()
         else:
             params[key] = resources.completed()
+    if path == "/api/tasks/" and case.query is not None:
+        case.query["project"] = PROJECT
     if path.endswith("/processor-tasks") and method == "post" and isinstance(case.body, dict):
         body = copy.deepcopy(case.body)
         body["data_source"] = {"type": "OBS", "source": str(resources.folder)}
@@ -171,8 +175,6 @@ def test_every_operation_answers_as_documented(api_schema, service: Service, res
     failures, sent = [], 0
     auth = {"Authorization": service.client.headers["Authorization"]}
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    # Label Studio's routes are typed by their own change; their document does not yet say what they answer.
-    operations = [op for op in operations if "Label Studio" not in op.definition.raw.get("tags", [])]
     assert len(operations) >= 35
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
