@@ -13,25 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.cluster import free_port
+from tests.support.cluster import agent_port_taken, free_port
 
 pytestmark = pytest.mark.ray
 RAYPROC = str(Path(sys.executable).with_name("rayproc"))
 
 
-def _agent_port_taken() -> bool:
-    import socket
-
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # only a listener counts, not TIME_WAIT
-        try:
-            s.bind(("", 52365))
-        except OSError:
-            return True
-    return False
-
-
-@pytest.mark.skipif(_agent_port_taken(), reason="another Ray instance on this machine holds Ray's agent port")
+@pytest.mark.skipif(agent_port_taken(), reason="another Ray instance on this machine holds Ray's agent port")
 def test_serve_starts_answers_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     port, dashboard = free_port(), free_port()
     env = {**os.environ, "RAYPROC_DASHBOARD_PORT": str(dashboard), "PYTHONUNBUFFERED": "1"}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import tempfile
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import pytest
 
 from jobs.runner import DRIVER_NICENESS
 from serve_app.cli import EXIT_RAY_LOST
-from tests.support.cluster import free_port
+from tests.support.cluster import agent_port_taken, free_port
 from tests.support.images import make_many
 from tests.support.processes import pids_with
 from tests.support.serve_process import (
@@ -46,16 +45,6 @@ EMBEDDED_IN_FLIGHT = 2 * (os.cpu_count() or 1) + 1
 HEAD_IN_FLIGHT = 2 * 1 + 1
 
 
-def _agent_port_taken() -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # only a listener counts, not TIME_WAIT
-        try:
-            s.bind(("", 52365))
-        except OSError:
-            return True
-    return False
-
-
 def _interrupted(serve: ServeProcess, folder: Path, log: Path, delay: float = DELAY) -> dict:
     task_id = serve.create(folder, probe_template(log, delay), chunk_size=1)
     return serve.wait(task_id, lambda t: t["status"] == 1 and t["processed_count"] >= 2, allowed={0, 1})
@@ -65,7 +54,7 @@ def _driver_gone(run_id: str) -> bool:
     return not pids_with(f"--run-id {run_id}", "jobs.runner")
 
 
-@pytest.mark.skipif(_agent_port_taken(), reason="another Ray instance on this machine holds Ray's agent port")
+@pytest.mark.skipif(agent_port_taken(), reason="another Ray instance on this machine holds Ray's agent port")
 def test_a_restart_of_rayproc_serve_with_its_embedded_ray_heals_the_task_it_interrupted(tmp_path: Path) -> None:
     folder = tmp_path / "images"
     make_many(folder, N)

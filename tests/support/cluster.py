@@ -29,3 +29,18 @@ def start_cluster(workers: int = 0, head_cpus: int | None = None, worker_cpus: i
     nodes = [cluster.add_node(num_cpus=worker_cpus, dashboard_agent_listen_port=free_port()) for _ in range(workers)]
     cluster.wait_for_nodes()
     return cluster, f"http://127.0.0.1:{dashboard_port}", nodes
+
+
+#: Ray's default dashboard agent port: a second embedded Ray on one host collides on it.
+AGENT_PORT = 52365
+
+
+def agent_port_taken() -> bool:
+    """Whether something listens on Ray's default agent port (a Ray instance this test would collide with)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # only a listener counts, not TIME_WAIT
+        try:
+            s.bind(("", AGENT_PORT))
+        except OSError:
+            return True
+    return False
