@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from tests.support import s3
 from tests.support.cluster import free_port, start_cluster
+from tests.support.serve_process import wait_task
 
 #: The store tests' ``database`` fixture (SQLite and a real PostgreSQL on loopback).
 pytest_plugins = ["tests.support.postgres"]
@@ -56,15 +56,7 @@ class Service:
     def wait(self, task_id: str, until: Callable[[dict], bool], *, allowed: set[int], timeout: float = 120.0,
              project: str = "p1") -> dict:
         """Poll until ``until(task)``; every status seen on the way must be in ``allowed``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            task = self.get(task_id, project)
-            assert task["status"] in allowed, f"unexpected status {task['status']}: {task.get('error_msg')}"
-            if until(task):
-                return task
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting on task {task_id}; last seen {task}")
-            time.sleep(0.1)
+        return wait_task(lambda tid: self.get(tid, project), task_id, until, allowed=allowed, timeout=timeout)
 
     def wait_status(self, task_id: str, status: int, *, allowed: set[int], **kw) -> dict:
         return self.wait(task_id, lambda t: t["status"] == status, allowed=allowed | {status}, **kw)

@@ -11,71 +11,30 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from serve_app.cli import EXIT_RAY_LOST
 from tests.support.cluster import free_port
-from tests.support.processes import pids_with
+from tests.support.serve_process import RayHead, answers, kill_all, wait_for
 
 pytestmark = pytest.mark.ray
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
-
-
-def _kill_all(temp_dir: str) -> None:
-    for pid in pids_with(temp_dir):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 @pytest.fixture
 def own_head() -> Iterator[tuple[str, str, str]]:
     """``(gcs_address, dashboard_url, temp_dir)`` of a one-node Ray of this test's own."""
-    import ray
-
-    temp_dir = tempfile.mkdtemp(prefix="rayhead")  # short: Ray's socket paths live under it
-    gcs_port, dashboard_port = free_port(), free_port()
-    ports = {"--port": gcs_port, "--dashboard-port": dashboard_port, "--dashboard-agent-listen-port": free_port(),
-             "--dashboard-agent-grpc-port": free_port(), "--node-manager-port": free_port(),
-             "--object-manager-port": free_port(), "--metrics-export-port": free_port(),
-             "--runtime-env-agent-port": free_port(), "--ray-client-server-port": free_port()}
-    worker = free_port()
-    cmd = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--num-cpus", "1",
-           "--include-dashboard", "true", "--dashboard-host", "127.0.0.1", "--temp-dir", temp_dir,
-           "--disable-usage-stats", "--min-worker-port", str(worker), "--max-worker-port", str(worker + 20),
-           *[str(x) for kv in ports.items() for x in kv]]
-    head = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    dashboard_url = f"http://127.0.0.1:{dashboard_port}"
+    head = RayHead()
+    head.start()
     try:
-        _wait(lambda: _answers(f"{dashboard_url}/api/version", 200, 401), 90, "the test's own Ray head")
-        yield f"{ray.util.get_node_ip_address()}:{gcs_port}", dashboard_url, temp_dir
+        yield head.gcs_address, head.dashboard_url, head.temp_dir
     finally:
-        os.killpg(head.pid, signal.SIGKILL)
-        _kill_all(temp_dir)
-        head.wait(timeout=30)
-
-
-def _answers(url: str, *statuses: int) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code in (statuses or (200,))
-    except httpx.HTTPError:
-        return False
+        head.kill()
 
 
 def test_rayproc_serve_exits_non_zero_at_once_when_its_ray_head_goes_away(own_head, tmp_path: Path) -> None:
@@ -93,10 +52,10 @@ def test_rayproc_serve_exits_non_zero_at_once_when_its_ray_head_goes_away(own_he
     try:
         # Started means it printed its address (its watch begins then), not only that the API answers: the
         # replica answers while `serve.run` is still finishing.
-        _wait(lambda: serve.poll() is None and "rayproc is serving at" in (tmp_path / "serve.out").read_text()
-              and _answers(f"http://127.0.0.1:{port}/healthz"), 240,
+        wait_for(lambda: serve.poll() is None and "rayproc is serving at" in (tmp_path / "serve.out").read_text()
+              and answers(f"http://127.0.0.1:{port}/healthz"), 240,
               "rayproc serve to start")  # ~5 s idle; a minute on a loaded host
-        _kill_all(temp_dir)  # the head goes away: GCS, raylet, dashboard, Serve's actors
+        kill_all(temp_dir)  # the head goes away: GCS, raylet, dashboard, Serve's actors
         lost_at = time.monotonic()
         code = serve.wait(timeout=30)
         took = time.monotonic() - lost_at

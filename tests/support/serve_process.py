@@ -34,6 +34,19 @@ def wait_for(predicate, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
+def wait_task(get, task_id: str, until, *, allowed: set[int], timeout: float) -> dict:
+    """Poll ``get(task_id)`` until ``until(task)``; every status seen on the way must be in ``allowed``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        task = get(task_id)
+        assert task["status"] in allowed, f"unexpected status {task['status']}: {task.get('error_msg')}"
+        if until(task):
+            return task
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting on task {task_id}; last seen {task}")
+        time.sleep(0.1)
+
+
 def answers(url: str, *statuses: int) -> bool:
     try:
         return httpx.get(url, timeout=2).status_code in (statuses or (200,))
@@ -173,15 +186,7 @@ class ServeProcess:
 
     def wait(self, task_id: str, until, *, allowed: set[int], timeout: float = 180) -> dict:
         """Poll until ``until(task)``; every status seen on the way must be in ``allowed``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            task = self.get(task_id)
-            assert task["status"] in allowed, f"unexpected status {task['status']}: {task}"
-            if until(task):
-                return task
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting on task {task_id}; last seen {task}")
-            time.sleep(0.2)
+        return wait_task(self.get, task_id, until, allowed=allowed, timeout=timeout)
 
 
 def probe_template(log_path: Path, delay: float) -> dict:
