@@ -21,8 +21,8 @@ from rayproc_contract.query import ListQuery
 
 #: A version series: the tasks of one type over the same source and dataset version in one project's workspace.
 #: Its newest task (by create_time, then task_id) is current. Only creating or deleting a task changes a series.
-# is_current is stored because the list filters and counts by it; version_count is only shown, so it is
-# counted from the series index (tasks_series) for the rows answered, and no create or delete rewrites a series.
+# is_current is stored because the list filters and counts by it; version_count is the series' size, which
+# triggers keep in series_counts (see jobs/migrations/versions/0002), so no create or delete rewrites a series.
 SERIES_KEY = ("project_id", "workspace_id", "task_type", "source_type", "source", "version_id")
 
 # The admission queue, on the same rows. A run is *queued* (queued = 1: waiting for a slot, not before
@@ -140,8 +140,15 @@ class Store(Database):
         clause = " AND ".join(where)
         direction = "ASC" if q.order == "asc" else "DESC"
         order = f"{_SORT_COLUMNS[q.sort_by]} {direction}, task_id {direction}"
+        # The total of a list filtered only by status and/or query_current is kept in task_counts (see
+        # jobs/migrations/versions/0002); other filters are counted over the rows they select.
+        kept = (q.task_type is None and q.source is None and q.source_type is None and not q.task_name
+                and not q.version_ids)
         with self._snapshot() as conn:
-            total = conn.execute(f"SELECT COUNT(*) FROM tasks WHERE {clause}", args).fetchone()[0]
+            if kept:
+                total = _kept_count(conn, project_id, q.workspace_id, q.status, q.query_current)
+            else:
+                total = conn.execute(f"SELECT COUNT(*) FROM tasks WHERE {clause}", args).fetchone()[0]
             rows = conn.execute(
                 f"SELECT * FROM tasks WHERE {clause} ORDER BY {order} LIMIT ? OFFSET ?",
                 [*args, q.limit, q.page * q.limit],
@@ -432,6 +439,19 @@ class Store(Database):
 
 
 
+def _kept_count(conn: Any, project_id: str, workspace_id: str, status: int | None, current_only: bool) -> int:
+    """The tasks of a workspace (of one status, only current ones) as the triggers on ``tasks`` keep them
+    counted: a read of at most ten rows of ``task_counts``, in the caller's snapshot."""
+    where, args = ["project_id = ?", "workspace_id = ?"], [project_id, workspace_id]
+    if status is not None:
+        where.append("status = ?")
+        args.append(int(status))
+    if current_only:
+        where.append("is_current = 1")
+    row = conn.execute(f"SELECT COALESCE(SUM(n), 0) FROM task_counts WHERE {' AND '.join(where)}", args).fetchone()
+    return int(row[0])
+
+
 def _series_of(conn: Any, task_id: str) -> tuple | None:
     row = conn.execute(f"SELECT {', '.join(SERIES_KEY)} FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
     return tuple(row) if row is not None else None
@@ -466,14 +486,19 @@ def _mark_newest(conn: Any, series: tuple | None, others: Iterable[str | None]) 
 
 
 def _records(conn: Any, rows: list) -> list[TaskRecord]:
-    """Records for ``rows``, each with its series' size counted from the series index (once per series)."""
+    """Records for ``rows``, each with its series' size as the triggers on ``tasks`` keep it in
+    ``series_counts`` (one key read per series, in the caller's snapshot)."""
     counts: dict[tuple, int] = {}
     out = []
     for row in rows:
         series = tuple(row[column] for column in SERIES_KEY)
         if series not in counts:
-            clause, args = _in_series(series)
-            counts[series] = conn.execute(f"SELECT COUNT(*) FROM tasks WHERE {clause}", args).fetchone()[0]
+            *head, version_id = series
+            found = conn.execute(
+                "SELECT n FROM series_counts WHERE project_id = ? AND workspace_id = ? AND task_type = ? "
+                "AND source_type = ? AND source = ? AND version = ?",
+                (*head, "" if version_id is None else f"={version_id}")).fetchone()
+            counts[series] = int(found[0]) if found is not None else 0
         out.append(_record(row, counts[series]))
     return out
 
