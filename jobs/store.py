@@ -120,40 +120,44 @@ class Store(Database):
             return rec
 
     def list_tasks(self, project_id: str, q: ListQuery) -> tuple[int, list[TaskRecord]]:
-        where, args = ["project_id = ?", "workspace_id = ?"], [project_id, q.workspace_id]
+        where, args = ["t.project_id = ?", "t.workspace_id = ?"], [project_id, q.workspace_id]
         if q.status is not None:
-            where.append("status = ?")
+            where.append("t.status = ?")
             args.append(q.status)
         for column, value in (("task_type", q.task_type), ("source", q.source), ("source_type", q.source_type)):
             if value is not None:
-                where.append(f"{column} = ?")
+                where.append(f"t.{column} = ?")
                 args.append(value)
         if q.task_name:
-            where.append(f"name {self._like()} ? ESCAPE '\\'")
+            where.append(f"t.name {self._like()} ? ESCAPE '\\'")
             escaped = q.task_name.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
             args.append(f"%{escaped}%")
         if q.version_ids:
-            where.append(f"version_id IN ({','.join('?' * len(q.version_ids))})")
+            where.append(f"t.version_id IN ({','.join('?' * len(q.version_ids))})")
             args.extend(q.version_ids)
         if q.query_current:
-            where.append("is_current = 1")  # literally so: it selects the partial index tasks_current
+            where.append("t.is_current = 1")  # literally so: it selects the partial index tasks_current
         clause = " AND ".join(where)
         direction = "ASC" if q.order == "asc" else "DESC"
-        order = f"{_SORT_COLUMNS[q.sort_by]} {direction}, task_id {direction}"
-        # The total of a list filtered only by status and/or query_current is kept in task_counts (see
-        # jobs/migrations/versions/0002); other filters are counted over the rows they select.
-        kept = (q.task_type is None and q.source is None and q.source_type is None and not q.task_name
-                and not q.version_ids)
-        with self._snapshot() as conn:
-            if kept:
-                total = _kept_count(conn, project_id, q.workspace_id, q.status, q.query_current)
-            else:
-                total = conn.execute(f"SELECT COUNT(*) FROM tasks WHERE {clause}", args).fetchone()[0]
+        order = f"t.{_SORT_COLUMNS[q.sort_by]} {direction}, t.task_id {direction}"
+        # The total of a list filtered only by status and/or query_current is kept in task_counts, each task's
+        # version_count in series_counts (see jobs/migrations/versions/0002); other filters count their rows.
+        if (q.task_type is None and q.source is None and q.source_type is None and not q.task_name
+                and not q.version_ids):
+            count_sql, count_args = _kept_count_sql(project_id, q.workspace_id, q.status, q.query_current)
+        else:
+            count_sql, count_args = f"SELECT COUNT(*) FROM tasks t WHERE {clause}", args
+        # One statement (one snapshot, one round trip): the page, each row's series size and the total.
+        with self._connect() as conn:
             rows = conn.execute(
-                f"SELECT * FROM tasks WHERE {clause} ORDER BY {order} LIMIT ? OFFSET ?",
-                [*args, q.limit, q.page * q.limit],
-            ).fetchall()
-            return total, _records(conn, rows)
+                f"SELECT t.*, COALESCE(s.n, 0) AS version_count, ({count_sql}) AS list_total "
+                f"FROM tasks t LEFT JOIN series_counts s ON {_SERIES_JOIN} "
+                f"WHERE {clause} ORDER BY {order} LIMIT ? OFFSET ?",
+                [*count_args, *args, q.limit, q.page * q.limit]).fetchall()
+            if rows:
+                return int(rows[0]["list_total"]), [_record(row, int(row["version_count"])) for row in rows]
+            # An empty page (past the end) still answers the total.
+            return int(conn.execute(count_sql, count_args).fetchone()[0]), []
 
     def active_tasks(self) -> list[TaskRecord]:
         with self._snapshot() as conn:
@@ -439,17 +443,22 @@ class Store(Database):
 
 
 
-def _kept_count(conn: Any, project_id: str, workspace_id: str, status: int | None, current_only: bool) -> int:
-    """The tasks of a workspace (of one status, only current ones) as the triggers on ``tasks`` keep them
-    counted: a read of at most ten rows of ``task_counts``, in the caller's snapshot."""
-    where, args = ["project_id = ?", "workspace_id = ?"], [project_id, workspace_id]
+def _kept_count_sql(project_id: str, workspace_id: str, status: int | None, current_only: bool
+                    ) -> tuple[str, list]:
+    """The statement (and its values) reading the tasks of a workspace (of one status, only current ones) as the
+    triggers on ``tasks`` keep them counted: at most ten rows of ``task_counts``."""
+    where, args = ["task_counts.project_id = ?", "task_counts.workspace_id = ?"], [project_id, workspace_id]
     if status is not None:
-        where.append("status = ?")
+        where.append("task_counts.status = ?")
         args.append(int(status))
     if current_only:
-        where.append("is_current = 1")
-    row = conn.execute(f"SELECT COALESCE(SUM(n), 0) FROM task_counts WHERE {' AND '.join(where)}", args).fetchone()
-    return int(row[0])
+        where.append("task_counts.is_current = 1")
+    return f"SELECT COALESCE(SUM(task_counts.n), 0) FROM task_counts WHERE {' AND '.join(where)}", args
+
+
+def _kept_count(conn: Any, project_id: str, workspace_id: str, status: int | None, current_only: bool) -> int:
+    sql, args = _kept_count_sql(project_id, workspace_id, status, current_only)
+    return int(conn.execute(sql, args).fetchone()[0])
 
 
 def _series_of(conn: Any, task_id: str) -> tuple | None:
@@ -487,24 +496,38 @@ def _mark_newest(conn: Any, series: tuple | None, others: Iterable[str | None]) 
 
 def _records(conn: Any, rows: list) -> list[TaskRecord]:
     """Records for ``rows``, each with its series' size as the triggers on ``tasks`` keep it in
-    ``series_counts`` (one key read per series, in the caller's snapshot)."""
+    ``series_counts``: one statement of key reads for every series among ``rows``, in the caller's snapshot."""
+    keys = list(dict.fromkeys(_series_count_key(row) for row in rows))
     counts: dict[tuple, int] = {}
-    out = []
-    for row in rows:
-        series = tuple(row[column] for column in SERIES_KEY)
-        if series not in counts:
-            *head, version_id = series
-            found = conn.execute(
-                "SELECT n FROM series_counts WHERE project_id = ? AND workspace_id = ? AND task_type = ? "
-                "AND source_type = ? AND source = ? AND version = ?",
-                (*head, "" if version_id is None else f"={version_id}")).fetchone()
-            counts[series] = int(found[0]) if found is not None else 0
-        out.append(_record(row, counts[series]))
-    return out
+    for start in range(0, len(keys), _SERIES_PER_STATEMENT):
+        batch = keys[start:start + _SERIES_PER_STATEMENT]
+        # One key lookup per series, joined (a row-value IN list is a scan for SQLite's planner on a small table).
+        one = (f"SELECT {', '.join(_SERIES_COUNT_KEY)}, n FROM series_counts WHERE "
+               + " AND ".join(f"{column} = ?" for column in _SERIES_COUNT_KEY))
+        found = conn.execute(" UNION ALL ".join([one] * len(batch)),
+                             [value for key in batch for value in key]).fetchall()
+        counts.update({tuple(r[:-1]): int(r[-1]) for r in found})
+    return [_record(row, counts.get(_series_count_key(row), 0)) for row in rows]
+
+
+#: A task row ``t`` joined to its series' size ``s``.
+_SERIES_JOIN = (" AND ".join(f"s.{column} = t.{column}" for column in SERIES_KEY[:-1])
+                + " AND s.version = COALESCE('=' || t.version_id, '')")
+#: series_counts' key: the series, its version_id as ``version`` ('' for none, else '=' and the id: a NULL
+#: could not be a key on both backends).
+_SERIES_COUNT_KEY = (*SERIES_KEY[:-1], "version")
+#: Series read by one statement (a page holds at most 100 tasks; SQLite takes up to 32,766 values).
+_SERIES_PER_STATEMENT = 100
+
+
+def _series_count_key(row) -> tuple:
+    *head, version_id = (row[column] for column in SERIES_KEY)
+    return (*head, "" if version_id is None else f"={version_id}")
 
 
 def _record(row, version_count: int) -> TaskRecord:
     data = dict(row, version_count=version_count)
+    data.pop("list_total", None)
     for col in _JSON_COLUMNS:
         if data.get(col) is not None:
             data[col] = json.loads(data[col])
