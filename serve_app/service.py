@@ -20,7 +20,7 @@ from jobs.layout import RunLayout
 from jobs.locations import Location, ObjectPath, check_writable
 from jobs.sources import PathNotAllowed as _PathNotAllowed
 from jobs.sources import resolve_location
-from jobs.storage import ObjectError, is_object_uri
+from jobs.storage import ObjectError
 from jobs.status import TaskStatus
 from jobs.store import ListQuery, Store, TaskRecord
 from operators.registry import OperatorRegistry
@@ -219,9 +219,6 @@ class TaskService:
         if rec.task_type not in report.TEMPLATES:
             raise E.InvalidState(f"task {task_id} is {rec.task_type}; reports are drawn for "
                                  f"{', '.join(report.TEMPLATES)} tasks")
-        if is_object_uri(rec.output_dir):
-            raise E.InvalidState(f"task {task_id} wrote its outputs to a bucket; this release draws reports only for "
-                                 "server-side work paths (its results are in the task's detail and output files)")
         try:  # the params in force, defaults filled, as the run saw them
             specs = resolve_operators(parse_task_type(rec.task_type), rec.template.get("operator_params") or [],
                                       self.registry)
@@ -229,7 +226,15 @@ class TaskService:
         except CatalogError:
             operators = None  # an operator no longer installed: show the params as they were given
         # The manifest's root as written: a bucket root must not go through Path, which folds "s3://" to "s3:/".
-        manifest = RunLayout(rec.output_dir).read_manifest()
+        layout = RunLayout(rec.output_dir)
+        try:
+            manifest = layout.read_manifest()
+        except OSError as exc:  # the store's answer names the object, never credentials
+            raise E.StorageUnavailable(f"task {task_id}'s run files cannot be read from {layout.output_dir}: "
+                                       f"{exc}") from None
+        except ValueError:
+            raise E.InvalidState(f"task {task_id}'s manifest in {layout.output_dir} is damaged; the report "
+                                 "cannot be drawn") from None
         root = manifest["root"] if manifest is not None else rec.input_root
         return report.render(task_view(rec), root, operators=operators)
 

@@ -23,6 +23,11 @@ Links to output files are relative (``files/<name>``): from the API's report URL
 (``.../processor-tasks/{id}/report``) they resolve to the authenticated
 ``.../processor-tasks/{id}/files/{name}`` route, which serves only the files the task's
 ``result.outputs`` lists. ``rayproc report`` rewrites them to that route's absolute URL in the copy it saves.
+
+The run's files are read through its :class:`~jobs.layout.RunLayout`, so the output folder may be a server
+path or a bucket prefix (``s3://...``) alike. A file ``result.outputs`` lists that is gone is a 404, one
+that is not text a 400, a store that cannot be read a 503 (:class:`OutputFiles`); a file it does not list
+(an older result) is drawn without.
 """
 
 from __future__ import annotations
@@ -30,11 +35,14 @@ from __future__ import annotations
 import html
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
-from jobs.layout import RunLayout
+from jobs.layout import FEATURES_FILE, RunLayout
+from serve_app import errors as E
 from operators.data_cleaning import REMOVED_FILE
 from operators.data_selection import SELECTED_FILE
 from operators.data_validation import FINDINGS_FILE
@@ -134,24 +142,67 @@ Parts = list  # of str | Thumb
 # ----- reading the run's files (streamed once, bounded) ------------------------------------------------
 
 
-def _rows(path: Path) -> Iterator[dict]:
-    if not path.is_file():
-        return
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except ValueError:
-                    continue
+class OutputFiles:
+    """The run's output files the report reads, by their key in ``result.outputs`` (streamed once each).
+
+    Errors are the API's: a listed file that is missing is :class:`NotFound`, one that is not UTF-8 text
+    :class:`InvalidState`, a store that fails to answer :class:`StorageUnavailable`. A file the result does not
+    list (an older release's result) may be absent: its section is drawn without examples."""
+
+    def __init__(self, layout: RunLayout, outputs: dict) -> None:
+        self.layout = layout
+        self.outputs = outputs
+
+    def name(self, key: str, default: str) -> str:
+        return self.outputs.get(key, default)
+
+    @contextmanager
+    def open(self, key: str, default: str) -> Iterator[TextIO | None]:
+        """The file as text lines, or None if it is absent and not listed."""
+        name = self.name(key, default)
+        with ExitStack() as stack:
+            try:
+                fh = stack.enter_context(self.layout.open_output(name))
+            except (FileNotFoundError, IsADirectoryError):
+                if key in self.outputs:
+                    raise E.NotFound(f"the task's output file {name!r} is missing from {self.layout.output_dir}; "
+                                     "the report cannot be drawn without it") from None
+                fh = None
+            except OSError as exc:
+                raise self._unreadable(name, exc) from None
+            try:
+                yield fh
+            except UnicodeDecodeError:
+                raise E.InvalidState(f"the task's output file {name!r} is not UTF-8 text; the report cannot "
+                                     "read it") from None
+            except OSError as exc:
+                raise self._unreadable(name, exc) from None
+
+    def _unreadable(self, name: str, exc: OSError) -> E.StorageUnavailable:
+        # The layout's errors name the object and the store's answer, never credentials.
+        return E.StorageUnavailable(f"the task's output file {name!r} cannot be read from "
+                                    f"{self.layout.output_dir}: {exc}")
+
+    def rows(self, key: str, default: str) -> Iterator[dict]:
+        """The file's JSON Lines records (a damaged line is skipped); nothing if it is absent and not listed."""
+        with self.open(key, default) as fh:
+            if fh is None:
+                return
+            for line in fh:
+                if line.strip():
+                    try:
+                        yield json.loads(line)
+                    except ValueError:
+                        continue
 
 
-def worst_examples(issues_file: Path, issue_types: list[str], n: int = WORST_PER_ISSUE
+def worst_examples(rows: Iterable[dict], issue_types: list[str], n: int = WORST_PER_ISSUE
                    ) -> dict[str, list[tuple[float, str]]]:
-    """The ``n`` lowest-scoring flagged items of each issue type, as (score, item), worst first (ties: by
-    item). Memory stays at a few times ``n`` per type whatever the file's length."""
+    """The ``n`` lowest-scoring flagged items of each issue type among ``rows`` (``issues.jsonl``'s records), as
+    (score, item), worst first (ties: by item). Memory stays at a few times ``n`` per type whatever the file's
+    length."""
     kept: dict[str, list[tuple[float, str]]] = {t: [] for t in issue_types}
-    for row in _rows(issues_file):
+    for row in rows:
         scores = row.get("scores") or {}
         for issue in row.get("issues") or ():
             rows = kept.get(issue)
@@ -199,11 +250,11 @@ def _meta(task: dict, operators: list[tuple[str, dict]]) -> str:
             f"</table><details open id='params'><summary>Parameters in force</summary>{params}</details>")
 
 
-def _feature_section(result: dict, layout: RunLayout, outputs: dict) -> tuple[str, list[FeatureChart]]:
+def _feature_section(result: dict, files: OutputFiles) -> tuple[str, list[FeatureChart]]:
     features = result.get("features") or {}
     if not features:
         return "", []
-    charts = feature_charts(features, layout.output(outputs.get("features", layout.features.name)))
+    charts = feature_charts(features, lambda: files.open("features", FEATURES_FILE))
     processed = int(result.get("processed_count") or 0)
     parts = ["<h2>Features</h2>"]
     constants = constant_sentence(charts, processed)
@@ -233,7 +284,7 @@ def _feature_section(result: dict, layout: RunLayout, outputs: dict) -> tuple[st
     return "".join(parts), charts
 
 
-def _issues_section(result: dict, layout: RunLayout, outputs: dict) -> Parts:
+def _issues_section(result: dict, files: OutputFiles) -> Parts:
     issues = result.get("issues") or {}
     counts = issues.get("counts") or {}
     if not counts:
@@ -247,8 +298,8 @@ def _issues_section(result: dict, layout: RunLayout, outputs: dict) -> Parts:
     if combos:
         parts.append("<details><summary>Most frequent combinations</summary>"
                      + _table(list(combos.items()), ("issues together", "images")) + "</details>")
-    worst = worst_examples(layout.output(outputs.get("issues", ISSUES_FILE)),
-                           [t for t in counts if t in ISSUE_TEXT and counts[t]])
+    wanted = [t for t in counts if t in ISSUE_TEXT and counts[t]]
+    worst = worst_examples(files.rows("issues", ISSUES_FILE), wanted) if wanted else {}
     for issue, rows in worst.items():
         what, rule = ISSUE_TEXT[issue]
         t = thresholds.get(issue)
@@ -287,7 +338,7 @@ def _threshold_text(issue: str, thresholds: dict) -> str:
     return "identical pixels" if issue == "exact_duplicates" else ""
 
 
-def _cleaning_section(result: dict, layout: RunLayout, outputs: dict) -> Parts:
+def _cleaning_section(result: dict, files: OutputFiles) -> Parts:
     cleaning = result.get("cleaning") or {}
     by_reason = cleaning.get("removed_by_reason") or {}
     total = int(cleaning.get("kept_count", 0)) + int(cleaning.get("removed_count", 0))
@@ -295,7 +346,7 @@ def _cleaning_section(result: dict, layout: RunLayout, outputs: dict) -> Parts:
         [(reason, n, pct(n, total)) for reason, n in by_reason.items()], ("reason", "items", "of all"),
         "removed")]
     examples: dict[str, list[dict]] = {}
-    for row in _rows(layout.output(outputs.get("removed", REMOVED_FILE))):
+    for row in files.rows("removed", REMOVED_FILE):
         category = str(row.get("reason", "")).split(":", 1)[0]
         bucket = examples.setdefault(category, [])
         if len(bucket) < EXAMPLES_PER_REASON:
@@ -318,12 +369,12 @@ def _cleaning_section(result: dict, layout: RunLayout, outputs: dict) -> Parts:
     return parts
 
 
-def _validation_section(result: dict, layout: RunLayout, outputs: dict) -> Parts:
+def _validation_section(result: dict, files: OutputFiles) -> Parts:
     validation = result.get("validation") or {}
     by_code = validation.get("findings_by_code") or {}
     parts: Parts = ["<h2>Findings</h2>", _table(list(by_code.items()), ("finding", "count"), "findings")]
     examples: dict[str, list[tuple[str, str]]] = {}
-    for row in _rows(layout.output(outputs.get("findings", FINDINGS_FILE))):
+    for row in files.rows("findings", FINDINGS_FILE):
         for finding in row.get("findings") or ():
             bucket = examples.setdefault(str(finding.get("code")), [])
             if len(bucket) < EXAMPLES_PER_REASON:
@@ -338,12 +389,12 @@ def _validation_section(result: dict, layout: RunLayout, outputs: dict) -> Parts
     return parts
 
 
-def _selection_section(result: dict, layout: RunLayout, outputs: dict) -> Parts:
+def _selection_section(result: dict, files: OutputFiles) -> Parts:
     selection = result.get("selection") or {}
     count = int(selection.get("selected_count", 0))
     parts: Parts = ["<h2>Selected</h2>"]
     rows = []
-    for row in _rows(layout.output(outputs.get("selected", SELECTED_FILE))):
+    for row in files.rows("selected", SELECTED_FILE):
         rows.append(row)
         if len(rows) >= MAX_SELECTED_SHOWN:
             break
@@ -418,18 +469,19 @@ def render(task: dict, input_root: str | Path, *, operators: list[tuple[str, dic
     if operators is None:
         operators = [(op.get("id", ""), op.get("params") or {})
                      for op in (task.get("template") or {}).get("operator_params") or []]
-    feature_html, charts = _feature_section(result, layout, outputs)
-    write_charts(charts, layout.output_dir)
+    files = OutputFiles(layout, outputs)
+    feature_html, charts = _feature_section(result, files)
+    write_charts(charts, layout)
     body: Parts = [
         f"<h1>{esc(TEMPLATES.get(template, template))} report: {esc(task.get('name', ''))}</h1>",
         _headline(template, result), _meta(task, operators)]
     if template == TaskType.CLEANING.value:
-        body += _cleaning_section(result, layout, outputs)
+        body += _cleaning_section(result, files)
     elif template == TaskType.VALIDATION.value:
-        body += _validation_section(result, layout, outputs)
+        body += _validation_section(result, files)
     elif template == TaskType.SELECTION.value:
-        body += _selection_section(result, layout, outputs)
-    body += _issues_section(result, layout, outputs)
+        body += _selection_section(result, files)
+    body += _issues_section(result, files)
     body += [feature_html, _failures_section(result), _files_section(outputs, layout)]
     thumbs = thumbnails(str(input_root), [p.key for p in body if isinstance(p, Thumb)])
     page = "".join(_figure(thumbs.get(p.key), p.key, p.caption) if isinstance(p, Thumb) else p for p in body)
@@ -439,12 +491,13 @@ def render(task: dict, input_root: str | Path, *, operators: list[tuple[str, dic
             f"{page}</body></html>")
 
 
-def write_charts(charts: list[FeatureChart], output_dir: Path) -> None:
-    """Save every chart as ``<output>/report/<feature>.png`` (best effort: the page has them inline)."""
+def write_charts(charts: list[FeatureChart], layout: RunLayout) -> None:
+    """Save every chart as ``<output>/report/<feature>.png``, in the output folder or bucket prefix (best
+    effort: the page has them inline)."""
     drawn = [c for c in charts if c.png is not None]
     if not drawn:
         return
-    folder = Path(output_dir) / REPORT_DIR
+    folder = layout.output_dir / REPORT_DIR
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for chart in drawn:

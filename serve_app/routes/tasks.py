@@ -98,7 +98,12 @@ def task_file(*, access: Reader, task_id: TaskId, name: OutputName, service: Ser
     if name not in listed or "/" in name or name in ("", ".", ".."):
         raise E.NotFound(f"task {task_id} has no output file {name!r}")
     if is_object_uri(rec.output_dir):  # in a bucket: the object's text, through the layout's one reader
-        text = layout.read_output(name)
+        try:
+            text = layout.read_output(name)
+        except OSError as exc:  # the store's answer names the object, never credentials
+            raise E.StorageUnavailable(f"task {task_id}'s output file {name!r} cannot be read: {exc}") from None
+        except UnicodeDecodeError:
+            raise E.InvalidState(f"task {task_id}'s output file {name!r} is not UTF-8 text") from None
         if text is None:
             raise E.NotFound(f"task {task_id} has no output file {name!r}")
         return Response(text, media_type=media, headers={"Content-Disposition": f'inline; filename="{name}"'})
