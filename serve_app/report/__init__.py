@@ -11,7 +11,9 @@ What it shows, by template:
 - cleaning: what was removed, counted by reason, with examples (a duplicate next to the item it
   duplicates);
 - validation: the findings by code, with examples and their messages;
-- selection: the method, how many were chosen, the first choices with their reasons.
+- selection: the method, how many were chosen, the first choices with their reasons;
+- augmentation: the steps in force, how many images were made and boxes dropped, and strips of
+  originals beside the copies made of them (read from the task's output folder).
 
 The page is one file (charts are PNG, thumbnails small JPEG, both inlined as data URIs; no script,
 no remote asset, a Content-Security-Policy that forbids loading any), so it opens the same from the
@@ -42,6 +44,7 @@ from pathlib import Path
 from typing import TextIO
 
 from jobs.layout import FEATURES_FILE, RunLayout
+from operators.data_augmentation import AUGMENTED_FILE
 from serve_app import errors as E
 from operators.data_cleaning import REMOVED_FILE
 from operators.data_selection import SELECTED_FILE
@@ -69,6 +72,7 @@ MAX_GROUP_MEMBERS = 6
 EXAMPLES_PER_REASON = 6
 MAX_SELECTED_SHOWN = 12
 MAX_FAILED_SHOWN = 10
+MAX_AUGMENTED_SHOWN = 8
 #: Where the page links the run's files (see the module docstring).
 FILES_HREF = "files/"
 
@@ -76,6 +80,7 @@ FILES_HREF = "files/"
 TEMPLATES = {
     TaskType.ANALYSE.value: "Feature analysis", TaskType.CLEANING.value: "Data cleaning",
     TaskType.VALIDATION.value: "Data validation", TaskType.SELECTION.value: "Data selection",
+    TaskType.AUGMENTATION.value: "Data augmentation",
 }
 
 # Issue types as ``image_issues`` scores them: lower is worse, flagged below the threshold.
@@ -120,8 +125,8 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" + ("" if n == 1 else "s")
+def plural(n: int, word: str, words: str | None = None) -> str:
+    return f"{n:,} " + (word if n == 1 else words or word + "s")
 
 
 def pct(part: int, whole: int) -> str:
@@ -130,10 +135,12 @@ def pct(part: int, whole: int) -> str:
 
 @dataclass(frozen=True)
 class Thumb:
-    """A thumbnail of one item, drawn once every wanted item has been read."""
+    """A thumbnail of one item, drawn once every wanted item has been read. ``made``: the key is a file the
+    task wrote, relative to its output folder (an augmented copy), rather than an input item."""
 
     key: str
     caption: str = ""
+    made: bool = False
 
 
 Parts = list  # of str | Thumb
@@ -407,6 +414,34 @@ def _selection_section(result: dict, files: OutputFiles) -> Parts:
     return parts
 
 
+def _augmentation_section(result: dict, files: OutputFiles, operators: list[tuple[str, dict]]) -> Parts:
+    steps = next((p.get("steps") or [] for name, p in operators if name == "data_augmentation"), [])
+    parts: Parts = ["<h2>Steps</h2><p class='note'>Applied in this order to every copy, each with its "
+                    "probability; boxes move with the pixels.</p>", _table(
+        [(i + 1, s.get("name", ""), s.get("probability", 1.0), json.dumps(s.get("params") or {}, sort_keys=True))
+         for i, s in enumerate(steps)], ("step", "transform", "probability", "params"), "steps")]
+    made: dict[str, list[dict]] = {}
+    for row in files.rows("augmented", AUGMENTED_FILE):
+        source = str(row.get("source_item", ""))
+        if source not in made and len(made) >= MAX_AUGMENTED_SHOWN:
+            break
+        made.setdefault(source, []).append(row)
+    if made:
+        total = int((result.get("augmentation") or {}).get("inputs", len(made)))
+        shown = f"The first {len(made)}" if total > len(made) else f"All {len(made)}"
+        parts.append(f"<h2>Copies</h2><p class='note'>{shown} of {total:,} items, each beside the copies "
+                     "made of it:</p><div id='augmented'>")
+        for source, rows in made.items():
+            parts.extend(["<div class='strip'>", Thumb(source, "original")])
+            for i, row in enumerate(rows):
+                boxes = row.get("boxes")
+                caption = f"copy {i + 1}" + ("" if boxes is None else f", {plural(len(boxes), 'box', 'boxes')}")
+                parts.append(Thumb(str(row.get("image", "")), caption, made=True))
+            parts.append("</div>")
+        parts.append("</div>")
+    return parts
+
+
 def _headline(template: str, result: dict) -> str:
     processed = int(result.get("processed_count") or 0)
     failed = int(result.get("failed_count") or 0)
@@ -427,6 +462,12 @@ def _headline(template: str, result: dict) -> str:
         chosen, candidates = int(s.get("selected_count", 0)), int(s.get("candidates", 0))
         lines.append(f"Selected {chosen:,} of {candidates:,} readable items ({pct(chosen, candidates)}) "
                      f"by method {s.get('method', '?')}.")
+    elif template == TaskType.AUGMENTATION.value:
+        a = result.get("augmentation") or {}
+        inputs, outputs, dropped = (int(a.get(k, 0)) for k in ("inputs", "outputs", "boxes_dropped"))
+        lines.append(f"Made {plural(outputs, 'augmented image')} from {plural(inputs, 'item')}"
+                     + (f" ({outputs / inputs:g} per item)" if inputs else "")
+                     + f"; {plural(dropped, 'box', 'boxes')} dropped as they left the image.")
     lines.append(f"{processed:,} of {items:,} items read ({pct(processed, items)}), {failed:,} unreadable "
                  f"({pct(failed, items)}).")
     issues = result.get("issues") or {}
@@ -481,10 +522,16 @@ def render(task: dict, input_root: str | Path, *, operators: list[tuple[str, dic
         body += _validation_section(result, files)
     elif template == TaskType.SELECTION.value:
         body += _selection_section(result, files)
+    elif template == TaskType.AUGMENTATION.value:
+        body += _augmentation_section(result, files, operators)
     body += _issues_section(result, files)
     body += [feature_html, _failures_section(result), _files_section(outputs, layout)]
-    thumbs = thumbnails(str(input_root), [p.key for p in body if isinstance(p, Thumb)])
-    page = "".join(_figure(thumbs.get(p.key), p.key, p.caption) if isinstance(p, Thumb) else p for p in body)
+    wanted = [p for p in body if isinstance(p, Thumb)]
+    thumbs = {(False, k): uri for k, uri in thumbnails(str(input_root), [p.key for p in wanted if not p.made]).items()}
+    thumbs.update({(True, k): uri for k, uri in
+                   thumbnails(str(layout.output_dir), [p.key for p in wanted if p.made]).items()})
+    page = "".join(_figure(thumbs.get((p.made, p.key)), p.key, p.caption) if isinstance(p, Thumb) else p
+                   for p in body)
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             f"<meta http-equiv='Content-Security-Policy' content=\"{_CSP}\">"
             f"<title>rayproc report - {esc(task.get('name', ''))}</title><style>{CSS}</style></head><body>"
