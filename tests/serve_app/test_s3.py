@@ -158,12 +158,21 @@ def test_outputs_of_analysis_cleaning_and_augmentation_land_in_the_bucket(
     assert task["result"]["cleaning"]["removed_by_reason"] == {"corrupt": 2, "exact_duplicate_of": 1}
     assert _keys(task, "kept") == kept
     assert _in_bucket(task, "kept/copy-of-dark.png") == (folder / "dark.png").read_bytes()
+    r = service.client.get(f"{service.tasks()}/{cleaning}/report")  # kept.jsonl and removed.jsonl from the bucket
+    assert r.status_code == 200 and "Kept 5 of 8 items (62.5%); removed 3 (37.5%)." in r.text, r.text[-500:]
+    assert "data-item='copy-of-dark.png'" in r.text  # the exact duplicate shown beside what it duplicates
 
     task = service.wait_status(augmentation, 2, allowed={0, 1})
     made = [k for k in _keys(task, "augmented")]
     assert made == [f"{stem}__aug0.png" for stem in ("blurry", "bright", "dark", "sharp", "sub/noise")]
     manifest = [json.loads(line) for line in _in_bucket(task, "augmented.jsonl").splitlines()]
     assert sorted(m["image"] for m in manifest) == [f"augmented/{name}" for name in made]
+    from tests.serve_app.test_report import parse
+
+    r = service.client.get(f"{service.tasks()}/{augmentation}/report")  # the copies' thumbnails from the bucket
+    assert r.status_code == 200, r.text
+    shown = {f["item"]: f["src"] for f in parse(r.text).figures if f["item"].startswith("augmented/")}
+    assert sorted(shown) == [f"augmented/{name}" for name in made] and all(shown.values())
 
 
 def test_stop_and_resume_with_the_work_path_in_a_bucket_match_an_uninterrupted_run(
