@@ -187,7 +187,16 @@ class Database:
         interleave (SQLite: the file's write lock; PostgreSQL: an advisory lock released at commit)."""
         if self.dialect == "postgresql":
             return self._transaction("BEGIN", f"SELECT pg_advisory_xact_lock({self._lock_key})")
-        return self._transaction("BEGIN IMMEDIATE")
+        return self._sqlite_tx()
+
+    @contextmanager
+    def _sqlite_tx(self) -> Iterator[Any]:
+        # The threads of one process queue for the file's write lock on a mutex first. SQLite's own wait is a
+        # sleep-and-retry that backs off to 100 ms: twenty API threads polling for a lock held ~2 ms at a time
+        # took seconds each, unfairly (a create's p99 was 6x its median). The mutex hands the lock on at once;
+        # other processes (job drivers) are still kept out by BEGIN IMMEDIATE.
+        with _writer_lock(self.target), self._transaction("BEGIN IMMEDIATE") as conn:
+            yield conn
 
     @contextmanager
     def _transaction(self, *begin: str) -> Iterator[Any]:
@@ -217,6 +226,32 @@ class Database:
     def _like(self) -> str:
         """The case-insensitive ``LIKE`` (SQLite's ``LIKE`` is one for ASCII; PostgreSQL's is not)."""
         return "ILIKE" if self.dialect == "postgresql" else "LIKE"
+
+
+#: This process's write mutexes, by the SQLite file's real path, and by every spelling of it seen.
+_writer_locks: dict[str, threading.RLock] = {}
+_writer_locks_lock = threading.Lock()
+
+
+def _writer_lock(path: str) -> threading.RLock:
+    """This process's mutex for writing the SQLite file at ``path`` (reentrant: a nested write transaction
+    meets SQLite's own lock, as before)."""
+    lock = _writer_locks.get(path)
+    if lock is None:
+        real = os.path.realpath(path)
+        with _writer_locks_lock:
+            lock = _writer_locks.setdefault(real, threading.RLock())
+            _writer_locks[path] = lock
+    return lock
+
+
+def _forget_writer_locks() -> None:
+    global _writer_locks_lock
+    _writer_locks.clear()  # a forked child has none of its parent's threads: a lock held there stays held
+    _writer_locks_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_writer_locks)
 
 
 # ----- PostgreSQL --------------------------------------------------------------------------------------------

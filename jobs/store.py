@@ -177,7 +177,9 @@ class Store(Database):
 
     # ----- service-side writes -----------------------------------------------------------
 
-    def insert_task(self, row: dict[str, Any]) -> None:
+    def insert_task(self, row: dict[str, Any], *, within: Callable[[Any], None] | None = None) -> None:
+        """Insert a task with its first run queued. ``within(conn)`` runs first in the same write transaction
+        (a create's idempotency key is taken there): whatever it raises rolls the whole insert back."""
         ts = self._clock()
         values = {**row, "create_time": ts, "update_time": ts, "status": int(TaskStatus.INITIALIZED)}
         for col in _JSON_COLUMNS:
@@ -187,6 +189,8 @@ class Store(Database):
         marks = ", ".join("?" * len(values))
         series = tuple(row.get(column) for column in SERIES_KEY)
         with self._tx() as conn:
+            if within is not None:
+                within(conn)
             was_current = _newest(conn, series)
             conn.execute(f"INSERT INTO tasks ({cols}) VALUES ({marks})", list(values.values()))
             _mark_newest(conn, series, (row["task_id"], was_current))
@@ -306,8 +310,12 @@ class Store(Database):
         return row is None or bool(row["stop_requested"]) or row["current_run"] != run_id
 
     def finish_run(self, task_id: str, run_id: str, status: TaskStatus, *, result: dict | None = None,
-                   error_type: str | None = None, error_msg: str | None = None, message: str | None = None) -> bool:
-        """Move the task from active to ``status`` if ``run_id`` is still its run. Idempotent."""
+                   error_type: str | None = None, error_msg: str | None = None, message: str | None = None,
+                   retry: Retry | None = None) -> bool:
+        """Move the task from active to ``status`` if ``run_id`` is still its run. Idempotent.
+
+        ``retry``: a failure it covers queues the task's next run in the same transaction (as :meth:`retry_run`
+        would), so no reader ever sees the task failed between its settle and its retry."""
         if not status.is_terminal():
             raise ValueError(f"finish_run needs a terminal status, got {status!r}")
         ts = self._clock()
@@ -325,6 +333,8 @@ class Store(Database):
                 "message = COALESCE(message, ?) WHERE run_id = ?",
                 (status.label, ts, message or error_msg, run_id),
             )
+            if cur.rowcount and retry is not None and status == TaskStatus.FAILED:
+                _queue_retry(conn, task_id, run_id, retry, ts)
             return bool(cur.rowcount)
 
     # ----- the admission queue (the service's dispatcher) ---------------------------------
@@ -353,8 +363,12 @@ class Store(Database):
         """Take the first queued run that may start now without passing a limit, and mark it submitting.
 
         Counting and claiming are one write transaction, so two dispatchers (two replicas, or a service and
-        its successor) can never both take a run, nor together pass a limit."""
+        its successor) can never both take a run, nor together pass a limit. While the limit is reached (most
+        of a burst) a plain read says so first, without the write lock that every create needs too."""
         now = self._clock()
+        with self._connect() as conn:
+            if _running_counts(conn)[0] >= max_running:
+                return None
         with self._tx() as conn:
             running, by_project = _running_counts(conn)
             if running >= max_running:
@@ -413,22 +427,10 @@ class Store(Database):
         """Queue a new run of a task whose run ``failed_run`` failed with one of ``error_types``, if it is still
         so, nobody asked to stop it and its attempts are not used up. Whoever retries first wins; the rest
         change nothing."""
-        types = list(error_types)
+        plan = Retry(tuple(error_types), max_attempts, run_id=lambda _: run_id, not_before=lambda _: not_before)
         ts = self._clock()
         with self._tx() as conn:
-            row = conn.execute("SELECT attempt, seq FROM runs WHERE run_id = ?", (failed_run,)).fetchone()
-            if row is None or row["attempt"] >= max_attempts:
-                return False
-            cur = conn.execute(
-                "UPDATE tasks SET status = ?, current_run = ?, error_type = NULL, error_msg = NULL, result = NULL, "
-                f"update_time = ? WHERE task_id = ? AND current_run = ? AND status = ? AND stop_requested = 0 "
-                f"AND error_type IN ({','.join('?' * len(types))})",
-                (int(TaskStatus.INITIALIZED), run_id, ts, task_id, failed_run, int(TaskStatus.FAILED), *types))
-            if not cur.rowcount:
-                return False
-            _queue_run(conn, task_id, run_id, int(row["seq"]) + 1, ts, attempt=int(row["attempt"]) + 1,
-                       not_before=not_before)
-            return True
+            return _queue_retry(conn, task_id, failed_run, plan, ts)
 
 
 
@@ -505,6 +507,40 @@ def _queue_run(conn: Any, task_id: str, run_id: str, seq: int, ts: int, *, attem
     conn.execute(
         "INSERT INTO runs (run_id, task_id, seq, submit_time, queued, queued_time, not_before, attempt) "
         "VALUES (?, ?, ?, ?, 1, ?, ?, ?)", (run_id, task_id, seq, ts, ts, not_before, attempt))
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Which failed runs are queued again automatically, and how (:meth:`Store.finish_run`, :meth:`Store.retry_run`)."""
+
+    #: The failures (error types) that are retried.
+    error_types: tuple[str, ...]
+    #: Runs a task may have in a row, the first included.
+    max_attempts: int
+    #: The new run's id, from its number among the task's runs (1-based).
+    run_id: Callable[[int], str]
+    #: When the new run may start (epoch ms), from the number of the attempt that failed.
+    not_before: Callable[[int], int]
+
+
+def _queue_retry(conn: Any, task_id: str, failed_run: str, plan: Retry, ts: int) -> bool:
+    """Queue the next run of a task whose run ``failed_run`` failed with one of the plan's error types, if it is
+    still so, nobody asked to stop it and its attempts are not used up. Inside a write transaction."""
+    row = conn.execute("SELECT attempt, seq FROM runs WHERE run_id = ?", (failed_run,)).fetchone()
+    if row is None or row["attempt"] >= plan.max_attempts or not plan.error_types:
+        return False
+    attempt, seq = int(row["attempt"]), int(row["seq"]) + 1
+    run_id = plan.run_id(seq)
+    types = plan.error_types
+    cur = conn.execute(
+        "UPDATE tasks SET status = ?, current_run = ?, error_type = NULL, error_msg = NULL, result = NULL, "
+        f"update_time = ? WHERE task_id = ? AND current_run = ? AND status = ? AND stop_requested = 0 "
+        f"AND error_type IN ({','.join('?' * len(types))})",
+        (int(TaskStatus.INITIALIZED), run_id, ts, task_id, failed_run, int(TaskStatus.FAILED), *types))
+    if not cur.rowcount:
+        return False
+    _queue_run(conn, task_id, run_id, seq, ts, attempt=attempt + 1, not_before=plan.not_before(attempt))
+    return True
 
 
 def _running_counts(conn: Any) -> tuple[int, dict[str, int]]:

@@ -115,3 +115,64 @@ def test_an_unreachable_postgresql_is_storage_unavailable_without_its_password(m
         assert "never-shown-pw" not in db.redact(url) and db.redact(url).startswith("postgresql://rayproc:***@")
     finally:
         db.close_pool(url)
+
+
+def _plan(max_attempts: int = 3):
+    from jobs.store import Retry
+
+    return Retry(("job_died",), max_attempts, run_id=lambda seq: f"r{seq}", not_before=lambda attempt: 1000 * attempt)
+
+
+def test_a_failure_the_retry_plan_covers_is_settled_and_queued_again_in_one_write(store: Store) -> None:
+    _insert(store)
+    store.claim_run("t1", "r1")
+    assert store.finish_run("t1", "r1", TaskStatus.FAILED, error_type="job_died", error_msg="driver killed",
+                            retry=_plan())
+    rec = store.get_task("t1", with_runs=True)
+    assert (rec.status, rec.current_run, rec.error_type) == (TaskStatus.INITIALIZED, "r2", None)
+    first, second = rec.runs
+    assert (first["outcome"], first["message"]) == ("failed", "driver killed")
+    assert (second["run_id"], second["attempt"], second["queued"], second["not_before"]) == ("r2", 2, 1, 1000)
+    assert not store.finish_run("t1", "r1", TaskStatus.FAILED, error_type="job_died", retry=_plan())  # settled
+
+
+@pytest.mark.parametrize("case", ["other-error", "stop-requested", "attempts-used"])
+def test_a_failure_the_retry_plan_does_not_cover_stays_failed(store: Store, case: str) -> None:
+    _insert(store)
+    store.claim_run("t1", "r1")
+    if case == "stop-requested":
+        store.request_stop("t1")
+    error_type = "operator_error" if case == "other-error" else "job_died"
+    assert store.finish_run("t1", "r1", TaskStatus.FAILED, error_type=error_type, error_msg="x",
+                            retry=_plan(max_attempts=1 if case == "attempts-used" else 3))
+    rec = store.get_task("t1", with_runs=True)
+    assert (rec.status, rec.current_run, rec.error_type, len(rec.runs)) == (TaskStatus.FAILED, "r1", error_type, 1)
+
+
+def test_the_threads_of_a_process_queue_for_a_sqlite_file_on_one_mutex_whatever_its_spelling(tmp_path: Path) -> None:
+    import threading
+
+    from jobs.db import _writer_lock
+
+    (tmp_path / "db").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "db")
+    one = Store(tmp_path / "db" / "rayproc.db")
+    other = Store(tmp_path / "link" / "rayproc.db")  # the same file by another path
+    apart = Store(tmp_path / "apart.db")
+    assert _writer_lock(one.target) is _writer_lock(other.target) is not _writer_lock(apart.target)
+    _insert(one)
+    held, done = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        held.wait(10)
+        other.request_stop("t1")  # waits for the mutex the main thread holds in its transaction
+        done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    with one._tx() as conn:
+        held.set()
+        assert not done.wait(0.2)  # the other writer is kept out (on the mutex, before SQLite's lock)
+        conn.execute("UPDATE tasks SET status = 1 WHERE task_id = 't1'")
+    thread.join(10)
+    assert done.is_set() and one.get_task("t1").stop_requested  # it ran after the commit and saw it
