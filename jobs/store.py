@@ -179,7 +179,10 @@ class Store(Database):
 
     def insert_task(self, row: dict[str, Any], *, within: Callable[[Any], None] | None = None) -> None:
         """Insert a task with its first run queued. ``within(conn)`` runs first in the same write transaction
-        (a create's idempotency key is taken there): whatever it raises rolls the whole insert back."""
+        (a create's idempotency key is taken there): whatever it raises rolls the whole insert back.
+
+        Inserts from concurrent creates share one commit (:meth:`Database._grouped_tx`), each in its own
+        savepoint: a create's failure undoes only its own rows."""
         ts = self._clock()
         values = {**row, "create_time": ts, "update_time": ts, "status": int(TaskStatus.INITIALIZED)}
         for col in _JSON_COLUMNS:
@@ -188,13 +191,16 @@ class Store(Database):
         cols = ", ".join(values)
         marks = ", ".join("?" * len(values))
         series = tuple(row.get(column) for column in SERIES_KEY)
-        with self._tx() as conn:
+
+        def insert(conn: Any) -> None:
             if within is not None:
                 within(conn)
             was_current = _newest(conn, series)
             conn.execute(f"INSERT INTO tasks ({cols}) VALUES ({marks})", list(values.values()))
             _mark_newest(conn, series, (row["task_id"], was_current))
             _queue_run(conn, row["task_id"], row["current_run"], 1, ts)
+
+        self._grouped_tx(insert)
 
     def mark_submitted(self, run_id: str) -> None:
         """Ray accepted the run's job: from now on reconciliation may judge it by Ray's status."""

@@ -18,13 +18,17 @@ def store(database: str) -> Store:
 
 
 def _insert(store: Store, task_id: str = "t1", run_id: str = "r1", **kw) -> None:
-    store.insert_task({
+    store.insert_task(_row(task_id, run_id, **kw))
+
+
+def _row(task_id: str, run_id: str, **kw) -> dict:
+    return {
         "task_id": task_id, "project_id": kw.get("project_id", "p"), "workspace_id": "0", "name": kw.get("name", task_id),
         "description": "", "task_type": "sys_data_analyse", "source_type": "OBS", "source": "/x",
         "version_id": kw.get("version_id"), "version_name": None, "data_source": None, "inputs": [],
         "template": {}, "work_path": {}, "input_root": "/x", "output_dir": "/y", "execution": {},
         "current_run": run_id,
-    })
+    }
 
 
 def test_the_file_is_a_real_sqlite_database(tmp_path: Path) -> None:
@@ -176,3 +180,49 @@ def test_the_threads_of_a_process_queue_for_a_sqlite_file_on_one_mutex_whatever_
         conn.execute("UPDATE tasks SET status = 1 WHERE task_id = 't1'")
     thread.join(10)
     assert done.is_set() and one.get_task("t1").stop_requested  # it ran after the commit and saw it
+
+
+def test_concurrent_inserts_commit_together_and_a_failing_one_undoes_only_its_own_rows(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from jobs.db import IntegrityError, _group
+
+    store = Store(tmp_path / "rayproc.db")
+    _insert(store, "taken", "taken-r1")
+    group = _group(store.target)
+    leader_in, release = threading.Event(), threading.Event()
+    errors: dict[str, BaseException | None] = {}
+
+    def hold(conn) -> None:  # the first insert keeps its transaction open while the others queue
+        leader_in.set()
+        release.wait(10)
+
+    def insert(task_id: str, run_id: str, within=None) -> None:
+        try:
+            store.insert_task({**_row(task_id, run_id)}, within=within)
+            errors[task_id] = None
+        except BaseException as exc:  # noqa: BLE001 - the test reads it
+            errors[task_id] = exc
+
+    first = threading.Thread(target=insert, args=("first", "first-r1", hold))
+    first.start()
+    assert leader_in.wait(10)
+    # "taken" again: the primary key refuses it, inside the next group's transaction.
+    rest = [threading.Thread(target=insert, args=(t, f"{t}-r1")) for t in ("a", "b", "taken", "c")]
+    for t in rest:
+        t.start()
+    deadline = time.monotonic() + 10
+    while len(group.queued) < len(rest) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(group.queued) == len(rest)  # all four wait for one transaction
+    release.set()
+    for t in [first, *rest]:
+        t.join(10)
+    assert isinstance(errors.pop("taken"), IntegrityError)
+    assert errors == {"first": None, "a": None, "b": None, "c": None}
+    for task_id in ("first", "a", "b", "c"):
+        rec = store.get_task(task_id, with_runs=True)
+        assert rec.status == TaskStatus.INITIALIZED and [r["run_id"] for r in rec.runs] == [f"{task_id}-r1"]
+    assert store.get_task("taken").current_run == "taken-r1"  # the first "taken" is untouched
+    assert store.runs_for(["taken"])["taken"][0]["run_id"] == "taken-r1"
