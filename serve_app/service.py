@@ -281,16 +281,20 @@ class TaskService:
         # Ask Ray first: if the cluster is unreachable nothing changes and the caller gets a 503.
         with ray_errors():
             try:
-                self.launcher.stop(rec.current_run)
+                # False: the job had already ended (its runner never recorded an outcome).
+                ended = not self.launcher.stop(rec.current_run)
             except L.RayJobNotFound:
-                pass  # the job is gone; reconciliation below settles the record
+                ended = True  # the job is gone; reconciliation below settles the record
         # A job Ray still holds PENDING ignores stop_job for minutes: the record is the source of truth,
         # and the runner refuses to start a run whose task is no longer initialized.
         if not self.store.stop_if_not_started(task_id):
             self.store.request_stop(task_id)
         METRICS.runs_stopped.inc()
         rec = self._get(project_id, task_id)
-        if not rec.status.is_terminal():
+        # Only a job that had ended is settled here. A running one was just sent SIGTERM: Ray reports it running
+        # until its runner, winding down, has recorded status 4 itself, so asking Ray again now would only add
+        # a Jobs API call to every stop (a runner that dies instead is settled by the background pass).
+        if ended and not rec.status.is_terminal():
             self.reconciler.reconcile(rec)
             rec = self._get(project_id, task_id)
         self.dispatcher.wake()  # a slot may have freed
