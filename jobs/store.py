@@ -231,24 +231,22 @@ class Store(Database):
         """Stop a task whose run has not claimed it yet (Ray may hold the job PENDING)."""
         ts = self._clock()
         with self._tx() as conn:
-            cur = conn.execute(
-                "UPDATE tasks SET status = ?, stop_requested = 1, update_time = ? WHERE task_id = ? AND status = ?",
-                (int(TaskStatus.STOPPED), ts, task_id, int(TaskStatus.INITIALIZED)),
-            )
-            if cur.rowcount:
-                conn.execute(
-                    "UPDATE runs SET outcome = 'stopped', end_time = ?, message = 'stopped before it started', queued = 0 "
-                    "WHERE run_id = (SELECT current_run FROM tasks WHERE task_id = ?)", (ts, task_id))
-            return bool(cur.rowcount)
+            return _stop_if_not_started(conn, task_id, ts)
 
     def request_stop(self, task_id: str) -> bool:
         """Flag a running task for stopping; the runner finishes it as stopped."""
+        ts = self._clock()
         with self._tx() as conn:
-            cur = conn.execute(
-                "UPDATE tasks SET stop_requested = 1, update_time = ? WHERE task_id = ? AND status = ?",
-                (self._clock(), task_id, int(TaskStatus.RUNNING)),
-            )
-            return bool(cur.rowcount)
+            return _request_stop(conn, task_id, ts)
+
+    def stop(self, task_id: str) -> TaskStatus | None:
+        """:meth:`stop_if_not_started`, else :meth:`request_stop`, in one write transaction: ``STOPPED`` if the
+        task was stopped at once, ``RUNNING`` if its runner was flagged to stop, None if it was neither."""
+        ts = self._clock()
+        with self._tx() as conn:
+            if _stop_if_not_started(conn, task_id, ts):
+                return TaskStatus.STOPPED
+            return TaskStatus.RUNNING if _request_stop(conn, task_id, ts) else None
 
     def begin_new_run(self, task_id: str, run_id: str, resumable: tuple[TaskStatus, ...]) -> bool:
         """Point the task at a new run (resume), queued for admission. Only from one of ``resumable``."""
@@ -438,6 +436,24 @@ class Store(Database):
         with self._tx() as conn:
             return _queue_retry(conn, task_id, failed_run, plan, ts)
 
+
+
+def _stop_if_not_started(conn: Any, task_id: str, ts: int) -> bool:
+    cur = conn.execute(
+        "UPDATE tasks SET status = ?, stop_requested = 1, update_time = ? WHERE task_id = ? AND status = ?",
+        (int(TaskStatus.STOPPED), ts, task_id, int(TaskStatus.INITIALIZED)),
+    )
+    if cur.rowcount:
+        conn.execute(
+            "UPDATE runs SET outcome = 'stopped', end_time = ?, message = 'stopped before it started', queued = 0 "
+            "WHERE run_id = (SELECT current_run FROM tasks WHERE task_id = ?)", (ts, task_id))
+    return bool(cur.rowcount)
+
+
+def _request_stop(conn: Any, task_id: str, ts: int) -> bool:
+    cur = conn.execute("UPDATE tasks SET stop_requested = 1, update_time = ? WHERE task_id = ? AND status = ?",
+                       (ts, task_id, int(TaskStatus.RUNNING)))
+    return bool(cur.rowcount)
 
 
 def _series_of(conn: Any, task_id: str) -> tuple | None:

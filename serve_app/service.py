@@ -287,8 +287,7 @@ class TaskService:
                 ended = True  # the job is gone; reconciliation below settles the record
         # A job Ray still holds PENDING ignores stop_job for minutes: the record is the source of truth,
         # and the runner refuses to start a run whose task is no longer initialized.
-        if not self.store.stop_if_not_started(task_id):
-            self.store.request_stop(task_id)
+        self.store.stop(task_id)  # one write transaction for either
         METRICS.runs_stopped.inc()
         rec = self._get(project_id, task_id)
         # Only a job that had ended is settled here. A running one was just sent SIGTERM: Ray reports it running

@@ -226,3 +226,20 @@ def test_concurrent_inserts_commit_together_and_a_failing_one_undoes_only_its_ow
         assert rec.status == TaskStatus.INITIALIZED and [r["run_id"] for r in rec.runs] == [f"{task_id}-r1"]
     assert store.get_task("taken").current_run == "taken-r1"  # the first "taken" is untouched
     assert store.runs_for(["taken"])["taken"][0]["run_id"] == "taken-r1"
+
+
+@pytest.mark.parametrize(("claimed", "expected"), [(False, TaskStatus.STOPPED), (True, TaskStatus.RUNNING)],
+                         ids=["not-started", "running"])
+def test_stop_stops_a_task_not_started_at_once_and_flags_a_running_one(store: Store, claimed: bool,
+                                                                       expected: TaskStatus) -> None:
+    _insert(store)
+    if claimed:
+        assert store.claim_run("t1", "r1")
+    assert store.stop("t1") == expected
+    rec = store.get_task("t1", with_runs=True)
+    assert rec.status == expected and rec.stop_requested
+    assert rec.runs[0]["outcome"] == ("stopped" if expected == TaskStatus.STOPPED else None)
+    if claimed:  # the runner, told by the flag, finishes it as stopped; a second stop changes nothing more
+        assert store.record_progress("t1", "r1", total=2, processed=1, failed=0, computed_in_run=1) is True
+        assert store.finish_run("t1", "r1", TaskStatus.STOPPED)
+    assert store.stop("t1") is None
