@@ -18,13 +18,17 @@ def store(database: str) -> Store:
 
 
 def _insert(store: Store, task_id: str = "t1", run_id: str = "r1", **kw) -> None:
-    store.insert_task({
+    store.insert_task(_row(task_id, run_id, **kw))
+
+
+def _row(task_id: str, run_id: str, **kw) -> dict:
+    return {
         "task_id": task_id, "project_id": kw.get("project_id", "p"), "workspace_id": "0", "name": kw.get("name", task_id),
         "description": "", "task_type": "sys_data_analyse", "source_type": "OBS", "source": "/x",
         "version_id": kw.get("version_id"), "version_name": None, "data_source": None, "inputs": [],
         "template": {}, "work_path": {}, "input_root": "/x", "output_dir": "/y", "execution": {},
         "current_run": run_id,
-    })
+    }
 
 
 def test_the_file_is_a_real_sqlite_database(tmp_path: Path) -> None:
@@ -306,3 +310,127 @@ def test_an_older_database_is_counted_once_when_it_is_upgraded(database: str,
     _insert(store, "f", "rf", version_id="V1")  # and the triggers take over
     assert _listed(store) == _truth(store) and _listed(store)[(None, False)] == 5
     assert store.get_task("f").version_count == 3
+
+
+def _plan(max_attempts: int = 3):
+    from jobs.store import Retry
+
+    return Retry(("job_died",), max_attempts, run_id=lambda seq: f"r{seq}", not_before=lambda attempt: 1000 * attempt)
+
+
+def test_a_failure_the_retry_plan_covers_is_settled_and_queued_again_in_one_write(store: Store) -> None:
+    _insert(store)
+    store.claim_run("t1", "r1")
+    assert store.finish_run("t1", "r1", TaskStatus.FAILED, error_type="job_died", error_msg="driver killed",
+                            retry=_plan())
+    rec = store.get_task("t1", with_runs=True)
+    assert (rec.status, rec.current_run, rec.error_type) == (TaskStatus.INITIALIZED, "r2", None)
+    first, second = rec.runs
+    assert (first["outcome"], first["message"]) == ("failed", "driver killed")
+    assert (second["run_id"], second["attempt"], second["queued"], second["not_before"]) == ("r2", 2, 1, 1000)
+    assert not store.finish_run("t1", "r1", TaskStatus.FAILED, error_type="job_died", retry=_plan())  # settled
+
+
+@pytest.mark.parametrize("case", ["other-error", "stop-requested", "attempts-used"])
+def test_a_failure_the_retry_plan_does_not_cover_stays_failed(store: Store, case: str) -> None:
+    _insert(store)
+    store.claim_run("t1", "r1")
+    if case == "stop-requested":
+        store.request_stop("t1")
+    error_type = "operator_error" if case == "other-error" else "job_died"
+    assert store.finish_run("t1", "r1", TaskStatus.FAILED, error_type=error_type, error_msg="x",
+                            retry=_plan(max_attempts=1 if case == "attempts-used" else 3))
+    rec = store.get_task("t1", with_runs=True)
+    assert (rec.status, rec.current_run, rec.error_type, len(rec.runs)) == (TaskStatus.FAILED, "r1", error_type, 1)
+
+
+def test_the_threads_of_a_process_queue_for_a_sqlite_file_on_one_mutex_whatever_its_spelling(tmp_path: Path) -> None:
+    import threading
+
+    from jobs.db import _writer_lock
+
+    (tmp_path / "db").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "db")
+    one = Store(tmp_path / "db" / "rayproc.db")
+    other = Store(tmp_path / "link" / "rayproc.db")  # the same file by another path
+    apart = Store(tmp_path / "apart.db")
+    assert _writer_lock(one.target) is _writer_lock(other.target) is not _writer_lock(apart.target)
+    _insert(one)
+    held, done = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        held.wait(10)
+        other.request_stop("t1")  # waits for the mutex the main thread holds in its transaction
+        done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    with one._tx() as conn:
+        held.set()
+        assert not done.wait(0.2)  # the other writer is kept out (on the mutex, before SQLite's lock)
+        conn.execute("UPDATE tasks SET status = 1 WHERE task_id = 't1'")
+    thread.join(10)
+    assert done.is_set() and one.get_task("t1").stop_requested  # it ran after the commit and saw it
+
+
+def test_concurrent_inserts_commit_together_and_a_failing_one_undoes_only_its_own_rows(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from jobs.db import IntegrityError, _group
+
+    store = Store(tmp_path / "rayproc.db")
+    _insert(store, "taken", "taken-r1")
+    group = _group(store.target)
+    leader_in, release = threading.Event(), threading.Event()
+    errors: dict[str, BaseException | None] = {}
+
+    def hold(conn) -> None:  # the first insert keeps its transaction open while the others queue
+        leader_in.set()
+        release.wait(10)
+
+    def insert(task_id: str, run_id: str, within=None) -> None:
+        try:
+            store.insert_task({**_row(task_id, run_id)}, within=within)
+            errors[task_id] = None
+        except BaseException as exc:  # noqa: BLE001 - the test reads it
+            errors[task_id] = exc
+
+    first = threading.Thread(target=insert, args=("first", "first-r1", hold))
+    first.start()
+    assert leader_in.wait(10)
+    # "taken" again: the primary key refuses it, inside the next group's transaction.
+    rest = [threading.Thread(target=insert, args=(t, f"{t}-r1")) for t in ("a", "b", "taken", "c")]
+    for t in rest:
+        t.start()
+    deadline = time.monotonic() + 10
+    while len(group.queued) < len(rest) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(group.queued) == len(rest)  # all four wait for one transaction
+    release.set()
+    for t in [first, *rest]:
+        t.join(10)
+    assert isinstance(errors.pop("taken"), IntegrityError)
+    assert errors == {"first": None, "a": None, "b": None, "c": None}
+    for task_id in ("first", "a", "b", "c"):
+        rec = store.get_task(task_id, with_runs=True)
+        assert rec.status == TaskStatus.INITIALIZED and [r["run_id"] for r in rec.runs] == [f"{task_id}-r1"]
+    assert store.get_task("taken").current_run == "taken-r1"  # the first "taken" is untouched
+    assert store.runs_for(["taken"])["taken"][0]["run_id"] == "taken-r1"
+
+
+@pytest.mark.parametrize(("claimed", "expected"), [(False, TaskStatus.STOPPED), (True, TaskStatus.RUNNING)],
+                         ids=["not-started", "running"])
+def test_stop_stops_a_task_not_started_at_once_and_flags_a_running_one(store: Store, claimed: bool,
+                                                                       expected: TaskStatus) -> None:
+    _insert(store)
+    if claimed:
+        assert store.claim_run("t1", "r1")
+    assert store.stop("t1") == expected
+    rec = store.get_task("t1", with_runs=True)
+    assert rec.status == expected and rec.stop_requested
+    assert rec.runs[0]["outcome"] == ("stopped" if expected == TaskStatus.STOPPED else None)
+    if claimed:  # the runner, told by the flag, finishes it as stopped; a second stop changes nothing more
+        assert store.record_progress("t1", "r1", total=2, processed=1, failed=0, computed_in_run=1) is True
+        assert store.finish_run("t1", "r1", TaskStatus.STOPPED)
+    assert store.stop("t1") is None
