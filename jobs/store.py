@@ -348,9 +348,12 @@ class Store(Database):
                 "message = COALESCE(message, ?) WHERE run_id = ?",
                 (status.label, ts, message or error_msg, run_id),
             )
+            attempt = 0
             if cur.rowcount and retry is not None and status == TaskStatus.FAILED:
-                _queue_retry(conn, task_id, run_id, retry, ts)
-            return bool(cur.rowcount)
+                attempt = _queue_retry(conn, task_id, run_id, retry, ts)
+        if attempt and retry is not None and retry.queued is not None:
+            retry.queued(task_id, attempt)
+        return bool(cur.rowcount)
 
     # ----- the admission queue (the service's dispatcher) ---------------------------------
 
@@ -437,15 +440,16 @@ class Store(Database):
                 "AND r.attempt < ?", (int(TaskStatus.FAILED), *types, max_attempts)).fetchall()
         return [(r["task_id"], r["run_id"], int(r["attempt"])) for r in rows]
 
-    def retry_run(self, task_id: str, failed_run: str, run_id: str, *, error_types: Iterable[str],
-                  max_attempts: int, not_before: int) -> bool:
-        """Queue a new run of a task whose run ``failed_run`` failed with one of ``error_types``, if it is still
-        so, nobody asked to stop it and its attempts are not used up. Whoever retries first wins; the rest
+    def retry_run(self, task_id: str, failed_run: str, plan: Retry) -> bool:
+        """Queue a new run of a task whose run ``failed_run`` failed with one of the plan's error types, if it is
+        still so, nobody asked to stop it and its attempts are not used up. Whoever retries first wins; the rest
         change nothing."""
-        plan = Retry(tuple(error_types), max_attempts, run_id=lambda _: run_id, not_before=lambda _: not_before)
         ts = self._clock()
         with self._tx() as conn:
-            return _queue_retry(conn, task_id, failed_run, plan, ts)
+            attempt = _queue_retry(conn, task_id, failed_run, plan, ts)
+        if attempt and plan.queued is not None:
+            plan.queued(task_id, attempt)
+        return bool(attempt)
 
 
 def _kept_count_sql(project_id: str, workspace_id: str, status: int | None, current_only: bool
@@ -590,14 +594,17 @@ class Retry:
     run_id: Callable[[int], str]
     #: When the new run may start (epoch ms), from the number of the attempt that failed.
     not_before: Callable[[int], int]
+    #: Told (task id, the failed attempt's number) once a retry is queued and committed.
+    queued: Callable[[str, int], None] | None = None
 
 
-def _queue_retry(conn: Any, task_id: str, failed_run: str, plan: Retry, ts: int) -> bool:
+def _queue_retry(conn: Any, task_id: str, failed_run: str, plan: Retry, ts: int) -> int:
     """Queue the next run of a task whose run ``failed_run`` failed with one of the plan's error types, if it is
-    still so, nobody asked to stop it and its attempts are not used up. Inside a write transaction."""
+    still so, nobody asked to stop it and its attempts are not used up. Inside a write transaction. Returns the
+    failed attempt's number if a run was queued, else 0."""
     row = conn.execute("SELECT attempt, seq FROM runs WHERE run_id = ?", (failed_run,)).fetchone()
     if row is None or row["attempt"] >= plan.max_attempts or not plan.error_types:
-        return False
+        return 0
     attempt, seq = int(row["attempt"]), int(row["seq"]) + 1
     run_id = plan.run_id(seq)
     types = plan.error_types
@@ -607,9 +614,9 @@ def _queue_retry(conn: Any, task_id: str, failed_run: str, plan: Retry, ts: int)
         f"AND error_type IN ({','.join('?' * len(types))})",
         (int(TaskStatus.INITIALIZED), run_id, ts, task_id, failed_run, int(TaskStatus.FAILED), *types))
     if not cur.rowcount:
-        return False
+        return 0
     _queue_run(conn, task_id, run_id, seq, ts, attempt=attempt + 1, not_before=plan.not_before(attempt))
-    return True
+    return attempt
 
 
 def _running_counts(conn: Any) -> tuple[int, dict[str, int]]:

@@ -99,23 +99,18 @@ class Dispatcher:
     def retry_failed(self) -> int:
         """Queue a new run of every task whose run failed for an infrastructure reason and that has attempts
         left, not before its backoff. Returns how many were queued."""
-        attempts = self.settings.max_run_attempts
         queued = 0
-        for task_id, run_id, attempt in self.store.failed_runs(_RETRYABLE, attempts):
-            seq = len(self.store.runs_for([task_id])[task_id]) + 1
-            if self.store.retry_run(task_id, run_id, L.new_run_id(task_id, seq), error_types=_RETRYABLE,
-                                    max_attempts=attempts, not_before=self._clock() + self.backoff_ms(attempt)):
-                log.info("task %s: run %s failed for an infrastructure reason; retry %d queued",
-                         task_id, run_id, attempt)
-                queued += 1
-                METRICS.runs_retried.inc()
+        for task_id, run_id, _ in self.store.failed_runs(_RETRYABLE, self.settings.max_run_attempts):
+            queued += self.store.retry_run(task_id, run_id, self.retry_plan(task_id))
         return queued
 
     def retry_plan(self, task_id: str) -> Retry:
-        """How a failed run of ``task_id`` is queued again, for the transaction that settles the failure."""
+        """How a failed run of ``task_id`` is queued again: here, or in the transaction that settles the
+        failure (the reconciler's)."""
         return Retry(tuple(_RETRYABLE), self.settings.max_run_attempts,
                      run_id=lambda seq: L.new_run_id(task_id, seq),
-                     not_before=lambda attempt: self._clock() + self.backoff_ms(attempt))
+                     not_before=lambda attempt: self._clock() + self.backoff_ms(attempt),
+                     queued=_retried)
 
     def backoff_ms(self, attempt: int) -> int:
         """The wait before the run after failed attempt ``attempt`` (1-based): doubling, capped."""
@@ -145,3 +140,8 @@ class Dispatcher:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+
+
+def _retried(task_id: str, attempt: int) -> None:
+    log.info("task %s: attempt %d failed for an infrastructure reason; its retry is queued", task_id, attempt)
+    METRICS.runs_retried.inc()

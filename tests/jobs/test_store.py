@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from jobs.status import TaskStatus
-from jobs.store import Store
+from jobs.store import Retry, Store
 from rayproc_contract.query import ListQuery
 
 
@@ -175,7 +175,7 @@ def test_the_list_count_is_kept_exact_through_every_transition(store: Store) -> 
     store.record_progress("b", "r1", total=3, processed=1, failed=0, computed_in_run=1)  # no count changes
     assert store.finish_run("b", "r1", TaskStatus.FAILED, error_type="ray_error", error_msg="x")  # 1 -> 3
     check(4)
-    assert store.retry_run("b", "r1", "r1b", error_types=["ray_error"], max_attempts=3, not_before=0)  # 3 -> 0
+    assert store.retry_run("b", "r1", Retry(("ray_error",), 3, run_id=lambda _: "r1b", not_before=lambda _: 0))  # 3 -> 0
     assert store.requeue(QueuedRun("b", "p", "sys_data_analyse", "r1b", 2), "r1c", 0)  # status stays 0
     stopped_a = store.get_task("a")
     assert store.begin_new_run("a", "ra2", (TaskStatus.STOPPED,))                 # 4 -> 0

@@ -16,6 +16,7 @@ from jobs.launcher import JobLauncher, new_run_id
 from jobs.status import ErrorType, TaskStatus
 from jobs.store import Store
 from serve_app.dispatcher import Dispatcher
+from serve_app.metrics import METRICS
 from serve_app.settings import Settings
 from serve_app.submission import RunSubmitter
 from tests.support.clock import Clock
@@ -162,7 +163,9 @@ def test_infrastructure_failures_are_retried_after_a_backoff_up_to_the_attempt_l
     for attempt, wait_ms in [(1, 5_000), (2, 10_000)]:
         assert d.dispatch() == 1
         _finish(store, "t1", TaskStatus.FAILED, error_type=ErrorType.JOB_DIED.value, error_msg="driver killed")
+        retried = METRICS.registry.get_sample_value("rayproc_runs_retried_total")
         assert d.retry_failed() == 1
+        assert METRICS.registry.get_sample_value("rayproc_runs_retried_total") == retried + 1
         rec = store.get_task("t1", with_runs=True)
         assert rec.status == TaskStatus.INITIALIZED and rec.error_type is None
         assert [r["attempt"] for r in rec.runs] == list(range(1, attempt + 2))

@@ -168,11 +168,13 @@ def test_a_run_that_died_is_settled_and_its_retry_queued_in_the_same_step(tmp_pa
     store = Store(tmp_path / "rayproc.db", clock=clock)
     woken: list[str] = []
     plans: list[str] = []
+    told: list[tuple[str, int]] = []
 
     def plan(task_id: str) -> Retry:
         plans.append(task_id)
         return Retry(("job_died",), 3, run_id=lambda seq: new_run_id(task_id, seq),
-                     not_before=lambda attempt: clock.now + 5_000 * attempt)
+                     not_before=lambda attempt: clock.now + 5_000 * attempt,
+                     queued=lambda *queued: told.append(queued))
 
     reconciler = Reconciler(store, JobLauncher("http://ray", client_factory=JobClient), interval_seconds=60,
                             clock=clock, on_failure=lambda: woken.append("wake"), retry=plan)
@@ -188,3 +190,4 @@ def test_a_run_that_died_is_settled_and_its_retry_queued_in_the_same_step(tmp_pa
     assert "137" in rec.runs[0]["message"] and rec.runs[1]["not_before"] == clock.now + 5_000
     assert store.run_phase(rec.current_run)[0] == "queued"
     assert (plans, woken) == ([task_id], ["wake"])
+    assert told == [(task_id, 1)]  # the retry was reported (counted, logged) once, after its commit
