@@ -198,8 +198,12 @@ class Database:
         # other processes (job drivers) are still kept out by BEGIN IMMEDIATE. It is held from BEGIN to
         # COMMIT only: opening and closing the connection need no lock.
         with self._connect() as conn, _writer_lock(self.target):
-            with self._begun(conn, "BEGIN IMMEDIATE"):
-                yield conn
+            _writing.depth = getattr(_writing, "depth", 0) + 1
+            try:
+                with self._begun(conn, "BEGIN IMMEDIATE"):
+                    yield conn
+            finally:
+                _writing.depth -= 1
 
     def _grouped_tx(self, work: Callable[[Any], _T]) -> _T:
         """``work(conn)``'s result, run in a write transaction as :meth:`_tx` would; on SQLite the transaction
@@ -249,6 +253,8 @@ class Database:
         return "ILIKE" if self.dialect == "postgresql" else "LIKE"
 
 
+#: How many SQLite write transactions this thread is inside (see _GroupCommit.run).
+_writing = threading.local()
 #: This process's write mutexes, by the SQLite file's real path, and by every spelling of it seen.
 _writer_locks: dict[str, threading.RLock] = {}
 _writer_locks_lock = threading.Lock()
@@ -294,6 +300,9 @@ class _GroupCommit:
         self.leading = False
 
     def run(self, db: Database, work: Callable[[Any], _T]) -> _T:
+        if getattr(_writing, "depth", 0):
+            # It would wait for a leader that waits for this thread's own transaction: fail, never hang.
+            raise RuntimeError("a grouped write cannot start inside a write transaction of the same thread")
         item = _Work(work)
         with self.cond:
             self.queued.append(item)

@@ -121,6 +121,9 @@ class Store(Database):
 
     def list_tasks(self, project_id: str, q: ListQuery) -> tuple[int, list[TaskRecord]]:
         where, args = ["t.project_id = ?", "t.workspace_id = ?"], [project_id, q.workspace_id]
+        # The total of a list filtered only by status and/or query_current is kept in task_counts (see
+        # jobs/migrations/versions/0002); every other filter clears ``kept``, and its list counts its rows.
+        kept = True
         if q.status is not None:
             where.append("t.status = ?")
             args.append(q.status)
@@ -128,11 +131,14 @@ class Store(Database):
             if value is not None:
                 where.append(f"t.{column} = ?")
                 args.append(value)
+                kept = False
         if q.task_name:
+            kept = False
             where.append(f"t.name {self._like()} ? ESCAPE '\\'")
             escaped = q.task_name.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
             args.append(f"%{escaped}%")
         if q.version_ids:
+            kept = False
             where.append(f"t.version_id IN ({','.join('?' * len(q.version_ids))})")
             args.extend(q.version_ids)
         if q.query_current:
@@ -140,10 +146,8 @@ class Store(Database):
         clause = " AND ".join(where)
         direction = "ASC" if q.order == "asc" else "DESC"
         order = f"t.{_SORT_COLUMNS[q.sort_by]} {direction}, t.task_id {direction}"
-        # The total of a list filtered only by status and/or query_current is kept in task_counts, each task's
-        # version_count in series_counts (see jobs/migrations/versions/0002); other filters count their rows.
-        if (q.task_type is None and q.source is None and q.source_type is None and not q.task_name
-                and not q.version_ids):
+        # Each task's version_count is kept in series_counts (0002 too).
+        if kept:
             count_sql, count_args = _kept_count_sql(project_id, q.workspace_id, q.status, q.query_current)
         else:
             count_sql, count_args = f"SELECT COUNT(*) FROM tasks t WHERE {clause}", args

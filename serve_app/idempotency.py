@@ -8,8 +8,8 @@ The rules, as the API documents them:
   no whitespace, so key order and spacing do not matter); an uploaded file counts by its name and the SHA-256 of its
   bytes. The same key with another fingerprint is a 409 naming the key.
 * The first request claims the key with one conditional insert, so of several concurrent requests exactly one
-  creates; the others wait for its answer (up to ``wait_seconds``) and repeat it, or get a 409 saying the first is
-  still in progress.
+  creates. For a claim-first create (an import, :meth:`IdempotencyKeys.run`) the others wait for its answer (up to
+  ``wait_seconds``) and repeat it, or get a 409 saying the first is still in progress.
 * A create that writes one row set (a processor task) takes the key in its own write transaction
   (:meth:`IdempotencyKeys.run_once`): the key, the created rows and the answer commit together or not at all, so a
   keyed create costs one write transaction, as an unkeyed one does, and no claim is ever seen half done. Of

@@ -292,8 +292,8 @@ class TaskService:
                 ended = True  # the job is gone; reconciliation below settles the record
         # A job Ray still holds PENDING ignores stop_job for minutes: the record is the source of truth,
         # and the runner refuses to start a run whose task is no longer initialized.
-        self.store.stop(task_id)  # one write transaction for either
-        METRICS.runs_stopped.inc()
+        if self.store.stop(task_id) is not None:  # one write transaction for either; None: it ended meanwhile
+            METRICS.runs_stopped.inc()
         rec = self._get(project_id, task_id)
         # Only a job that had ended is settled here. A running one was just sent SIGTERM: Ray reports it running
         # until its runner, winding down, has recorded status 4 itself, so asking Ray again now would only add

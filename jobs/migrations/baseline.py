@@ -67,7 +67,8 @@ tasks = Table(
     Column("priority", Integer, nullable=False, server_default=text("0")),
     Index("tasks_project", "project_id", "create_time"),
     Index("tasks_status", "status"),
-    # is_current is stored because the list filters and counts by it; version_count is counted from this index.
+    # is_current is stored because the list filters by it; version_count was counted from this index (since
+    # revision 0002 it is kept in series_counts).
     Index("tasks_series", *SERIES_KEY, "create_time", "task_id"),
     Index("tasks_workspace", "project_id", "workspace_id", "create_time", "task_id"),
     Index("tasks_current", "project_id", "workspace_id", "create_time", "task_id",

@@ -540,12 +540,15 @@ def render(task: dict, input_root: str | Path, *, operators: list[tuple[str, dic
 
 def write_charts(charts: list[FeatureChart], layout: RunLayout) -> None:
     """Save every chart as ``<output>/report/<feature>.png``, in the output folder or bucket prefix (best
-    effort: the page has them inline)."""
+    effort: the page has them inline). A completed task's charts never change: in a bucket they are written
+    by the first report only, so a report stays a read (one existence check) after that."""
     drawn = [c for c in charts if c.png is not None]
     if not drawn:
         return
     folder = layout.output_dir / REPORT_DIR
     try:
+        if layout.in_bucket and (folder / f"{drawn[-1].name}.png").is_file():
+            return  # the last chart is written last: all are there
         folder.mkdir(parents=True, exist_ok=True)
         for chart in drawn:
             (folder / f"{chart.name}.png").write_bytes(chart.png)

@@ -76,8 +76,8 @@ def list_tasks(*, access: Reader, service: ServiceDep, query: Annotated[ListQuer
 @router.get("/{task_id:path}/report", response_class=HTMLResponse, responses=E.error_responses(*_READ, 503, 507))
 @router.get("/{task_id:path}/report/", response_class=HTMLResponse, include_in_schema=False)
 def task_report(*, access: Reader, task_id: TaskId, service: ServiceDep) -> HTMLResponse:
-    """A completed task's report (analysis, cleaning, validation, selection): one self-contained HTML page.
-    Errors are JSON, as everywhere."""
+    """A completed task's report, any template, work path in a folder or a bucket: one self-contained HTML
+    page. Errors are JSON, as everywhere."""
     return HTMLResponse(service.report(access.project_id, task_id))
 
 

@@ -365,12 +365,27 @@ def test_the_threads_of_a_process_queue_for_a_sqlite_file_on_one_mutex_whatever_
 
     thread = threading.Thread(target=writer)
     thread.start()
+    got: list[bool] = []
     with one._tx() as conn:
+        # The transaction holds the file's mutex: another thread cannot take it (SQLite's own lock would
+        # keep the writer out too, so that alone would prove nothing).
+        probe = threading.Thread(target=lambda: got.append(_writer_lock(other.target).acquire(timeout=0.1)))
+        probe.start()
+        probe.join(10)
         held.set()
-        assert not done.wait(0.2)  # the other writer is kept out (on the mutex, before SQLite's lock)
+        assert not done.wait(0.2)  # the other writer is kept out
         conn.execute("UPDATE tasks SET status = 1 WHERE task_id = 't1'")
+    assert got == [False]
     thread.join(10)
     assert done.is_set() and one.get_task("t1").stop_requested  # it ran after the commit and saw it
+
+
+def test_a_grouped_write_inside_a_write_transaction_fails_instead_of_waiting_forever(tmp_path: Path) -> None:
+    store = Store(tmp_path / "rayproc.db")
+    with store._tx():
+        with pytest.raises(RuntimeError, match="inside a write transaction"):
+            store._grouped_tx(lambda conn: None)
+    assert store._grouped_tx(lambda conn: 7) == 7  # outside one, it runs
 
 
 def test_concurrent_inserts_commit_together_and_a_failing_one_undoes_only_its_own_rows(tmp_path: Path) -> None:
