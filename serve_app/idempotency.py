@@ -44,6 +44,10 @@ from rayproc_contract.idempotency import HEADER, KEY_PATTERN, MAX_KEY_LENGTH, RE
 from serve_app import errors as E
 
 PRUNE_EVERY_MS = 60_000
+#: When an existing key row may be taken over (its values: :meth:`IdempotencyKeys._free_before`): expired, or a
+#: claim whose request never answered. ``_live_row`` reads the same rule in Python.
+_FREE = ("WHERE idempotency_keys.created_at < ? "
+         "OR (idempotency_keys.status_code IS NULL AND idempotency_keys.claimed_at < ?)")
 
 #: The header as a route parameter; its description is the API reference's.
 # The length and pattern are the document's only: validate_key is the one rule, with its own messages.
@@ -133,18 +137,13 @@ class IdempotencyKeys(Database):
         if key is None:
             return create()
         validate_key(key)
-        deadline = time.monotonic() + self.wait_seconds
-        while True:
+
+        def attempt() -> Answer | _Row:
             claim = secrets.token_hex(8)
             row = self._claim(project_id, key, fingerprint, claim)
-            if row is None:
-                return self._create(project_id, key, claim, create)
-            answer = self._judge(key, fingerprint, row)
-            if answer is not None:
-                return answer
-            if time.monotonic() >= deadline:
-                raise E.Conflict(f"a request with {HEADER} {key!r} is still in progress; repeat it in a moment")
-            time.sleep(self.poll_seconds)
+            return self._create(project_id, key, claim, create) if row is None else row
+
+        return self._answered(key, fingerprint, attempt)
 
     def run_once(self, project_id: str, key: str | None, fingerprint: str,
                  create: Callable[[KeyClaim | None], Answer]) -> Answer:
@@ -157,15 +156,30 @@ class IdempotencyKeys(Database):
         if key is None:
             return create(None)
         validate_key(key)
+
+        def attempt() -> Answer | _Row | None:
+            row = self._live_row(project_id, key)  # a plain read: a repeat never waits for the write lock
+            if row is not None:
+                return row
+            try:
+                return create(KeyClaim(self, project_id, key, fingerprint))
+            except KeyTaken:
+                return None  # a request with this key committed first: read and judge its row at once
+
+        return self._answered(key, fingerprint, attempt)
+
+    def _answered(self, key: str, fingerprint: str, attempt: Callable[[], Answer | _Row | None]) -> Answer:
+        """The answer of the first ``attempt()`` that creates (an :class:`Answer`) or meets a row holding an
+        answer for this request; a row of a request still in progress is asked again after ``poll_seconds``,
+        until ``wait_seconds``; None asks again at once."""
         deadline = time.monotonic() + self.wait_seconds
         while True:
-            row = self._live_row(project_id, key)  # a plain read: a repeat never waits for the write lock
-            if row is None:
-                try:
-                    return create(KeyClaim(self, project_id, key, fingerprint))
-                except KeyTaken:
-                    continue  # a request with this key committed first: judge its row
-            answer = self._judge(key, fingerprint, row)
+            got = attempt()
+            if isinstance(got, Answer):
+                return got
+            if got is None:
+                continue
+            answer = self._judge(key, fingerprint, got)
             if answer is not None:
                 return answer
             if time.monotonic() >= deadline:
@@ -190,11 +204,14 @@ class IdempotencyKeys(Database):
         if row is None:
             return None
         found = _Row(**dict(row))
-        now = self.clock()
-        if found.created_at < now - self.ttl_ms or (found.status_code is None
-                                                    and found.claimed_at < now - self.lease_ms):
-            return None
+        expired_before, abandoned_before = self._free_before(self.clock())
+        if found.created_at < expired_before or (found.status_code is None and found.claimed_at < abandoned_before):
+            return None  # the rule _FREE states in SQL
         return found
+
+    def _free_before(self, now: int) -> tuple[int, int]:
+        """(created before, claimed-and-unanswered before): the times before which a key is free again."""
+        return now - self.ttl_ms, now - self.lease_ms
 
     def _take(self, conn: Any, claim: KeyClaim, answer: Answer) -> None:
         now = self.clock()
@@ -205,11 +222,9 @@ class IdempotencyKeys(Database):
             "claimed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (project_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, "
             "claim = excluded.claim, status_code = excluded.status_code, body = excluded.body, "
-            "created_at = excluded.created_at, claimed_at = excluded.claimed_at "
-            "WHERE idempotency_keys.created_at < ? "
-            "OR (idempotency_keys.status_code IS NULL AND idempotency_keys.claimed_at < ?)",
+            f"created_at = excluded.created_at, claimed_at = excluded.claimed_at {_FREE}",
             (claim.project_id, claim.key, claim.fingerprint, secrets.token_hex(8), answer.status_code,
-             json.dumps(answer.body), now, now, now - self.ttl_ms, now - self.lease_ms)).rowcount
+             json.dumps(answer.body), now, now, *self._free_before(now))).rowcount
         if not taken:
             raise KeyTaken(claim.key)
 
@@ -237,10 +252,8 @@ class IdempotencyKeys(Database):
                 "VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (project_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, "
                 "claim = excluded.claim, status_code = NULL, body = NULL, created_at = excluded.created_at, "
-                "claimed_at = excluded.claimed_at "
-                "WHERE idempotency_keys.created_at < ? "
-                "OR (idempotency_keys.status_code IS NULL AND idempotency_keys.claimed_at < ?)",
-                (project_id, key, fingerprint, claim, now, now, now - self.ttl_ms, now - self.lease_ms)).rowcount
+                f"claimed_at = excluded.claimed_at {_FREE}",
+                (project_id, key, fingerprint, claim, now, now, *self._free_before(now))).rowcount
             if taken:
                 return None
             row = conn.execute("SELECT fingerprint, claim, status_code, body FROM idempotency_keys "
