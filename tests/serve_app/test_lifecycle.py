@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import Service
 from tests.support.images import make_known_set, make_many
 from tests.support.processes import pids_with
+from tests.serve_app.test_metrics import _grew, _scrape
 from tests.support.serve_process import wait_for
 
 pytestmark = pytest.mark.ray
@@ -188,10 +189,12 @@ def test_a_killed_driver_heals_by_itself_and_matches_an_uninterrupted_run(
     task = service.wait(task_id, lambda t: t["status"] == 1 and t["processed_count"] >= 3, allowed={0, 1})
     pids = pids_with(f"--run-id {task['ray_job_id']}", "jobs.runner")
     assert len(pids) == 1, pids
+    retried = _scrape(service)
     os.kill(pids[0], signal.SIGKILL)
     # Nobody resumes it: the run is settled as job_died and a new one is queued from the committed chunks.
     # (It may show failed for a moment, between the settling and the retry's queueing.)
     healed = service.wait_status(task_id, 2, allowed={0, 1, 3})
+    assert _grew(retried, _scrape(service), "rayproc_runs_retried_total") >= 1  # the retry is counted
     assert len(healed["ray_job_ids"]) == 2 and healed["ray_job_ids"][0] == task["ray_job_id"]
     first, second = healed["runs"]
     assert first["outcome"] == "failed" and task["ray_job_id"] in first["reason"]
