@@ -304,7 +304,7 @@ def child_profile(folder: Path, n: int, chunk_size: int) -> dict:
     issue_parts = {
         "perceptual_hash": _cum(st, "operators/hashing.py", "perceptual_hash_of_luma"),
         "edge_stats (64 px preview)": _cum(st, "operators/image_issues.py", "_edge_stats"),
-        "brightness percentiles": _cum(st, "operators/features.py", "unit_row_percentiles"),
+        "brightness percentiles": _cum(st, "operators/features.py", "row_percentiles"),
     }
     issue_parts["rest (hex strings, digests)"] = issues - sum(issue_parts.values())
     stages = {

@@ -23,6 +23,7 @@ from pydantic import Field
 from operators import duplicates as D
 from operators import features as F
 from operators import hashing as H
+from operators import image_stats as S
 from operators.analyse import ASPECT_RATIO, ENTROPY, GRAYSCALE, HEIGHT, WIDTH
 from operators.base import (
     Finalized,
@@ -111,6 +112,7 @@ class ImageIssues(Operator):
     # EDGE_STD and GRAY_HIST_STD only with the cleanvision profile.
     columns: ClassVar[tuple[str, ...]] = (BRIGHTNESS_P99, BRIGHTNESS_P05, EDGE_STD, GRAY_HIST_STD, PHASH,
                                           SHARPNESS, LAYOUT, LAYOUT_HASH, PIXEL_DIGEST)
+    statistics: ClassVar[tuple[str, ...]] = (S.BRIGHTNESS_PERCENTILES, S.PHASH, S.LAYOUT, S.SHARPNESS)
 
     class Params(StrictParams):
         issue_profile: IssueProfile = Field(
@@ -141,10 +143,9 @@ class ImageIssues(Operator):
         return self.params.issue_profile == CLEANVISION  # cleanvision's blur score is taken on its 64 px preview
 
     def process_batch(self, batch: ImageBatch) -> dict[str, list]:
-        p99, p05 = F.unit_row_percentiles(batch.planes.hsp, [99, 5])  # np.percentile's values, faster
-        planes = batch.planes
-        hashes = H.perceptual_hash_of_luma(planes.luma)
-        layout = F.layout_descriptor(planes)
+        p99, p05 = batch.statistic(S.BRIGHTNESS_PERCENTILES).T
+        hashes = batch.statistic(S.PHASH)
+        layout = batch.statistic(S.LAYOUT)
         out: dict[str, list] = {}
         if self.needs_previews:
             edge, hist = zip(*(_edge_stats(p) for p in batch.previews), strict=True)
@@ -152,7 +153,7 @@ class ImageIssues(Operator):
         return {
             **out, BRIGHTNESS_P99: p99, BRIGHTNESS_P05: p05,
             PHASH: [H.hash_to_hex(h) for h in hashes],
-            SHARPNESS: F.edge_sharpness(planes, F.upscale_factors(batch.width, batch.height, batch.rgb.shape[1])),
+            SHARPNESS: batch.statistic(S.SHARPNESS),
             LAYOUT: H.layout_to_hex(layout), LAYOUT_HASH: [H.hash_to_hex(h) for h in H.similarity_hash(layout)],
             PIXEL_DIGEST: list(batch.digests),
         }

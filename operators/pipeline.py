@@ -78,6 +78,7 @@ class Pipeline:
             previews=[d.preview for d in decoded] if previews else [],
             histograms=np.stack([d.histogram for d in decoded]),
             output_dir=output_dir,
+            wanted_statistics=tuple(dict.fromkeys(s for op in self.operators for s in op.statistics)),
         )
         columns: dict[str, Sequence] = {}
         item_errors: dict[int, ItemError] = {}

@@ -136,15 +136,15 @@ def _unit_values(kind: str, rng: np.random.Generator, shape: tuple[int, int]) ->
 
 
 @pytest.mark.parametrize("kind", ["uniform", "few_levels", "flat", "bright_skew", "float64", "one_value"])
-def test_unit_row_percentiles_equal_numpys_bit_for_bit(kind: str) -> None:
+def test_row_percentiles_equal_numpys_bit_for_bit(kind: str) -> None:
     rng = np.random.default_rng(7)
     qs = [99, 5, 50, 0, 100, 37.3, 0.1, 99.9]
     for trial in range(60):
         x = _unit_values(kind, rng, (int(rng.integers(1, 4)), int(rng.integers(1, 2500))))
-        assert np.array_equal(F.unit_row_percentiles(x, qs), np.percentile(x, qs, axis=1)), (trial, x.shape)
+        assert np.array_equal(F.row_percentiles(x, qs), np.percentile(x, qs, axis=1)), (trial, x.shape)
 
 
-def test_unit_row_percentiles_of_image_brightness_equal_numpys() -> None:
+def test_row_percentiles_of_image_brightness_equal_numpys() -> None:
     batch = [images.noise(0), images.blurred(), images.checkerboard(), images.flat(3), images.flat(250)]
     planes = F.Planes(np.stack([np.asarray(img, dtype=np.uint8) for img in batch]))
-    assert np.array_equal(F.unit_row_percentiles(planes.hsp, [99, 5]), np.percentile(planes.hsp, [99, 5], axis=1))
+    assert np.array_equal(F.row_percentiles(planes.hsp, [99, 5]), np.percentile(planes.hsp, [99, 5], axis=1))
