@@ -46,7 +46,6 @@ class ItemError(Exception):
 @dataclass(frozen=True)
 class DecodedImage:
     thumbnail: np.ndarray  # (size, size, 3) uint8 RGB
-    histogram: np.ndarray  # (768,) counts of the thumbnail's three channels (Pillow's layout)
     width: int
     height: int
     file_size: int
@@ -71,8 +70,10 @@ def draft_box(width: int, height: int, side: int) -> tuple[int, int]:
     return max(1, -(-side * width // longest)), max(1, -(-side * height // longest))
 
 
-def load_thumbnail(path: str, size: int, max_pixels: int = DEFAULT_MAX_PIXELS, *, preview: bool = True) -> DecodedImage:
-    """Decode ``path`` fully and return a ``size`` x ``size`` RGB thumbnail.
+def load_thumbnail(path: str, size: int, max_pixels: int = DEFAULT_MAX_PIXELS, *, preview: bool = True,
+                   out: np.ndarray | None = None) -> DecodedImage:
+    """Decode ``path`` fully and return a ``size`` x ``size`` RGB thumbnail (written into ``out``, a
+    ``(size, size, 3)`` uint8 array, when one is given: a batch's slot, so it is not copied again).
 
     Every byte of the image is decoded (a truncated file is an error), but a JPEG is
     decoded at the smallest of libjpeg's 1/2, 1/4 and 1/8 scales that still covers
@@ -111,10 +112,12 @@ def load_thumbnail(path: str, size: int, max_pixels: int = DEFAULT_MAX_PIXELS, *
                 rgb = _to_rgb(img)
                 decoded = np.asarray(rgb, dtype=np.uint8)
                 # OpenCV's area resampling: the same box average as Pillow's, several times faster on small images.
-                thumb = cv2.resize(decoded, (size, size), interpolation=cv2.INTER_AREA)
+                if out is None:
+                    thumb = cv2.resize(decoded, (size, size), interpolation=cv2.INTER_AREA)
+                else:
+                    thumb = cv2.resize(decoded, (size, size), dst=out, interpolation=cv2.INTER_AREA)
                 digest = _pixel_digest(decoded.data, width, height)
                 small = _preview(rgb, width, height) if preview else None
-                hist = Image.fromarray(thumb, "RGB").histogram()
     except ItemError:
         raise
     except UnidentifiedImageError as exc:
@@ -125,8 +128,7 @@ def load_thumbnail(path: str, size: int, max_pixels: int = DEFAULT_MAX_PIXELS, *
         msg = str(exc)
         code = "truncated" if "truncated" in msg or "broken data stream" in msg else "decode_error"
         raise ItemError(code, f"image could not be decoded: {msg}") from exc
-    return DecodedImage(thumbnail=thumb, histogram=np.asarray(hist, dtype=np.int64),
-                        width=width, height=height, file_size=file_size, format=fmt, mode=mode,
+    return DecodedImage(thumbnail=thumb, width=width, height=height, file_size=file_size, format=fmt, mode=mode,
                         digest=digest, preview=small)
 
 
