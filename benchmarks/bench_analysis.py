@@ -312,16 +312,33 @@ def child_profile(folder: Path, n: int, chunk_size: int, rounds: int = 3) -> dic
         for p in paths:
             _decode_draft(p)
 
+    from operators import image_stats
+    from operators.features import upscale_factors
+    from operators.image_io import load_thumbnail
+
+    def thumbnails() -> list:
+        """What any analysis of the 128 px thumbnail pays before its first statistic: the decode, the thumbnail
+        and the pixel digest (load_thumbnail), nothing else."""
+        return [load_thumbnail(p, THUMBNAIL_SIZE, preview=False) for p in paths]
+
+    decoded = thumbnails()
+    rgb = np.stack([d.thumbnail for d in decoded])
+    upscale = upscale_factors(np.array([d.width for d in decoded]), np.array([d.height for d in decoded]),
+                              THUMBNAIL_SIZE)
+    names = list(image_stats.STATISTICS)
+
+    def statistics() -> None:
+        for start in range(0, len(rgb), chunk_size):
+            image_stats.compute(rgb[start:start + chunk_size], names, upscale=upscale[start:start + chunk_size])
+
     run()  # imports, first-call caches
     bare()
-    plain, drafts = [], []
-    for _ in range(rounds):  # interleaved, so a change of the host's load reaches both
-        t = time.perf_counter()
-        bare()
-        drafts.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        run()
-        plain.append(time.perf_counter() - t)
+    plain, drafts, loads, passes = [], [], [], []
+    for _ in range(rounds):  # interleaved, so a change of the host's load reaches all
+        for fn, samples in ((bare, drafts), (run, plain), (thumbnails, loads), (statistics, passes)):
+            t = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - t)
     bare_draft = min(drafts)
 
     prof = cProfile.Profile()
@@ -365,6 +382,7 @@ def child_profile(folder: Path, n: int, chunk_size: int, rounds: int = 3) -> dic
     return {"images": len(items), "chunk_size": chunk_size, "unprofiled_seconds": min(plain),
             "unprofiled_images_per_s": len(items) / min(plain), "unprofiled_samples": plain,
             "bare_draft_decode_seconds": bare_draft, "bare_draft_samples": drafts,
+            "load_thumbnail_seconds": min(loads), "statistics_pass_seconds": min(passes),
             "ratio_to_bare_draft": min(plain) / bare_draft, "profiled_seconds": total,
             "stages": stages, "features": feature_parts, "issues": issue_parts,
             "top": _top(st, 15)}
@@ -917,6 +935,13 @@ def cost_main(argv: list[str]) -> int:
           f"bare draft decode best {profile['bare_draft_decode_seconds']:.3f} s "
           f"({[round(x, 3) for x in profile['bare_draft_samples']]}); ratio {profile['ratio_to_bare_draft']:.3f}; "
           f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")
+    print(f"unprofiled, best of {args.rounds}, per image: bare draft decode "
+          f"{profile['bare_draft_decode_seconds'] / n * 1e3:.3f} ms; load_thumbnail alone (decode, thumbnail, "
+          f"digest) {profile['load_thumbnail_seconds'] / n * 1e3:.3f} ms "
+          f"({profile['load_thumbnail_seconds'] / profile['bare_draft_decode_seconds']:.3f}x); the statistics pass "
+          f"alone (every statistic of both operators) {profile['statistics_pass_seconds'] / n * 1e3:.3f} ms "
+          f"({profile['statistics_pass_seconds'] / profile['bare_draft_decode_seconds']:.3f} of a decode); "
+          f"process_chunk {profile['unprofiled_seconds'] / n * 1e3:.3f} ms")
     total = profile["profiled_seconds"]
     print(f"\n| cProfile'd run ({total:.2f} s) | s | ms per image | share |\n|---|---:|---:|---:|")
     for name, sec in profile["stages"].items():

@@ -136,7 +136,7 @@ class Planes:
     def hsp(self) -> np.ndarray:
         """``(n, h * w)`` float32 perceived brightness per pixel, in [0, 1]."""
         v = self.values
-        return np.sqrt((v * v) @ _HSP32).reshape(len(self), -1)
+        return np.sqrt((v * v) @ _HSP32).reshape(len(self), self.pixel_count)
 
     @cached_property
     def extremes(self) -> tuple[np.ndarray, np.ndarray]:
@@ -152,8 +152,8 @@ class Planes:
         n = len(self)
         m = max(self.pixel_count, 1)
         hist = self.histograms.reshape(n, 3, _LEVELS).astype(np.float64)
-        sums = hist @ np.arange(_LEVELS, dtype=np.float64)  # (n, 3)
-        squares = hist @ _SQUARES
+        sums = (hist * np.arange(_LEVELS, dtype=np.float64)).sum(axis=2)  # (n, 3), exact integers
+        squares = (hist * _SQUARES).sum(axis=2)
         r, g, b = self.channels
         second = np.empty((n, 3, 3))
         second[:, [0, 1, 2], [0, 1, 2]] = squares
@@ -182,8 +182,16 @@ def contrast(x: np.ndarray | Planes) -> np.ndarray:
     """Standard deviation of luma per image, in [0, 0.5]: from the channels' covariance, since luma is a
     weighted sum of them (``var(w . rgb) = w' C w``)."""
     _, cov = as_planes(x).moments
-    w = _LUMA32.astype(np.float64)
-    return np.sqrt(np.maximum(np.einsum("i,nij,j->n", w, cov, w), 0.0)) / 255.0
+    return np.sqrt(np.maximum(_quadratic(cov, _LUMA32.astype(np.float64)), 0.0)) / 255.0
+
+
+def _quadratic(cov: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``v' C v`` per image, term by term: elementwise, so an image's value never depends on its batch."""
+    out = np.zeros(len(cov))
+    for i in range(3):
+        for j in range(3):
+            out += (v[i] * v[j]) * cov[:, i, j]
+    return out
 
 
 def saturation(x: np.ndarray | Planes) -> np.ndarray:
@@ -201,8 +209,8 @@ def colourfulness(x: np.ndarray | Planes) -> np.ndarray:
     linear in the channels, so their means and spreads follow from the channels' moments."""
     mean, cov = as_planes(x).moments
     rg, yb = np.array([1.0, -1.0, 0.0]), np.array([0.5, 0.5, -1.0])
-    spread = [np.sqrt(np.maximum(np.einsum("i,nij,j->n", v, cov, v), 0.0)) for v in (rg, yb)]
-    return np.hypot(*spread) + 0.3 * np.hypot(mean @ rg, mean @ yb)
+    spread = [np.sqrt(np.maximum(_quadratic(cov, v), 0.0)) for v in (rg, yb)]
+    return np.hypot(*spread) + 0.3 * np.hypot(mean[:, 0] - mean[:, 1], 0.5 * (mean[:, 0] + mean[:, 1]) - mean[:, 2])
 
 
 def entropy(x: np.ndarray | Planes) -> np.ndarray:
@@ -242,7 +250,7 @@ def laplacian_variance(x: np.ndarray | Planes) -> np.ndarray:
     interior = lap.reshape(n, -1).astype(np.float64)
     count = (h - 2) * (w - 2)
     mean = interior.sum(axis=1) / count
-    return np.maximum(np.einsum("ij,ij->i", interior, interior) / count - mean * mean, 0.0)
+    return np.maximum(np.square(interior).sum(axis=1) / count - mean * mean, 0.0)
 
 
 #: Side of the block-mean grid of :func:`layout_descriptor` (its length is the square of this).
@@ -278,6 +286,19 @@ def layout_descriptor(x: np.ndarray | Planes, side: int = LAYOUT_SIDE) -> np.nda
     enough that different pictures differ."""
     p = as_planes(x)
     return p.layout if side == LAYOUT_SIDE else _block_means(p.luma, side)
+
+
+#: Gain of the brightened layout (:func:`brightened_layout`): a copy brightened by 1.2-1.4 is clipped
+#: about where this one is.
+BRIGHT_GAIN = 1.3
+
+
+def brightened_layout(x: np.ndarray | Planes, gain: float = BRIGHT_GAIN) -> np.ndarray:
+    """The layout (:func:`layout_descriptor`) the image would have if its levels were multiplied by ``gain``
+    and clipped at white: where a brightened copy's highlights are clipped, its layout no longer follows
+    the original's, but it does follow this one."""
+    p = as_planes(x)
+    return _block_means(np.minimum(p.luma * np.float32(gain), np.float32(255.0)), LAYOUT_SIDE)
 
 
 def _edge_levels(gray: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -341,7 +362,10 @@ def edge_sharpness(x: np.ndarray | Planes, upscale: np.ndarray | None = None, wi
     strong = np.zeros((n, _LEVELS))  # edges by the relative floor
     weak = np.zeros((n, _LEVELS))  # every rise of EDGE_MIN_STEP, for the images the first finds too few in
     planes = []
-    kinds, which = np.unique(factors, axis=0, return_inverse=True)
+    if n and (factors == factors[0]).all():  # the usual case; np.unique over rows costs more than the rest
+        kinds, which = factors[:1], np.zeros(n, dtype=np.intp)
+    else:
+        kinds, which = np.unique(factors, axis=0, return_inverse=True)
     for k, (fx, fy) in enumerate(kinds.tolist()):  # one pass per enlargement: nearly always just one
         members = np.flatnonzero(which.ravel() == k)
         g = gray if members.size == n else gray[members]

@@ -185,6 +185,30 @@ def load_gray_view(path: str, side: int, max_pixels: int = DEFAULT_MAX_PIXELS) -
     return cv2.resize(gray, (side, side), interpolation=cv2.INTER_AREA)
 
 
+def load_rgb_view(path: str, side: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray | None:
+    """``path`` as uint8 RGB at a size of at least ``_VIEW_DRAFT * side`` on its longest side (a JPEG at draft
+    scale; other formats as they are), or None when the file cannot be decoded any more: for edits made on the
+    colours before a gray view is taken (:meth:`operators.image_issues.DetailCheck.brightened`)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > max_pixels:
+                    return None
+                if img.format in ("JPEG", "MPO"):
+                    img.draft("RGB", draft_box(img.width, img.height, _VIEW_DRAFT * side))
+                img.load()
+                return np.asarray(_to_rgb(img), dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def gray_view_of(rgb: np.ndarray, side: int) -> np.ndarray:
+    """:func:`load_gray_view` of pixels already decoded (RGB uint8): Pillow's gray conversion, area-resampled."""
+    gray = np.asarray(Image.fromarray(rgb, "RGB").convert("L"), dtype=np.uint8)
+    return cv2.resize(gray, (side, side), interpolation=cv2.INTER_AREA)
+
+
 def load_rgb(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode ``path`` at full resolution as RGB, with the same limits as :func:`load_thumbnail`."""
     try:

@@ -34,7 +34,7 @@ from operators.base import (
     StrictParams,
     TaskType,
 )
-from operators.image_io import full_pixel_digest, load_gray_view
+from operators.image_io import full_pixel_digest, gray_view_of, load_gray_view, load_rgb_view
 from operators.pipeline import ITEM
 
 DARK = "dark"
@@ -58,6 +58,7 @@ PHASH = "phash"
 SHARPNESS = "sharpness"
 LAYOUT = "layout"
 LAYOUT_HASH = "layout_hash"
+LAYOUT_HASH_BRIGHT = "layout_hash_bright"
 PIXEL_DIGEST = "pixel_digest"
 ISSUES = "issues"
 SCORES = "issue_scores"
@@ -111,8 +112,9 @@ class ImageIssues(Operator):
     requires = ("image_features",)
     # EDGE_STD and GRAY_HIST_STD only with the cleanvision profile.
     columns: ClassVar[tuple[str, ...]] = (BRIGHTNESS_P99, BRIGHTNESS_P05, EDGE_STD, GRAY_HIST_STD, PHASH,
-                                          SHARPNESS, LAYOUT, LAYOUT_HASH, PIXEL_DIGEST)
-    statistics: ClassVar[tuple[str, ...]] = (S.BRIGHTNESS_PERCENTILES, S.PHASH, S.LAYOUT, S.SHARPNESS)
+                                          SHARPNESS, LAYOUT, LAYOUT_HASH, LAYOUT_HASH_BRIGHT, PIXEL_DIGEST)
+    statistics: ClassVar[tuple[str, ...]] = (S.BRIGHTNESS_PERCENTILES, S.PHASH, S.LAYOUT, S.BRIGHT_LAYOUT,
+                                             S.SHARPNESS)
 
     class Params(StrictParams):
         issue_profile: IssueProfile = Field(
@@ -155,6 +157,7 @@ class ImageIssues(Operator):
             PHASH: [H.hash_to_hex(h) for h in hashes],
             SHARPNESS: batch.statistic(S.SHARPNESS),
             LAYOUT: H.layout_to_hex(layout), LAYOUT_HASH: [H.hash_to_hex(h) for h in H.similarity_hash(layout)],
+            LAYOUT_HASH_BRIGHT: [H.hash_to_hex(h) for h in H.similarity_hash(batch.statistic(S.BRIGHT_LAYOUT))],
             PIXEL_DIGEST: list(batch.digests),
         }
 
@@ -323,11 +326,50 @@ def layout_groups(table: RecordTable, max_distance: int, min_similarity: float,
         a, b = H.normalized_layout(layouts[i]), H.normalized_layout(layouts[j])
         keep = np.einsum("ij,ij->i", a, b) >= min_similarity
         if detail is not None:
-            keep[keep] = detail(i[keep], j[keep])
+            held = np.flatnonzero(keep)
+            plain = detail(i[held], j[held])
+            # A candidate whose views differ may be a copy brightened until it clipped: one of the two, simulated.
+            doubt = held[~plain]
+            if doubt.size:
+                plain[~plain] = detail.brightened(i[doubt], j[doubt]) | detail.brightened(j[doubt], i[doubt])
+            keep[held] = plain
         return keep
 
     links = crop_links(layouts, min_similarity, detail)
+    bright = bright_links(table, hashes[:, 0], max_distance, detail)
+    links = (np.concatenate([links[0], bright[0]]), np.concatenate([links[1], bright[1]]))
     return D.near_duplicate_groups(hashes, max_distance, keys=layouts, confirm=similar, links=links)
+
+
+#: Gains a brightened copy is checked against (its original's colours multiplied and clipped at white).
+BRIGHT_GAINS = (1.1, 1.2, 1.3, 1.4, 1.5)
+#: Share of ``near_duplicate_difference`` a brightened copy may differ by from its simulated original: once
+#: both are clipped alike, copies differ by little (0.025 at most on the benchmark, ``docs/blur.md``).
+BRIGHT_DIFFERENCE_SHARE = 0.5
+#: Levels a brightened copy's view must span at least (a blank image matches every washed-out picture).
+BRIGHT_MIN_RANGE = 8
+
+
+def bright_links(table: RecordTable, layout_hashes: np.ndarray, max_distance: int,
+                 detail: DetailCheck | None) -> tuple[np.ndarray, np.ndarray]:
+    """Confirmed pairs ``(picture, copy)`` where the copy is the picture brightened until its highlights
+    clip: the copy's layout hash is within ``max_distance`` bits of the picture's brightened layout hash
+    (``layout_hash_bright``, searched by :func:`operators.duplicates.query_pairs_in_blocks`), and the copy's
+    view differs from one of the picture's brightened and clipped views (:data:`BRIGHT_GAINS`) by at most
+    :data:`BRIGHT_DIFFERENCE_SHARE` of the detail check's threshold. Only with the files: the clipped
+    highlights leave too little of the layout to judge by."""
+    empty = np.zeros(0, dtype=np.intp)
+    if detail is None or table.ok_count == 0:
+        return empty, empty
+    values = list(table.iter_values(LAYOUT_HASH_BRIGHT))
+    if any(v is None for v in values):  # records made before the column existed
+        return empty, empty
+    queries = np.fromiter((H.hex_to_hash(h) for h in values), dtype=np.uint64, count=len(values))
+    owner, target, _ = D.query_pairs_in_blocks(layout_hashes, [(0, queries[:, None])], max_distance)
+    if owner.size == 0:
+        return empty, empty
+    keep = detail.brightened(owner, target)
+    return owner[keep], target[keep]
 
 
 #: Bits within which a crop's coarse layout hash must be of its whole copy's (each item has 256 crop
@@ -385,6 +427,7 @@ class DetailCheck:
         self._max_difference = max_difference
         self._views: dict[int, np.ndarray | None] = {}
         self._large: dict[int, np.ndarray | None] = {}
+        self._bright: dict[int, np.ndarray | None] = {}
 
     def _view(self, position: int) -> np.ndarray | None:
         if position not in self._views:
@@ -397,6 +440,29 @@ class DetailCheck:
             item = self._table.value(ITEM, int(self._table.ok_index[position]))
             self._large[position] = load_gray_view(os.path.join(self._table.root, item), 2 * F.DETAIL_SIDE)
         return self._large[position]
+
+    def _bright_views(self, position: int) -> np.ndarray | None:
+        """``(len(BRIGHT_GAINS), s, s)``: the gray views of the picture with its colours multiplied by each
+        gain and clipped at white, as a brightened copy's are."""
+        if position not in self._bright:
+            item = self._table.value(ITEM, int(self._table.ok_index[position]))
+            rgb = load_rgb_view(os.path.join(self._table.root, item), F.DETAIL_SIDE)
+            self._bright[position] = None if rgb is None else np.stack([
+                gray_view_of(np.clip(rgb * np.float32(gain) + np.float32(0.5), 0, 255).astype(np.uint8), F.DETAIL_SIDE)
+                for gain in BRIGHT_GAINS])
+        return self._bright[position]
+
+    def brightened(self, owner: np.ndarray, copy: np.ndarray) -> np.ndarray:
+        """Per pair, whether ``copy`` is ``owner`` brightened: its view against ``owner``'s brightened views,
+        the best one deciding, within :data:`BRIGHT_DIFFERENCE_SHARE` of the threshold."""
+        keep = np.zeros(owner.size, dtype=bool)
+        for k, (a, b) in enumerate(zip(owner.tolist(), copy.tolist())):
+            bright, view = self._bright_views(a), self._view(b)
+            if bright is None or view is None or int(view.max()) - int(view.min()) < BRIGHT_MIN_RANGE:
+                continue  # a flat view is predicted by anything: it confirms no edit
+            same = np.broadcast_to(view, bright.shape)
+            keep[k] = F.local_difference(bright, same).min() <= BRIGHT_DIFFERENCE_SHARE * self._max_difference
+        return keep
 
     def crops(self, owner: np.ndarray, copy: np.ndarray) -> np.ndarray:
         """Per pair, whether ``copy`` is a crop of ``owner``: its view against the windows of ``owner``'s

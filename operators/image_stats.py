@@ -46,6 +46,8 @@ LAPLACIAN_VARIANCE = "laplacian_variance"
 BRIGHTNESS_PERCENTILES = "brightness_percentiles"
 PHASH = "phash"
 LAYOUT = "layout"
+#: The layout of the image brightened and clipped (:func:`operators.features.brightened_layout`).
+BRIGHT_LAYOUT = "bright_layout"
 SHARPNESS = "sharpness"
 
 #: Name -> how one block's values are computed.
@@ -60,6 +62,7 @@ STATISTICS: dict[str, Callable[[Block], np.ndarray]] = {
     BRIGHTNESS_PERCENTILES: lambda b: F.row_percentiles(b.planes.hsp, [99, 5]).T,
     PHASH: lambda b: H.perceptual_hash_of_luma(b.planes.luma),
     LAYOUT: lambda b: F.layout_descriptor(b.planes),
+    BRIGHT_LAYOUT: lambda b: F.brightened_layout(b.planes),
     SHARPNESS: lambda b: F.edge_sharpness(b.planes, b.upscale),
 }
 
@@ -85,7 +88,7 @@ def compute(rgb: np.ndarray, names: Iterable[str], *, histograms: np.ndarray | N
         block = Block(planes, factors[start:end])
         for name in wanted:
             parts[name].append(np.asarray(STATISTICS[name](block)))
-    if n == 0:
-        empty = F.Planes(np.zeros((0, *rgb.shape[1:]), dtype=np.uint8) if rgb.ndim == 4 else rgb)
-        return {name: np.asarray(STATISTICS[name](Block(empty, factors))) for name in wanted}
+    if n == 0:  # the shapes and types of one black image's values, with no rows
+        one = F.Planes(np.zeros((1, *rgb.shape[1:]), dtype=np.uint8))
+        return {name: np.asarray(STATISTICS[name](Block(one, np.ones((1, 2), np.intp))))[:0] for name in wanted}
     return {name: np.concatenate(values) for name, values in parts.items()}

@@ -379,3 +379,51 @@ def test_crop_layouts_of_the_whole_picture_are_its_block_means() -> None:
     assert H.coarse_hash(np.full((1, 64), 7.0))[0] == 0  # a flat layout has no bits
     which = np.array([0, 17, 255, 3, 100])
     np.testing.assert_allclose(H.crop_layouts_of(layout, which), crops[np.arange(5), which], rtol=1e-5)
+
+
+def _pale(img: Image.Image) -> Image.Image:
+    """The drawing in pale tones (levels 150-255): brightened, most of it clips to white."""
+    levels = np.asarray(img.convert("RGB"), dtype=np.float32)
+    return Image.fromarray((150.0 + levels * (105.0 / 255.0)).astype(np.uint8), "RGB")
+
+
+@pytest.mark.parametrize("gain", [1.25, 1.4], ids=["x1.25", "x1.4"])
+def test_a_brightened_copy_whose_highlights_clip_is_grouped_by_the_simulated_check(gain: float,
+                                                                                   tmp_path: Path) -> None:
+    """The pale parts of the copy clip to white, so its view no longer predicts the original's (the plain check
+    fails); the original brightened and clipped the same way is the copy. A blank image matches nothing."""
+    from operators.base import RecordTable
+    from operators.image_issues import LAYOUT_HASH, DetailCheck, bright_links
+    from operators.pipeline import ITEM, OK, STATUS
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    original = _pale(clip_art(12))
+    original.save(folder / "original.png")
+    _levels(original, gain).save(folder / "copy.png")
+    Image.new("RGB", (200, 150), "white").save(folder / "blank.png")  # a flat view is predicted by anything
+    for seed in range(6):
+        _pale(clip_art(200 + seed)).save(folder / f"other_art_{seed}.png")
+        photo(100 + seed).save(folder / f"other_photo_{seed}.png")
+    result, _, records = run_direct(folder, "sys_data_analyse", [], tmp_path / "out")
+    assert result["issues"]["near_duplicate_groups"] == [["copy.png", "original.png"]]
+    table = RecordTable(records, STATUS, OK, root=str(folder))
+    names = table.values(ITEM)
+    at = {name: k for k, name in enumerate(names)}
+    detail = DetailCheck(table, 0.15)
+    pair = np.array([at["original.png"]]), np.array([at["copy.png"]])
+    assert not detail(*pair)[0] and detail.brightened(*pair)[0]
+    assert not detail.brightened(np.array([at["original.png"]]), np.array([at["blank.png"]]))[0]
+    hashes = np.array([H.hex_to_hash(h) for h in table.values(LAYOUT_HASH)], dtype=np.uint64)
+    owner, copy = bright_links(table, hashes, 4, detail)
+    assert {(names[a], names[b]) for a, b in zip(owner.tolist(), copy.tolist())} <= {("original.png", "copy.png")}
+
+
+def test_the_brightened_layout_is_the_layout_clipped_at_white() -> None:
+    rgb = np.stack([np.asarray(photo(1).resize((128, 128)), dtype=np.uint8),
+                    np.asarray(_pale(clip_art(3)).resize((128, 128)), dtype=np.uint8)])
+    planes = F.Planes(rgb)
+    assert np.allclose(F.brightened_layout(planes, 1.0), F.layout_descriptor(planes), atol=1e-3)
+    bright = F.brightened_layout(planes, 1.4)
+    assert bright.max() <= 255.0 and (bright >= F.layout_descriptor(planes) - 1e-3).all()
+    assert (bright[1] >= 254.9).mean() > 0.5  # the pale drawing is mostly white once brightened
