@@ -288,6 +288,16 @@ def _cum_from(st: dict, file_end: str, func: str, caller_file_end: str, caller: 
     return total
 
 
+def _timed(fn, *args, **kwargs) -> float:
+    t = time.perf_counter()
+    fn(*args, **kwargs)
+    return time.perf_counter() - t
+
+
+def statistics_median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
 def child_profile(folder: Path, n: int, chunk_size: int, rounds: int = 3) -> dict:
     """``process_chunk`` over the first ``n`` images and a bare draft-scale decode loop over the same files,
     interleaved, best of ``rounds`` each; then one cProfile'd run, split."""
@@ -340,6 +350,20 @@ def child_profile(folder: Path, n: int, chunk_size: int, rounds: int = 3) -> dic
             fn()
             samples.append(time.perf_counter() - t)
     bare_draft = min(drafts)
+    # Each statistic on its own (with the planes it needs) over the first chunk's thumbnails, as a share of the
+    # bare decode of the same images timed just before it: the median over the rounds.
+    first = rgb[:chunk_size]
+    shares: dict[str, list[float]] = {name: [] for name in ["all", *names]}
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for p in paths[:len(first)]:
+            _decode_draft(p)
+        per_decode = (time.perf_counter() - t) / len(first)
+        for name in shares:
+            best = min(_timed(image_stats.compute, first, names if name == "all" else [name],
+                              upscale=upscale[:len(first)]) for _ in range(3))
+            shares[name].append(best / len(first) / per_decode)
+    statistic_shares = {name: statistics_median(v) for name, v in shares.items()}
 
     prof = cProfile.Profile()
     prof.enable()
@@ -383,6 +407,7 @@ def child_profile(folder: Path, n: int, chunk_size: int, rounds: int = 3) -> dic
             "unprofiled_images_per_s": len(items) / min(plain), "unprofiled_samples": plain,
             "bare_draft_decode_seconds": bare_draft, "bare_draft_samples": drafts,
             "load_thumbnail_seconds": min(loads), "statistics_pass_seconds": min(passes),
+            "statistic_share_of_decode": statistic_shares,
             "ratio_to_bare_draft": min(plain) / bare_draft, "profiled_seconds": total,
             "stages": stages, "features": feature_parts, "issues": issue_parts,
             "top": _top(st, 15)}
@@ -942,6 +967,10 @@ def cost_main(argv: list[str]) -> int:
           f"alone (every statistic of both operators) {profile['statistics_pass_seconds'] / n * 1e3:.3f} ms "
           f"({profile['statistics_pass_seconds'] / profile['bare_draft_decode_seconds']:.3f} of a decode); "
           f"process_chunk {profile['unprofiled_seconds'] / n * 1e3:.3f} ms")
+    print("\n| statistic alone, with the planes it needs (median of the rounds) | share of a bare decode |\n"
+          "|---|---:|")
+    for name, share in sorted(profile["statistic_share_of_decode"].items(), key=lambda kv: -kv[1]):
+        print(f"| {name} | {share:.1%} |")
     total = profile["profiled_seconds"]
     print(f"\n| cProfile'd run ({total:.2f} s) | s | ms per image | share |\n|---|---:|---:|---:|")
     for name, sec in profile["stages"].items():
