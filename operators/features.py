@@ -549,6 +549,43 @@ def _best_windows(profile: np.ndarray, target: np.ndarray, weights: np.ndarray, 
     return weights[np.argsort(-score, kind="stable")[:count]]
 
 
+def _best_window_indices(profile: np.ndarray, target: np.ndarray, weights: np.ndarray, count: int) -> np.ndarray:
+    cut = weights @ profile  # (k, out)
+    cut = cut - cut.mean(axis=1, keepdims=True)
+    t = target - target.mean()
+    score = (cut @ t) / np.maximum(np.linalg.norm(cut, axis=1) * np.linalg.norm(t), 1e-6)
+    return np.argsort(-score, kind="stable")[:count]
+
+
+def crop_windows(large: np.ndarray, view: np.ndarray, choices: int = 3) -> list[tuple[float, float, float, float]]:
+    """The windows of :func:`align_crop` as unit rectangles ``(x0, y0, x1, y1)`` of the picture, every
+    combination of the ``choices`` best per axis: to cut them from a finer decode of the picture."""
+    large = np.asarray(large, dtype=np.float32)
+    view = np.asarray(view, dtype=np.float32)
+    weights = _crop_weights(view.shape[0], large.shape[0])
+    across = _best_window_indices(large.mean(axis=0), view.mean(axis=0), weights, choices)
+    down = _best_window_indices(large.mean(axis=1), view.mean(axis=1), weights, choices)
+    out = []
+    for d in down.tolist():
+        sy, oy = _CROP_WINDOWS[d]
+        for a in across.tolist():
+            sx, ox = _CROP_WINDOWS[a]
+            out.append((float(ox), float(oy), float(ox + sx), float(oy + sy)))
+    return out
+
+
+def cut_windows(gray: np.ndarray, windows: list[tuple[float, float, float, float]], side: int) -> np.ndarray:
+    """``(len(windows), side, side)`` float32: each unit rectangle of ``gray`` (uint8, any size) cut at whole
+    pixels and area-resampled to ``side``, as a copy cut from the picture and viewed at ``side`` would be."""
+    h, w = gray.shape
+    out = np.empty((len(windows), side, side), dtype=np.float32)
+    for k, (x0, y0, x1, y1) in enumerate(windows):
+        c0, r0 = int(round(x0 * w)), int(round(y0 * h))
+        c1, r1 = max(int(round(x1 * w)), c0 + 1), max(int(round(y1 * h)), r0 + 1)
+        out[k] = cv2.resize(gray[r0:r1, c0:c1], (side, side), interpolation=cv2.INTER_AREA)
+    return out
+
+
 #: Windows per axis kept by :func:`align_crop` (their combinations are all tried).
 CROP_ALIGN_CHOICES = 3
 
