@@ -955,6 +955,11 @@ def cost_main(argv: list[str]) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     n = profile["images"]
+    per_round = [a / b for a, b in zip(profile["unprofiled_samples"], profile["bare_draft_samples"], strict=True)]
+    report["per_round_ratios"] = per_round
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"per-round ratios (the decode loop and process_chunk of one round, back to back): median "
+          f"{statistics.median(per_round):.3f}, min {min(per_round):.3f}, max {max(per_round):.3f}")
     print(f"process_chunk over {n} real 1024x768 photos: best of {args.rounds} "
           f"{profile['unprofiled_seconds']:.3f} s ({[round(x, 3) for x in profile['unprofiled_samples']]}); "
           f"bare draft decode best {profile['bare_draft_decode_seconds']:.3f} s "
