@@ -2,12 +2,16 @@
 1,000,000 on PostgreSQL, against SQLite with the same rows.
 
     python -m benchmarks.bench_store [--tasks 100000] [--samples 400] [--baseline-samples 10] [--max-seconds 300]
-    python -m benchmarks.bench_store --backend postgresql [--tasks 1000000] [--samples 400]
+    python -m benchmarks.bench_store --backend postgresql [--tasks 1000000] [--samples 400] [--writes 300]
 
 ``--backend postgresql`` starts a PostgreSQL server on loopback (``tests.support.postgres``), creates the
-schema with the service's migration, bulk-loads ``--tasks`` rows with COPY and the same rows into a SQLite file
-opened by ``Store`` (executemany), runs ANALYZE on both, then times ``Store.get_task`` and ``Store.list_tasks``
-(and ``TaskService`` over each) on both, interleaved; ratios are PostgreSQL over SQLite.
+schema of revision 0001 (the release before the kept counts) on it and in a SQLite file, bulk-loads ``--tasks``
+rows into both (COPY; executemany), opens each with ``Store``, which upgrades it (the counts' backfill, timed),
+runs VACUUM ANALYZE on PostgreSQL (what autovacuum does to a table after a bulk load; left to it, it starts at a
+moment of its own during the sampling) and ANALYZE on SQLite, then times ``Store.get_task`` and
+``Store.list_tasks`` (and ``TaskService`` over each) on both, interleaved; ratios are PostgreSQL over SQLite.
+``--writes N`` then times N task lifecycles (insert, claim, finish, delete) on an empty database of each
+backend with the count triggers and without them (dropped), interleaved: what keeping the counts costs a write.
 
 One file of ``--tasks`` task records (90% in one project's workspace, in version series of one to a few
 tasks plus one series of 2% of them; every task finished, so no read asks Ray) is made with the first
@@ -55,6 +59,8 @@ LISTS = (
     ("list: query_current", ListQuery(query_current=True), {"query_current": True}),
     ("list: page 50", ListQuery(page=50), {"page": 50}),
 )
+#: Measured on PostgreSQL and SQLite only (the first schema's query has no status filter).
+STATUS_LIST = ("list: status 3", ListQuery(status=3), {})
 
 
 def task_rows(n: int, seed: int = 11) -> list[dict]:
@@ -230,6 +236,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="samples of each baseline figure, interleaved (default 10; each scans the whole table)")
     p.add_argument("--max-seconds", type=float, default=300,
                    help="stop sampling after this long, once the baseline has 3 samples (default 300)")
+    p.add_argument("--writes", type=int, default=0,
+                   help="postgresql: then time this many task lifecycles with and without the count triggers")
     return p.parse_args(argv)
 
 
@@ -261,12 +269,13 @@ def build_postgres(root: Path, n: int) -> dict:
 
     server = start_server()
     url = server.new_database(empty=True)
+    lite_path = root / "rayproc.db"
     t0 = time.perf_counter()
     rows = task_rows(n)
     _current_flags(rows)
     generated_s = time.perf_counter() - t0
-    migrate_ms, pg_store = _timed(lambda: Store(url))
-    lite_store = Store(root / "rayproc.db")
+    for target in (url, lite_path):
+        schema_at(target, "0001")
     values = [tuple(r[c] for c in _TASK_COLUMNS) for r in rows]
     del rows
     import psycopg
@@ -278,16 +287,19 @@ def build_postgres(root: Path, n: int) -> dict:
                 copy.write_row(v)
     copy_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("ANALYZE tasks")
-    analyze_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    with sqlite3.connect(lite_store.path) as conn:
+    with sqlite3.connect(lite_path) as conn:
         conn.executemany(f"INSERT INTO tasks ({', '.join(_TASK_COLUMNS)}) VALUES ({', '.join('?' * len(_TASK_COLUMNS))})",
                          values)
         conn.commit()
-        conn.execute("ANALYZE")
     sqlite_s = time.perf_counter() - t0
+    migrate_ms, pg_store = _timed(lambda: Store(url))
+    sqlite_migrate_ms, lite_store = _timed(lambda: Store(lite_path))
+    t0 = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    analyze_s = time.perf_counter() - t0
+    with sqlite3.connect(lite_path) as conn:
+        conn.execute("ANALYZE")
     ids = [v[0] for v in values if v[1] == PROJECT]
     del values
     launcher = JobLauncher(f"http://127.0.0.1:{free_port()}", submit_retry_seconds=0)
@@ -298,8 +310,82 @@ def build_postgres(root: Path, n: int) -> dict:
         settings = Settings(data_dir=data_dir, allowed_roots=[str(root)], auth_enabled=False).resolved()
         services[side] = build_service(settings, store=store, launcher=launcher)
     return {"rows": n, "server": server, "generated_s": generated_s, "migrate_ms": migrate_ms, "copy_s": copy_s,
-            "analyze_s": analyze_s, "sqlite_load_s": sqlite_s, "stores": {"postgresql": pg_store, "sqlite": lite_store},
-            "services": services, "ids": ids}
+            "analyze_s": analyze_s, "sqlite_load_s": sqlite_s, "sqlite_migrate_ms": sqlite_migrate_ms,
+            "stores": {"postgresql": pg_store, "sqlite": lite_store}, "services": services, "ids": ids}
+
+
+def schema_at(target: str | Path, revision: str) -> None:
+    """Create the schema of ``revision`` (an older release's) in the empty database ``target``."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from jobs import migrations
+    from jobs.db import is_database_url
+
+    if is_database_url(str(target)):
+        engine = create_engine(str(target).replace("postgresql://", "postgresql+psycopg://", 1), poolclass=NullPool)
+    else:
+        engine = create_engine("sqlite://", poolclass=NullPool,
+                               creator=lambda: sqlite3.connect(target, isolation_level=None, check_same_thread=False))
+    try:
+        with engine.connect() as conn:
+            migrations.upgrade(conn, revision)
+            conn.commit()
+    finally:
+        engine.dispose()
+
+
+_TRIGGERS = {"postgresql": ("tasks_counts_insert_delete", "tasks_counts_update"),
+             "sqlite": ("tasks_counts_insert", "tasks_counts_delete", "tasks_counts_update", "tasks_series_update")}
+
+
+def measure_writes(server, root: Path, n: int, seed: int = 3) -> dict[str, list[float]]:
+    """ms per task lifecycle (insert_task, claim_run, finish_run, delete_task) on empty databases of each backend,
+    with the count triggers and with them dropped, the four sides interleaved."""
+    from jobs.db import close_pool
+    from jobs.status import TaskStatus
+
+    stores = {}
+    for backend in ("postgresql", "sqlite"):
+        for triggers in (True, False):
+            target = server.new_database() if backend == "postgresql" else str(root / f"writes-{triggers}.db")
+            store = Store(target)
+            if not triggers:
+                with store._tx() as conn:
+                    for name in _TRIGGERS[backend]:
+                        conn.execute(f"DROP TRIGGER {name}" + (" ON tasks" if backend == "postgresql" else ""))
+            stores[f"{backend} {'with' if triggers else 'without'} triggers"] = store
+    rng = random.Random(seed)
+    times: dict[str, list[float]] = {side: [] for side in stores}
+    row = task_rows(1)[0]
+    base = {k: (json.loads(v) if k in ("inputs", "template", "work_path", "execution") else v)
+            for k, v in row.items() if k not in ("status", "create_time", "update_time", "run_start_ms",
+                                                 "elapsed_ms", "total_count", "processed_count", "failed_count",
+                                                 "error_type", "error_msg", "result", "stop_requested")}
+    for i in range(n):
+        sides = list(stores.items())
+        rng.shuffle(sides)
+        for side, store in sides:
+            task_id, run_id = f"w{i}", f"w{i}-r1"
+
+            def lifecycle(store=store, task_id=task_id, run_id=run_id) -> None:
+                store.insert_task({**base, "task_id": task_id, "current_run": run_id, "source": f"/data/w{i % 7}"})
+                store.claim_run(task_id, run_id)
+                store.finish_run(task_id, run_id, TaskStatus.COMPLETED, result={})
+                if i % 2:
+                    store.delete_task(task_id)
+
+            times[side].append(_timed(lifecycle)[0])
+    for side, store in stores.items():
+        with store._connect() as conn:  # the kept counts held through it all, where they were kept
+            if "with triggers" in side:
+                kept = conn.execute("SELECT COALESCE(SUM(n), 0) FROM task_counts").fetchone()[0]
+                rows = conn.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
+                if int(kept) != rows:
+                    raise SystemExit(f"{side}: task_counts says {kept}, the table holds {rows}")
+        if store.dialect == "postgresql":
+            close_pool(store.target)
+    return times
 
 
 def measure_postgres(world: dict, samples: int, max_seconds: float, seed: int = 5) -> dict:
@@ -315,7 +401,7 @@ def measure_postgres(world: dict, samples: int, max_seconds: float, seed: int = 
             store, service = world["stores"][backend], world["services"][backend]
             sides += [("GET", f"store {backend}", lambda s=store: s.get_task(task_id, PROJECT, with_runs=True)),
                       ("GET", f"service {backend}", lambda v=service: v.get(PROJECT, task_id))]
-            for label, query, _ in LISTS:
+            for label, query, _ in (*LISTS, STATUS_LIST):
                 sides += [(label, f"store {backend}", lambda s=store, q=query: s.list_tasks(PROJECT, q)),
                           (label, f"service {backend}", lambda v=service, q=query: v.list(PROJECT, q))]
         rng.shuffle(sides)
@@ -335,14 +421,15 @@ def measure_postgres(world: dict, samples: int, max_seconds: float, seed: int = 
 
 
 def print_postgres(times: dict, world: dict) -> list[dict]:
-    print(f"{world['rows']:,} task records: generated in {world['generated_s']:.1f} s; PostgreSQL schema created "
-          f"by the migration in {world['migrate_ms']:.0f} ms; COPY {world['copy_s']:.1f} s, ANALYZE "
-          f"{world['analyze_s']:.1f} s; SQLite executemany + ANALYZE {world['sqlite_load_s']:.1f} s")
+    print(f"{world['rows']:,} task records: generated in {world['generated_s']:.1f} s; COPY {world['copy_s']:.1f} s, "
+          f"SQLite executemany {world['sqlite_load_s']:.1f} s; the upgrade to the kept counts (backfill): PostgreSQL "
+          f"{world['migrate_ms']:.0f} ms, SQLite {world['sqlite_migrate_ms']:.0f} ms; PostgreSQL VACUUM ANALYZE "
+          f"{world['analyze_s']:.1f} s")
     print("| figure (ms) | PG store p50 | PG store p95 | PG service p50 | PG service p95 | SQLite store p50 "
           "| SQLite store p95 | SQLite service p50 | SQLite service p95 | PG/SQLite service p95 |")
     print("|---|" + "---:|" * 9)
     summary = []
-    for figure in ("GET", *(label for label, _, _ in LISTS)):
+    for figure in ("GET", *(label for label, _, _ in (*LISTS, STATUS_LIST))):
         sides = times[figure]
         stat = {side: (float(np.percentile(v, 50)), float(np.percentile(v, 95)), len(v)) for side, v in sides.items()}
         summary.append({"figure": figure, **{k: {"p50": a, "p95": b, "n": c} for k, (a, b, c) in stat.items()}})
@@ -358,19 +445,27 @@ def main_postgres(args: argparse.Namespace) -> None:
 
     with tempfile.TemporaryDirectory(prefix="rayproc-bench-store-pg-") as tmp:
         world = build_postgres(Path(tmp), args.tasks)
+        writes = {}
         try:
             times = measure_postgres(world, args.samples, args.max_seconds)
+            if args.writes:
+                writes = measure_writes(world["server"], Path(tmp), args.writes)
         finally:
             from jobs.db import close_pools
 
             close_pools()
             stop_server(world["server"])
     summary = print_postgres(times, world)
+    if writes:
+        print(f"| task lifecycle (insert, claim, finish, delete every other; ms), {args.writes} each | p50 | p95 |")
+        print("|---|---:|---:|")
+        for side, values in writes.items():
+            print(f"| {side} | {np.percentile(values, 50):.2f} | {np.percentile(values, 95):.2f} |")
     out = OUT.with_name("store_postgresql.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"tasks": args.tasks, "summary": summary, "samples": times,
+    out.write_text(json.dumps({"tasks": args.tasks, "summary": summary, "samples": times, "writes": writes,
                                **{k: world[k] for k in ("generated_s", "migrate_ms", "copy_s", "analyze_s",
-                                                        "sqlite_load_s")}}, indent=1))
+                                                        "sqlite_load_s", "sqlite_migrate_ms")}}, indent=1))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,6 +12,7 @@ folder or a bucket, before ``result.json`` is written: a result means every file
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -40,10 +41,8 @@ def assemble(state: RunState, n_chunks: int, pipeline: Pipeline, root: str) -> d
     # finalize set on it, so no list of every record is ever held.
     table = RecordTable(state.stream(n_chunks), STATUS, OK, root=root, output_dir=str(layout.output_dir))
     copies: list[tuple[str, str]] = []
-    with _candidates_on_disk(table, root) as readable_root:
-        table.root = readable_root
+    with _readable_items(table, root):
         result, files = pipeline.finalize(table, copies=copies)
-    table.root = root  # rows written from here on name the items where they really are
     failed_items: list[dict] = []
     try:
         copy_inputs(copies, root, layout)
@@ -79,24 +78,47 @@ def copy_inputs(copies: Sequence[tuple[str, str]], root: str, layout: RunLayout)
 
 
 @contextmanager
-def _candidates_on_disk(table: RecordTable, root: str) -> Iterator[str]:
-    """The root finalize reads files under. For a bucket source, the exact-duplicate candidates (items that
-    share a pixel digest, which finalize confirms against their bytes) are fetched into a temporary folder
-    for the time of finalize: only candidates, so the cost follows the duplicates, not the dataset."""
+def _readable_items(table: RecordTable, root: str) -> Iterator[None]:
+    """Let finalize read item files (``table.item_path``) when the source is a bucket, for its time.
+
+    Finalize reads only candidates: items that share a pixel digest (exact duplicates, confirmed against
+    their bytes) and near-duplicate pairs (checked on their pictures). The exact candidates are fetched
+    together, several at once, into a temporary folder; any other item finalize asks for is fetched there
+    when it first does. So the cost follows the duplicates, not the dataset. An object that cannot be read
+    leaves its candidate unconfirmed, as a vanished file does.
+    """
     if not storage.is_object_uri(root):
-        yield root
+        yield
         return
     ok = table.ok_index
     # Items without a digest (no image_issues in the pipeline) share the value None: no candidates.
     groups = [g for g in table.groups(PIXEL_DIGEST) if table.value(PIXEL_DIGEST, ok[g[0]]) is not None]
     keys = [table.value(ITEM, ok[i]) for i in sorted({i for group in groups for i in group})]
     with tempfile.TemporaryDirectory(prefix="rayproc-finalize-") as folder:
+        fetched: set[str] = set()
+
+        def local(key: str) -> str:  # a name of its own: an object's key never names a local path
+            return os.path.join(folder, hashlib.sha256(key.encode()).hexdigest())
+
+        def save(key: str, data: bytes | storage.ObjectError) -> None:
+            fetched.add(key)
+            if not isinstance(data, storage.ObjectError):
+                with open(local(key), "wb") as fh:
+                    fh.write(data)
+
+        def locate(key: str) -> str:
+            if key not in fetched:
+                try:
+                    save(key, storage.read_bytes(storage.ObjectUri.parse(item_location(root, key))))
+                except (ValueError, storage.ObjectError):
+                    fetched.add(key)  # unreadable: the path stays absent, and the candidate unconfirmed
+            return local(key)
+
         uris = [storage.ObjectUri.parse(item_location(root, key)) for key in keys]
         for key, data in zip(keys, storage.fetch_many(uris), strict=True):
-            if isinstance(data, storage.ObjectError):
-                continue  # a candidate that cannot be read is left unconfirmed, as a vanished file is
-            target = os.path.join(folder, key.lstrip("/"))
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            with open(target, "wb") as fh:
-                fh.write(data)
-        yield folder
+            save(key, data)
+        table.locate = locate
+        try:
+            yield
+        finally:
+            table.locate = None

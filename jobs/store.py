@@ -21,8 +21,8 @@ from rayproc_contract.query import ListQuery
 
 #: A version series: the tasks of one type over the same source and dataset version in one project's workspace.
 #: Its newest task (by create_time, then task_id) is current. Only creating or deleting a task changes a series.
-# is_current is stored because the list filters and counts by it; version_count is only shown, so it is
-# counted from the series index (tasks_series) for the rows answered, and no create or delete rewrites a series.
+# is_current is stored because the list filters and counts by it; version_count is the series' size, which
+# triggers keep in series_counts (see jobs/migrations/versions/0002), so no create or delete rewrites a series.
 SERIES_KEY = ("project_id", "workspace_id", "task_type", "source_type", "source", "version_id")
 
 # The admission queue, on the same rows. A run is *queued* (queued = 1: waiting for a slot, not before
@@ -120,33 +120,44 @@ class Store(Database):
             return rec
 
     def list_tasks(self, project_id: str, q: ListQuery) -> tuple[int, list[TaskRecord]]:
-        where, args = ["project_id = ?", "workspace_id = ?"], [project_id, q.workspace_id]
+        where, args = ["t.project_id = ?", "t.workspace_id = ?"], [project_id, q.workspace_id]
         if q.status is not None:
-            where.append("status = ?")
+            where.append("t.status = ?")
             args.append(q.status)
         for column, value in (("task_type", q.task_type), ("source", q.source), ("source_type", q.source_type)):
             if value is not None:
-                where.append(f"{column} = ?")
+                where.append(f"t.{column} = ?")
                 args.append(value)
         if q.task_name:
-            where.append(f"name {self._like()} ? ESCAPE '\\'")
+            where.append(f"t.name {self._like()} ? ESCAPE '\\'")
             escaped = q.task_name.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
             args.append(f"%{escaped}%")
         if q.version_ids:
-            where.append(f"version_id IN ({','.join('?' * len(q.version_ids))})")
+            where.append(f"t.version_id IN ({','.join('?' * len(q.version_ids))})")
             args.extend(q.version_ids)
         if q.query_current:
-            where.append("is_current = 1")  # literally so: it selects the partial index tasks_current
+            where.append("t.is_current = 1")  # literally so: it selects the partial index tasks_current
         clause = " AND ".join(where)
         direction = "ASC" if q.order == "asc" else "DESC"
-        order = f"{_SORT_COLUMNS[q.sort_by]} {direction}, task_id {direction}"
-        with self._snapshot() as conn:
-            total = conn.execute(f"SELECT COUNT(*) FROM tasks WHERE {clause}", args).fetchone()[0]
+        order = f"t.{_SORT_COLUMNS[q.sort_by]} {direction}, t.task_id {direction}"
+        # The total of a list filtered only by status and/or query_current is kept in task_counts, each task's
+        # version_count in series_counts (see jobs/migrations/versions/0002); other filters count their rows.
+        if (q.task_type is None and q.source is None and q.source_type is None and not q.task_name
+                and not q.version_ids):
+            count_sql, count_args = _kept_count_sql(project_id, q.workspace_id, q.status, q.query_current)
+        else:
+            count_sql, count_args = f"SELECT COUNT(*) FROM tasks t WHERE {clause}", args
+        # One statement (one snapshot, one round trip): the page, each row's series size and the total.
+        with self._connect() as conn:
             rows = conn.execute(
-                f"SELECT * FROM tasks WHERE {clause} ORDER BY {order} LIMIT ? OFFSET ?",
-                [*args, q.limit, q.page * q.limit],
-            ).fetchall()
-            return total, _records(conn, rows)
+                f"SELECT t.*, COALESCE(s.n, 0) AS version_count, ({count_sql}) AS list_total "
+                f"FROM tasks t LEFT JOIN series_counts s ON {_SERIES_JOIN} "
+                f"WHERE {clause} ORDER BY {order} LIMIT ? OFFSET ?",
+                [*count_args, *args, q.limit, q.page * q.limit]).fetchall()
+            if rows:
+                return int(rows[0]["list_total"]), [_record(row, int(row["version_count"])) for row in rows]
+            # An empty page (past the end) still answers the total.
+            return int(conn.execute(count_sql, count_args).fetchone()[0]), []
 
     def active_tasks(self) -> list[TaskRecord]:
         with self._snapshot() as conn:
@@ -177,7 +188,12 @@ class Store(Database):
 
     # ----- service-side writes -----------------------------------------------------------
 
-    def insert_task(self, row: dict[str, Any]) -> None:
+    def insert_task(self, row: dict[str, Any], *, within: Callable[[Any], None] | None = None) -> None:
+        """Insert a task with its first run queued. ``within(conn)`` runs first in the same write transaction
+        (a create's idempotency key is taken there): whatever it raises rolls the whole insert back.
+
+        Inserts from concurrent creates share one commit (:meth:`Database._grouped_tx`), each in its own
+        savepoint: a create's failure undoes only its own rows."""
         ts = self._clock()
         values = {**row, "create_time": ts, "update_time": ts, "status": int(TaskStatus.INITIALIZED)}
         for col in _JSON_COLUMNS:
@@ -186,11 +202,16 @@ class Store(Database):
         cols = ", ".join(values)
         marks = ", ".join("?" * len(values))
         series = tuple(row.get(column) for column in SERIES_KEY)
-        with self._tx() as conn:
+
+        def insert(conn: Any) -> None:
+            if within is not None:
+                within(conn)
             was_current = _newest(conn, series)
             conn.execute(f"INSERT INTO tasks ({cols}) VALUES ({marks})", list(values.values()))
             _mark_newest(conn, series, (row["task_id"], was_current))
             _queue_run(conn, row["task_id"], row["current_run"], 1, ts)
+
+        self._grouped_tx(insert)
 
     def mark_submitted(self, run_id: str) -> None:
         """Ray accepted the run's job: from now on reconciliation may judge it by Ray's status."""
@@ -221,24 +242,22 @@ class Store(Database):
         """Stop a task whose run has not claimed it yet (Ray may hold the job PENDING)."""
         ts = self._clock()
         with self._tx() as conn:
-            cur = conn.execute(
-                "UPDATE tasks SET status = ?, stop_requested = 1, update_time = ? WHERE task_id = ? AND status = ?",
-                (int(TaskStatus.STOPPED), ts, task_id, int(TaskStatus.INITIALIZED)),
-            )
-            if cur.rowcount:
-                conn.execute(
-                    "UPDATE runs SET outcome = 'stopped', end_time = ?, message = 'stopped before it started', queued = 0 "
-                    "WHERE run_id = (SELECT current_run FROM tasks WHERE task_id = ?)", (ts, task_id))
-            return bool(cur.rowcount)
+            return _stop_if_not_started(conn, task_id, ts)
 
     def request_stop(self, task_id: str) -> bool:
         """Flag a running task for stopping; the runner finishes it as stopped."""
+        ts = self._clock()
         with self._tx() as conn:
-            cur = conn.execute(
-                "UPDATE tasks SET stop_requested = 1, update_time = ? WHERE task_id = ? AND status = ?",
-                (self._clock(), task_id, int(TaskStatus.RUNNING)),
-            )
-            return bool(cur.rowcount)
+            return _request_stop(conn, task_id, ts)
+
+    def stop(self, task_id: str) -> TaskStatus | None:
+        """:meth:`stop_if_not_started`, else :meth:`request_stop`, in one write transaction: ``STOPPED`` if the
+        task was stopped at once, ``RUNNING`` if its runner was flagged to stop, None if it was neither."""
+        ts = self._clock()
+        with self._tx() as conn:
+            if _stop_if_not_started(conn, task_id, ts):
+                return TaskStatus.STOPPED
+            return TaskStatus.RUNNING if _request_stop(conn, task_id, ts) else None
 
     def begin_new_run(self, task_id: str, run_id: str, resumable: tuple[TaskStatus, ...]) -> bool:
         """Point the task at a new run (resume), queued for admission. Only from one of ``resumable``."""
@@ -306,8 +325,12 @@ class Store(Database):
         return row is None or bool(row["stop_requested"]) or row["current_run"] != run_id
 
     def finish_run(self, task_id: str, run_id: str, status: TaskStatus, *, result: dict | None = None,
-                   error_type: str | None = None, error_msg: str | None = None, message: str | None = None) -> bool:
-        """Move the task from active to ``status`` if ``run_id`` is still its run. Idempotent."""
+                   error_type: str | None = None, error_msg: str | None = None, message: str | None = None,
+                   retry: Retry | None = None) -> bool:
+        """Move the task from active to ``status`` if ``run_id`` is still its run. Idempotent.
+
+        ``retry``: a failure it covers queues the task's next run in the same transaction (as :meth:`retry_run`
+        would), so no reader ever sees the task failed between its settle and its retry."""
         if not status.is_terminal():
             raise ValueError(f"finish_run needs a terminal status, got {status!r}")
         ts = self._clock()
@@ -325,6 +348,8 @@ class Store(Database):
                 "message = COALESCE(message, ?) WHERE run_id = ?",
                 (status.label, ts, message or error_msg, run_id),
             )
+            if cur.rowcount and retry is not None and status == TaskStatus.FAILED:
+                _queue_retry(conn, task_id, run_id, retry, ts)
             return bool(cur.rowcount)
 
     # ----- the admission queue (the service's dispatcher) ---------------------------------
@@ -353,8 +378,12 @@ class Store(Database):
         """Take the first queued run that may start now without passing a limit, and mark it submitting.
 
         Counting and claiming are one write transaction, so two dispatchers (two replicas, or a service and
-        its successor) can never both take a run, nor together pass a limit."""
+        its successor) can never both take a run, nor together pass a limit. While the limit is reached (most
+        of a burst) a plain read says so first, without the write lock that every create needs too."""
         now = self._clock()
+        with self._connect() as conn:
+            if _running_counts(conn)[0] >= max_running:
+                return None
         with self._tx() as conn:
             running, by_project = _running_counts(conn)
             if running >= max_running:
@@ -413,23 +442,46 @@ class Store(Database):
         """Queue a new run of a task whose run ``failed_run`` failed with one of ``error_types``, if it is still
         so, nobody asked to stop it and its attempts are not used up. Whoever retries first wins; the rest
         change nothing."""
-        types = list(error_types)
+        plan = Retry(tuple(error_types), max_attempts, run_id=lambda _: run_id, not_before=lambda _: not_before)
         ts = self._clock()
         with self._tx() as conn:
-            row = conn.execute("SELECT attempt, seq FROM runs WHERE run_id = ?", (failed_run,)).fetchone()
-            if row is None or row["attempt"] >= max_attempts:
-                return False
-            cur = conn.execute(
-                "UPDATE tasks SET status = ?, current_run = ?, error_type = NULL, error_msg = NULL, result = NULL, "
-                f"update_time = ? WHERE task_id = ? AND current_run = ? AND status = ? AND stop_requested = 0 "
-                f"AND error_type IN ({','.join('?' * len(types))})",
-                (int(TaskStatus.INITIALIZED), run_id, ts, task_id, failed_run, int(TaskStatus.FAILED), *types))
-            if not cur.rowcount:
-                return False
-            _queue_run(conn, task_id, run_id, int(row["seq"]) + 1, ts, attempt=int(row["attempt"]) + 1,
-                       not_before=not_before)
-            return True
+            return _queue_retry(conn, task_id, failed_run, plan, ts)
 
+
+def _kept_count_sql(project_id: str, workspace_id: str, status: int | None, current_only: bool
+                    ) -> tuple[str, list]:
+    """The statement (and its values) reading the tasks of a workspace (of one status, only current ones) as the
+    triggers on ``tasks`` keep them counted: at most ten rows of ``task_counts``."""
+    where, args = ["task_counts.project_id = ?", "task_counts.workspace_id = ?"], [project_id, workspace_id]
+    if status is not None:
+        where.append("task_counts.status = ?")
+        args.append(int(status))
+    if current_only:
+        where.append("task_counts.is_current = 1")
+    return f"SELECT COALESCE(SUM(task_counts.n), 0) FROM task_counts WHERE {' AND '.join(where)}", args
+
+
+def _kept_count(conn: Any, project_id: str, workspace_id: str, status: int | None, current_only: bool) -> int:
+    sql, args = _kept_count_sql(project_id, workspace_id, status, current_only)
+    return int(conn.execute(sql, args).fetchone()[0])
+
+
+def _stop_if_not_started(conn: Any, task_id: str, ts: int) -> bool:
+    cur = conn.execute(
+        "UPDATE tasks SET status = ?, stop_requested = 1, update_time = ? WHERE task_id = ? AND status = ?",
+        (int(TaskStatus.STOPPED), ts, task_id, int(TaskStatus.INITIALIZED)),
+    )
+    if cur.rowcount:
+        conn.execute(
+            "UPDATE runs SET outcome = 'stopped', end_time = ?, message = 'stopped before it started', queued = 0 "
+            "WHERE run_id = (SELECT current_run FROM tasks WHERE task_id = ?)", (ts, task_id))
+    return bool(cur.rowcount)
+
+
+def _request_stop(conn: Any, task_id: str, ts: int) -> bool:
+    cur = conn.execute("UPDATE tasks SET stop_requested = 1, update_time = ? WHERE task_id = ? AND status = ?",
+                       (ts, task_id, int(TaskStatus.RUNNING)))
+    return bool(cur.rowcount)
 
 
 def _series_of(conn: Any, task_id: str) -> tuple | None:
@@ -466,20 +518,39 @@ def _mark_newest(conn: Any, series: tuple | None, others: Iterable[str | None]) 
 
 
 def _records(conn: Any, rows: list) -> list[TaskRecord]:
-    """Records for ``rows``, each with its series' size counted from the series index (once per series)."""
+    """Records for ``rows``, each with its series' size as the triggers on ``tasks`` keep it in
+    ``series_counts``: one statement of key reads for every series among ``rows``, in the caller's snapshot."""
+    keys = list(dict.fromkeys(_series_count_key(row) for row in rows))
     counts: dict[tuple, int] = {}
-    out = []
-    for row in rows:
-        series = tuple(row[column] for column in SERIES_KEY)
-        if series not in counts:
-            clause, args = _in_series(series)
-            counts[series] = conn.execute(f"SELECT COUNT(*) FROM tasks WHERE {clause}", args).fetchone()[0]
-        out.append(_record(row, counts[series]))
-    return out
+    for start in range(0, len(keys), _SERIES_PER_STATEMENT):
+        batch = keys[start:start + _SERIES_PER_STATEMENT]
+        # One key lookup per series, joined (a row-value IN list is a scan for SQLite's planner on a small table).
+        one = (f"SELECT {', '.join(_SERIES_COUNT_KEY)}, n FROM series_counts WHERE "
+               + " AND ".join(f"{column} = ?" for column in _SERIES_COUNT_KEY))
+        found = conn.execute(" UNION ALL ".join([one] * len(batch)),
+                             [value for key in batch for value in key]).fetchall()
+        counts.update({tuple(r[:-1]): int(r[-1]) for r in found})
+    return [_record(row, counts.get(_series_count_key(row), 0)) for row in rows]
+
+
+#: A task row ``t`` joined to its series' size ``s``.
+_SERIES_JOIN = (" AND ".join(f"s.{column} = t.{column}" for column in SERIES_KEY[:-1])
+                + " AND s.version = COALESCE('=' || t.version_id, '')")
+#: series_counts' key: the series, its version_id as ``version`` ('' for none, else '=' and the id: a NULL
+#: could not be a key on both backends).
+_SERIES_COUNT_KEY = (*SERIES_KEY[:-1], "version")
+#: Series read by one statement (a page holds at most 100 tasks; SQLite takes up to 32,766 values).
+_SERIES_PER_STATEMENT = 100
+
+
+def _series_count_key(row) -> tuple:
+    *head, version_id = (row[column] for column in SERIES_KEY)
+    return (*head, "" if version_id is None else f"={version_id}")
 
 
 def _record(row, version_count: int) -> TaskRecord:
     data = dict(row, version_count=version_count)
+    data.pop("list_total", None)
     for col in _JSON_COLUMNS:
         if data.get(col) is not None:
             data[col] = json.loads(data[col])
@@ -505,6 +576,40 @@ def _queue_run(conn: Any, task_id: str, run_id: str, seq: int, ts: int, *, attem
     conn.execute(
         "INSERT INTO runs (run_id, task_id, seq, submit_time, queued, queued_time, not_before, attempt) "
         "VALUES (?, ?, ?, ?, 1, ?, ?, ?)", (run_id, task_id, seq, ts, ts, not_before, attempt))
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Which failed runs are queued again automatically, and how (:meth:`Store.finish_run`, :meth:`Store.retry_run`)."""
+
+    #: The failures (error types) that are retried.
+    error_types: tuple[str, ...]
+    #: Runs a task may have in a row, the first included.
+    max_attempts: int
+    #: The new run's id, from its number among the task's runs (1-based).
+    run_id: Callable[[int], str]
+    #: When the new run may start (epoch ms), from the number of the attempt that failed.
+    not_before: Callable[[int], int]
+
+
+def _queue_retry(conn: Any, task_id: str, failed_run: str, plan: Retry, ts: int) -> bool:
+    """Queue the next run of a task whose run ``failed_run`` failed with one of the plan's error types, if it is
+    still so, nobody asked to stop it and its attempts are not used up. Inside a write transaction."""
+    row = conn.execute("SELECT attempt, seq FROM runs WHERE run_id = ?", (failed_run,)).fetchone()
+    if row is None or row["attempt"] >= plan.max_attempts or not plan.error_types:
+        return False
+    attempt, seq = int(row["attempt"]), int(row["seq"]) + 1
+    run_id = plan.run_id(seq)
+    types = plan.error_types
+    cur = conn.execute(
+        "UPDATE tasks SET status = ?, current_run = ?, error_type = NULL, error_msg = NULL, result = NULL, "
+        f"update_time = ? WHERE task_id = ? AND current_run = ? AND status = ? AND stop_requested = 0 "
+        f"AND error_type IN ({','.join('?' * len(types))})",
+        (int(TaskStatus.INITIALIZED), run_id, ts, task_id, failed_run, int(TaskStatus.FAILED), *types))
+    if not cur.rowcount:
+        return False
+    _queue_run(conn, task_id, run_id, seq, ts, attempt=attempt + 1, not_before=plan.not_before(attempt))
+    return True
 
 
 def _running_counts(conn: Any) -> tuple[int, dict[str, int]]:

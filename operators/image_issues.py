@@ -12,7 +12,6 @@ cleanvision's own blur score and pHash grouping, flag for flag
 from __future__ import annotations
 
 import functools
-import os
 import weakref
 from typing import Annotated, ClassVar, Literal
 
@@ -276,9 +275,8 @@ def confirmed_exact_groups(table: RecordTable) -> list[list[int]]:
         return _CONFIRMED[table]
     candidates = table.groups(PIXEL_DIGEST)
     if table.root is not None and candidates:
-        root = table.root
         members = sorted({i for group in candidates for i in group})
-        paths: dict[int, str] = {i: os.path.join(root, table.value(ITEM, table.ok_index[i])) for i in members}
+        paths: dict[int, str] = {i: table.item_path(table.value(ITEM, table.ok_index[i])) for i in members}
         confirmed = D.confirm_exact_groups(candidates, paths, _file_digest, full_pixel_digest)
     else:
         confirmed = candidates
@@ -438,13 +436,13 @@ class DetailCheck:
     def _view(self, position: int) -> np.ndarray | None:
         if position not in self._views:
             item = self._table.value(ITEM, int(self._table.ok_index[position]))
-            self._views[position] = load_gray_view(os.path.join(self._table.root, item), F.DETAIL_SIDE)
+            self._views[position] = load_gray_view(self._table.item_path(item), F.DETAIL_SIDE)
         return self._views[position]
 
     def _large_view(self, position: int) -> np.ndarray | None:
         if position not in self._large:
             item = self._table.value(ITEM, int(self._table.ok_index[position]))
-            self._large[position] = load_gray_view(os.path.join(self._table.root, item), 2 * F.DETAIL_SIDE)
+            self._large[position] = load_gray_view(self._table.item_path(item), 2 * F.DETAIL_SIDE)
         return self._large[position]
 
     def _fine_gray(self, position: int) -> np.ndarray | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import json
+import os
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -334,7 +335,10 @@ class RecordTable:
 
     def __init__(self, records: Iterable[dict] = (), status_key: str = "status", ok_value: str = "ok", *,
                  root: str | None = None, output_dir: str | None = None) -> None:
-        self.root = root  # the folder item keys are relative to
+        self.root = root  # the folder (or bucket prefix) item keys are relative to
+        #: Where finalize reads an item's file: set by the runner when items are not on a local disk (a
+        #: bucket) to a local path it makes on demand; by default ``root`` joined with the key.
+        self.locate: Callable[[str], str] | None = None
         self.output_dir = output_dir  # where finalize may write files (kept copies)
         self._status_key = status_key
         self._ok_value = ok_value
@@ -344,6 +348,14 @@ class RecordTable:
         self._ok_index: np.ndarray | None = None
         self._added: dict[str, list[_Layer]] = {}
         self.extend(records)
+
+    def item_path(self, key: str) -> str:
+        """A local path finalize can open to read item ``key``'s file (see :attr:`locate`)."""
+        if self.locate is not None:
+            return self.locate(key)
+        if self.root is None:
+            raise ValueError("the table has no root: its items' files cannot be read")
+        return os.path.join(self.root, key)
 
     # ----- building
 

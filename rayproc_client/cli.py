@@ -315,7 +315,7 @@ def import_(ctx, url, token, project, as_json, source, dataset, folder, wait) ->
 def report(ctx, url, token, project, as_json, task_id, out) -> None:
     """Write a completed task's report (report.html) and its charts (PNG) to a local folder.
 
-    Analysis, cleaning, validation and selection tasks have one. The page's links to the task's output files
+    Every completed task has one, whatever its template. The page's links to the task's output files
     are rewritten to the service's URL (fetching them needs the same token)."""
     _setup(ctx, url, token)
     try:

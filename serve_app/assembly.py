@@ -39,7 +39,7 @@ def build_service(settings: Settings, *, store: Store | None = None, launcher: J
         settings, store, launcher, registry=registry,
         imports=ImportService(settings, Datasets(settings.database), launcher, read_launcher),
         reconciler=Reconciler(store, launcher, interval_seconds=settings.reconcile_interval_seconds, clock=clock,
-                              on_failure=dispatcher.after_failure, read_launcher=read_launcher),
+                              on_failure=dispatcher.wake, retry=dispatcher.retry_plan, read_launcher=read_launcher),
         dispatcher=dispatcher,
     )
 

@@ -26,10 +26,14 @@ REPLICA_HEADER = "X-Rayproc-Replica"
 
 # Replicas are pinned to the head node: the SQLite file lives there, and so do an import's payload files and the
 # dashboard the replicas reach at its local address. Several replicas (api_replicas, PostgreSQL only) share it.
+# Ray starts worker processes at nice 15 (its worker_niceness), actors included: the API replica then yielded the
+# cores to everything else on the head, the job drivers (nice 10, below the API by design) first. Ray's Jobs API
+# starts its job supervisors at 0 the same way, through the variable the raylet reads when it starts a worker.
 @serve.deployment(
     name="rayproc-api",
     num_replicas=1,
-    ray_actor_options={"num_cpus": 0, "resources": {"node:__internal_head__": 0.001}},
+    ray_actor_options={"num_cpus": 0, "resources": {"node:__internal_head__": 0.001},
+                       "runtime_env": {"env_vars": {"RAY_worker_niceness": "0"}}},
 )
 @serve.ingress()
 class RayprocApi:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from jobs import launcher as L
 from jobs.status import INFRASTRUCTURE_ERRORS
-from jobs.store import Store, now_ms
+from jobs.store import Retry, Store, now_ms
 from serve_app.metrics import METRICS
 from serve_app.settings import Settings
 from serve_app.submission import RunSubmitter
@@ -111,16 +111,16 @@ class Dispatcher:
                 METRICS.runs_retried.inc()
         return queued
 
+    def retry_plan(self, task_id: str) -> Retry:
+        """How a failed run of ``task_id`` is queued again, for the transaction that settles the failure."""
+        return Retry(tuple(_RETRYABLE), self.settings.max_run_attempts,
+                     run_id=lambda seq: L.new_run_id(task_id, seq),
+                     not_before=lambda attempt: self._clock() + self.backoff_ms(attempt))
+
     def backoff_ms(self, attempt: int) -> int:
         """The wait before the run after failed attempt ``attempt`` (1-based): doubling, capped."""
         seconds = self.settings.retry_backoff_seconds * 2 ** (attempt - 1)
         return int(1000 * min(seconds, self.settings.retry_backoff_max_seconds))
-
-    def after_failure(self) -> None:
-        """A run was just settled as failed: queue its retry at once (so a read shows the task queued, not
-        failed) and let the background pass start it when due."""
-        if self.retry_failed():
-            self.wake()
 
     def start(self) -> None:
         """Dispatch in the background: when woken, and every ``dispatch_interval_seconds``."""

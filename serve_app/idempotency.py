@@ -10,6 +10,12 @@ The rules, as the API documents them:
 * The first request claims the key with one conditional insert, so of several concurrent requests exactly one
   creates; the others wait for its answer (up to ``wait_seconds``) and repeat it, or get a 409 saying the first is
   still in progress.
+* A create that writes one row set (a processor task) takes the key in its own write transaction
+  (:meth:`IdempotencyKeys.run_once`): the key, the created rows and the answer commit together or not at all, so a
+  keyed create costs one write transaction, as an unkeyed one does, and no claim is ever seen half done. Of
+  concurrent requests with one key, the first to commit creates; the others' transactions find the key taken,
+  roll back whole and repeat its answer. Creates that write more than the database (an import's payload file)
+  claim the key first and record the answer after (:meth:`IdempotencyKeys.run`).
 * Only successes are kept. A create that fails (any 4xx or 5xx) created nothing and releases its claim, so a retry
   with the same key is judged afresh: a 503 while Ray is away must not pin the key to the failure, and a 4xx that is
   fixed (a missing folder restored) may go through under the key it first had. This differs from Stripe, which
@@ -79,6 +85,28 @@ class _Row:
     claim: str
     status_code: int | None
     body: str | None
+    created_at: int = 0
+    claimed_at: int = 0
+
+
+class KeyTaken(Exception):
+    """Raised inside a create's transaction when another request committed the key first: the transaction rolls
+    back whole, and :meth:`IdempotencyKeys.run_once` answers as that request's repeat."""
+
+
+@dataclass(frozen=True)
+class KeyClaim:
+    """A create's key, to be taken inside the create's own write transaction with :meth:`take`."""
+
+    keys: IdempotencyKeys
+    project_id: str
+    key: str
+    fingerprint: str
+
+    def take(self, conn: Any, answer: Answer) -> None:
+        """Hold the key with ``answer`` as its stored answer, in the caller's write transaction ``conn``; raises
+        :class:`KeyTaken` if the key is held (the caller's transaction must then roll back)."""
+        self.keys._take(conn, self, answer)
 
 
 class IdempotencyKeys(Database):
@@ -111,14 +139,79 @@ class IdempotencyKeys(Database):
             row = self._claim(project_id, key, fingerprint, claim)
             if row is None:
                 return self._create(project_id, key, claim, create)
-            if row.fingerprint != fingerprint:
-                raise E.Conflict(f"{HEADER} {key!r} was already used in this project for a different request; "
-                                 "send a new key for a new request")
-            if row.status_code is not None and row.body is not None:
-                return Answer(row.status_code, json.loads(row.body), replayed=True)
+            answer = self._judge(key, fingerprint, row)
+            if answer is not None:
+                return answer
             if time.monotonic() >= deadline:
                 raise E.Conflict(f"a request with {HEADER} {key!r} is still in progress; repeat it in a moment")
             time.sleep(self.poll_seconds)
+
+    def run_once(self, project_id: str, key: str | None, fingerprint: str,
+                 create: Callable[[KeyClaim | None], Answer]) -> Answer:
+        """As :meth:`run`, for a create that takes the key in its own write transaction: ``create(claim)`` must
+        call ``claim.take(conn, answer)`` inside the transaction that writes what it creates (``claim`` is None
+        without a key). Nothing is written for the key outside that transaction: a create that fails leaves no
+        trace, and one that another request with the key beat to the commit changes nothing.
+
+        Raises as :meth:`run` does."""
+        if key is None:
+            return create(None)
+        validate_key(key)
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            row = self._live_row(project_id, key)  # a plain read: a repeat never waits for the write lock
+            if row is None:
+                try:
+                    return create(KeyClaim(self, project_id, key, fingerprint))
+                except KeyTaken:
+                    continue  # a request with this key committed first: judge its row
+            answer = self._judge(key, fingerprint, row)
+            if answer is not None:
+                return answer
+            if time.monotonic() >= deadline:
+                raise E.Conflict(f"a request with {HEADER} {key!r} is still in progress; repeat it in a moment")
+            time.sleep(self.poll_seconds)
+
+    def _judge(self, key: str, fingerprint: str, row: _Row) -> Answer | None:
+        """The answer for a request meeting ``row`` (its stored answer), a 409 for another request, or None
+        while the row's request is in progress."""
+        if row.fingerprint != fingerprint:
+            raise E.Conflict(f"{HEADER} {key!r} was already used in this project for a different request; "
+                             "send a new key for a new request")
+        if row.status_code is not None and row.body is not None:
+            return Answer(row.status_code, json.loads(row.body), replayed=True)
+        return None
+
+    def _live_row(self, project_id: str, key: str) -> _Row | None:
+        """The key's row, unless it is expired or an abandoned claim (both are free to take)."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT fingerprint, claim, status_code, body, created_at, claimed_at "
+                               "FROM idempotency_keys WHERE project_id = ? AND key = ?", (project_id, key)).fetchone()
+        if row is None:
+            return None
+        found = _Row(**dict(row))
+        now = self.clock()
+        if found.created_at < now - self.ttl_ms or (found.status_code is None
+                                                    and found.claimed_at < now - self.lease_ms):
+            return None
+        return found
+
+    def _take(self, conn: Any, claim: KeyClaim, answer: Answer) -> None:
+        now = self.clock()
+        self._prune(conn, now)
+        # The claim's own conditional insert (see _claim), with the answer in the same row.
+        taken = conn.execute(
+            "INSERT INTO idempotency_keys (project_id, key, fingerprint, claim, status_code, body, created_at, "
+            "claimed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (project_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, "
+            "claim = excluded.claim, status_code = excluded.status_code, body = excluded.body, "
+            "created_at = excluded.created_at, claimed_at = excluded.claimed_at "
+            "WHERE idempotency_keys.created_at < ? "
+            "OR (idempotency_keys.status_code IS NULL AND idempotency_keys.claimed_at < ?)",
+            (claim.project_id, claim.key, claim.fingerprint, secrets.token_hex(8), answer.status_code,
+             json.dumps(answer.body), now, now, now - self.ttl_ms, now - self.lease_ms)).rowcount
+        if not taken:
+            raise KeyTaken(claim.key)
 
     def _create(self, project_id: str, key: str, claim: str, create: Callable[[], Answer]) -> Answer:
         try:

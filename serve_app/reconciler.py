@@ -3,9 +3,10 @@
 A runner records its own outcome before it exits. A record that is still active after its Ray job
 ended therefore belongs to a runner that never got to record one (killed, its node lost, the cluster
 restarted), and the reconciler finishes it: stopped if a stop was asked for or Ray stopped it, else
-failed with ``job_died`` and Ray's message (which the dispatcher retries, told through ``on_failure``). Runs
-still waiting in the admission queue are not Ray's yet and are left alone. It runs on demand (the commands ask it before answering
-about an active record) and in a background pass, so records settle even when nobody reads them.
+failed with ``job_died`` and Ray's message, its retry queued in the same transaction by the dispatcher's
+``retry`` plan (``on_failure`` then wakes the dispatcher). Runs still waiting in the admission queue are not
+Ray's yet and are left alone. It runs on demand (the commands ask it before answering about an active record)
+and in a background pass, so records settle even when nobody reads them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 
 from jobs import launcher as L
 from jobs.status import ErrorType, TaskStatus
-from jobs.store import Store, TaskRecord, now_ms
+from jobs.store import Retry, Store, TaskRecord, now_ms
 from serve_app.background import Periodic
 from serve_app.ray_errors import ray_reason
 
@@ -39,9 +40,10 @@ class Reconciler:
 
     def __init__(self, store: Store, launcher: L.JobLauncher, *, interval_seconds: float,
                  clock: Callable[[], int] = now_ms, on_failure: Callable[[], None] | None = None,
-                 read_launcher: L.JobLauncher | None = None) -> None:
+                 retry: Callable[[str], Retry] | None = None, read_launcher: L.JobLauncher | None = None) -> None:
         self.store = store
         self._on_failure = on_failure
+        self._retry = retry
         self.launcher = launcher
         self.read_launcher = read_launcher or launcher
         self.interval_seconds = interval_seconds
@@ -141,8 +143,10 @@ class Reconciler:
         return self._failed(rec, reason)
 
     def _failed(self, rec: TaskRecord, reason: str) -> bool:
+        # Settled and, if it has attempts left, queued again in one transaction: no read sees it failed between.
         changed = self.store.finish_run(rec.task_id, rec.current_run, TaskStatus.FAILED,
-                                        error_type=ErrorType.JOB_DIED.value, error_msg=reason)
+                                        error_type=ErrorType.JOB_DIED.value, error_msg=reason,
+                                        retry=self._retry(rec.task_id) if self._retry is not None else None)
         if changed and self._on_failure is not None:
             self._on_failure()
         return changed

@@ -10,8 +10,9 @@ from __future__ import annotations
 import secrets
 import string
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 from jobs import launcher as L
 from jobs.catalog import CatalogError, parse_task_type, resolve_operators
@@ -20,7 +21,7 @@ from jobs.layout import RunLayout
 from jobs.locations import Location, ObjectPath, check_writable
 from jobs.sources import PathNotAllowed as _PathNotAllowed
 from jobs.sources import resolve_location
-from jobs.storage import ObjectError, is_object_uri
+from jobs.storage import ObjectError
 from jobs.status import TaskStatus
 from jobs.store import ListQuery, Store, TaskRecord
 from operators.registry import OperatorRegistry
@@ -84,7 +85,13 @@ class TaskService:
 
     # ----- create ------------------------------------------------------------------------
 
-    def create(self, project_id: str, body: ProcessorTaskCreate) -> TaskRecord:
+    def create(self, project_id: str, body: ProcessorTaskCreate, *,
+               within: Callable[[Any, str], None] | None = None) -> str:
+        """Queue a new task; its id. ``within(conn, task_id)`` runs in the insert's write transaction (the
+        create's idempotency key is taken there); whatever it raises leaves nothing created.
+
+        One write transaction and no read-back: the answer is the id, and a read of the whole queue for the
+        new task's place would cost every create of a burst the length of the queue."""
         self._refuse_while_ray_is_away()
         try:
             task_type = parse_task_type(body.template.id)
@@ -121,10 +128,10 @@ class TaskService:
             "inputs": [data_source], "template": template, "work_path": work_path,
             "input_root": str(input_root), "output_dir": str(output_dir), "execution": {"chunk_size": chunk},
             "current_run": run_id, "priority": body.priority,
-        })
+        }, within=None if within is None else lambda conn: within(conn, task_id))
         METRICS.tasks_created.inc(task_type=task_type.value)
         self.dispatcher.wake()
-        return self._get(project_id, task_id)
+        return task_id
 
     def _input_root(self, project_id: str, source_type: str, source: str) -> Path | str:
         if source_type == "OBS":
@@ -219,9 +226,6 @@ class TaskService:
         if rec.task_type not in report.TEMPLATES:
             raise E.InvalidState(f"task {task_id} is {rec.task_type}; reports are drawn for "
                                  f"{', '.join(report.TEMPLATES)} tasks")
-        if is_object_uri(rec.output_dir):
-            raise E.InvalidState(f"task {task_id} wrote its outputs to a bucket; this release draws reports only for "
-                                 "server-side work paths (its results are in the task's detail and output files)")
         try:  # the params in force, defaults filled, as the run saw them
             specs = resolve_operators(parse_task_type(rec.task_type), rec.template.get("operator_params") or [],
                                       self.registry)
@@ -229,7 +233,15 @@ class TaskService:
         except CatalogError:
             operators = None  # an operator no longer installed: show the params as they were given
         # The manifest's root as written: a bucket root must not go through Path, which folds "s3://" to "s3:/".
-        manifest = RunLayout(rec.output_dir).read_manifest()
+        layout = RunLayout(rec.output_dir)
+        try:
+            manifest = layout.read_manifest()
+        except OSError as exc:  # the store's answer names the object, never credentials
+            raise E.StorageUnavailable(f"task {task_id}'s run files cannot be read from {layout.output_dir}: "
+                                       f"{exc}") from None
+        except ValueError:
+            raise E.InvalidState(f"task {task_id}'s manifest in {layout.output_dir} is damaged; the report "
+                                 "cannot be drawn") from None
         root = manifest["root"] if manifest is not None else rec.input_root
         return report.render(task_view(rec), root, operators=operators)
 
@@ -274,16 +286,19 @@ class TaskService:
         # Ask Ray first: if the cluster is unreachable nothing changes and the caller gets a 503.
         with ray_errors():
             try:
-                self.launcher.stop(rec.current_run)
+                # False: the job had already ended (its runner never recorded an outcome).
+                ended = not self.launcher.stop(rec.current_run)
             except L.RayJobNotFound:
-                pass  # the job is gone; reconciliation below settles the record
+                ended = True  # the job is gone; reconciliation below settles the record
         # A job Ray still holds PENDING ignores stop_job for minutes: the record is the source of truth,
         # and the runner refuses to start a run whose task is no longer initialized.
-        if not self.store.stop_if_not_started(task_id):
-            self.store.request_stop(task_id)
+        self.store.stop(task_id)  # one write transaction for either
         METRICS.runs_stopped.inc()
         rec = self._get(project_id, task_id)
-        if not rec.status.is_terminal():
+        # Only a job that had ended is settled here. A running one was just sent SIGTERM: Ray reports it running
+        # until its runner, winding down, has recorded status 4 itself, so asking Ray again now would only add
+        # a Jobs API call to every stop (a runner that dies instead is settled by the background pass).
+        if ended and not rec.status.is_terminal():
             self.reconciler.reconcile(rec)
             rec = self._get(project_id, task_id)
         self.dispatcher.wake()  # a slot may have freed

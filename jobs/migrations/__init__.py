@@ -10,19 +10,20 @@ from __future__ import annotations
 from pathlib import Path
 
 #: The newest revision; a database that records it needs no upgrade (checked without importing Alembic).
-SCHEMA_VERSION = "0001"
+SCHEMA_VERSION = "0002"
 #: The table recording the version (Alembic's ``version_table``).
 VERSION_TABLE = "rayproc_schema_version"
 SCRIPT_LOCATION = Path(__file__).resolve().parent
 
 
-def upgrade(connection) -> None:
+def upgrade(connection, revision: str = "head") -> None:
     """Bring the database behind ``connection`` (a SQLAlchemy connection, in a transaction that holds the
-    migration lock) to :data:`SCHEMA_VERSION`."""
+    migration lock) to :data:`SCHEMA_VERSION` (or to an older ``revision``: tests and benchmarks that build an
+    earlier release's database)."""
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(SCRIPT_LOCATION))
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)

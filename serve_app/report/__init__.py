@@ -11,7 +11,9 @@ What it shows, by template:
 - cleaning: what was removed, counted by reason, with examples (a duplicate next to the item it
   duplicates);
 - validation: the findings by code, with examples and their messages;
-- selection: the method, how many were chosen, the first choices with their reasons.
+- selection: the method, how many were chosen, the first choices with their reasons;
+- augmentation: the steps in force, how many images were made and boxes dropped, and strips of
+  originals beside the copies made of them (read from the task's output folder).
 
 The page is one file (charts are PNG, thumbnails small JPEG, both inlined as data URIs; no script,
 no remote asset, a Content-Security-Policy that forbids loading any), so it opens the same from the
@@ -23,6 +25,11 @@ Links to output files are relative (``files/<name>``): from the API's report URL
 (``.../processor-tasks/{id}/report``) they resolve to the authenticated
 ``.../processor-tasks/{id}/files/{name}`` route, which serves only the files the task's
 ``result.outputs`` lists. ``rayproc report`` rewrites them to that route's absolute URL in the copy it saves.
+
+The run's files are read through its :class:`~jobs.layout.RunLayout`, so the output folder may be a server
+path or a bucket prefix (``s3://...``) alike. A file ``result.outputs`` lists that is gone is a 404, one
+that is not text a 400, a store that cannot be read a 503 (:class:`OutputFiles`); a file it does not list
+(an older result) is drawn without.
 """
 
 from __future__ import annotations
@@ -30,11 +37,15 @@ from __future__ import annotations
 import html
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
-from jobs.layout import RunLayout
+from jobs.layout import FEATURES_FILE, RunLayout
+from operators.data_augmentation import AUGMENTED_FILE
+from serve_app import errors as E
 from operators.data_cleaning import REMOVED_FILE
 from operators.data_selection import SELECTED_FILE
 from operators.data_validation import FINDINGS_FILE
@@ -61,6 +72,7 @@ MAX_GROUP_MEMBERS = 6
 EXAMPLES_PER_REASON = 6
 MAX_SELECTED_SHOWN = 12
 MAX_FAILED_SHOWN = 10
+MAX_AUGMENTED_SHOWN = 8
 #: Where the page links the run's files (see the module docstring).
 FILES_HREF = "files/"
 
@@ -68,6 +80,7 @@ FILES_HREF = "files/"
 TEMPLATES = {
     TaskType.ANALYSE.value: "Feature analysis", TaskType.CLEANING.value: "Data cleaning",
     TaskType.VALIDATION.value: "Data validation", TaskType.SELECTION.value: "Data selection",
+    TaskType.AUGMENTATION.value: "Data augmentation",
 }
 
 # Issue types as ``image_issues`` scores them: lower is worse, flagged below the threshold.
@@ -112,8 +125,8 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" + ("" if n == 1 else "s")
+def plural(n: int, word: str, words: str | None = None) -> str:
+    return f"{n:,} " + (word if n == 1 else words or word + "s")
 
 
 def pct(part: int, whole: int) -> str:
@@ -122,10 +135,12 @@ def pct(part: int, whole: int) -> str:
 
 @dataclass(frozen=True)
 class Thumb:
-    """A thumbnail of one item, drawn once every wanted item has been read."""
+    """A thumbnail of one item, drawn once every wanted item has been read. ``made``: the key is a file the
+    task wrote, relative to its output folder (an augmented copy), rather than an input item."""
 
     key: str
     caption: str = ""
+    made: bool = False
 
 
 Parts = list  # of str | Thumb
@@ -134,24 +149,67 @@ Parts = list  # of str | Thumb
 # ----- reading the run's files (streamed once, bounded) ------------------------------------------------
 
 
-def _rows(path: Path) -> Iterator[dict]:
-    if not path.is_file():
-        return
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except ValueError:
-                    continue
+class OutputFiles:
+    """The run's output files the report reads, by their key in ``result.outputs`` (streamed once each).
+
+    Errors are the API's: a listed file that is missing is :class:`NotFound`, one that is not UTF-8 text
+    :class:`InvalidState`, a store that fails to answer :class:`StorageUnavailable`. A file the result does not
+    list (an older release's result) may be absent: its section is drawn without examples."""
+
+    def __init__(self, layout: RunLayout, outputs: dict) -> None:
+        self.layout = layout
+        self.outputs = outputs
+
+    def name(self, key: str, default: str) -> str:
+        return self.outputs.get(key, default)
+
+    @contextmanager
+    def open(self, key: str, default: str) -> Iterator[TextIO | None]:
+        """The file as text lines, or None if it is absent and not listed."""
+        name = self.name(key, default)
+        with ExitStack() as stack:
+            try:
+                fh = stack.enter_context(self.layout.open_output(name))
+            except (FileNotFoundError, IsADirectoryError):
+                if key in self.outputs:
+                    raise E.NotFound(f"the task's output file {name!r} is missing from {self.layout.output_dir}; "
+                                     "the report cannot be drawn without it") from None
+                fh = None
+            except OSError as exc:
+                raise self._unreadable(name, exc) from None
+            try:
+                yield fh
+            except UnicodeDecodeError:
+                raise E.InvalidState(f"the task's output file {name!r} is not UTF-8 text; the report cannot "
+                                     "read it") from None
+            except OSError as exc:
+                raise self._unreadable(name, exc) from None
+
+    def _unreadable(self, name: str, exc: OSError) -> E.StorageUnavailable:
+        # The layout's errors name the object and the store's answer, never credentials.
+        return E.StorageUnavailable(f"the task's output file {name!r} cannot be read from "
+                                    f"{self.layout.output_dir}: {exc}")
+
+    def rows(self, key: str, default: str) -> Iterator[dict]:
+        """The file's JSON Lines records (a damaged line is skipped); nothing if it is absent and not listed."""
+        with self.open(key, default) as fh:
+            if fh is None:
+                return
+            for line in fh:
+                if line.strip():
+                    try:
+                        yield json.loads(line)
+                    except ValueError:
+                        continue
 
 
-def worst_examples(issues_file: Path, issue_types: list[str], n: int = WORST_PER_ISSUE
+def worst_examples(rows: Iterable[dict], issue_types: list[str], n: int = WORST_PER_ISSUE
                    ) -> dict[str, list[tuple[float, str]]]:
-    """The ``n`` lowest-scoring flagged items of each issue type, as (score, item), worst first (ties: by
-    item). Memory stays at a few times ``n`` per type whatever the file's length."""
+    """The ``n`` lowest-scoring flagged items of each issue type among ``rows`` (``issues.jsonl``'s records), as
+    (score, item), worst first (ties: by item). Memory stays at a few times ``n`` per type whatever the file's
+    length."""
     kept: dict[str, list[tuple[float, str]]] = {t: [] for t in issue_types}
-    for row in _rows(issues_file):
+    for row in rows:
         scores = row.get("scores") or {}
         for issue in row.get("issues") or ():
             rows = kept.get(issue)
@@ -199,11 +257,11 @@ def _meta(task: dict, operators: list[tuple[str, dict]]) -> str:
             f"</table><details open id='params'><summary>Parameters in force</summary>{params}</details>")
 
 
-def _feature_section(result: dict, layout: RunLayout, outputs: dict) -> tuple[str, list[FeatureChart]]:
+def _feature_section(result: dict, files: OutputFiles) -> tuple[str, list[FeatureChart]]:
     features = result.get("features") or {}
     if not features:
         return "", []
-    charts = feature_charts(features, layout.output(outputs.get("features", layout.features.name)))
+    charts = feature_charts(features, lambda: files.open("features", FEATURES_FILE))
     processed = int(result.get("processed_count") or 0)
     parts = ["<h2>Features</h2>"]
     constants = constant_sentence(charts, processed)
@@ -233,7 +291,7 @@ def _feature_section(result: dict, layout: RunLayout, outputs: dict) -> tuple[st
     return "".join(parts), charts
 
 
-def _issues_section(result: dict, layout: RunLayout, outputs: dict) -> Parts:
+def _issues_section(result: dict, files: OutputFiles) -> Parts:
     issues = result.get("issues") or {}
     counts = issues.get("counts") or {}
     if not counts:
@@ -247,8 +305,8 @@ def _issues_section(result: dict, layout: RunLayout, outputs: dict) -> Parts:
     if combos:
         parts.append("<details><summary>Most frequent combinations</summary>"
                      + _table(list(combos.items()), ("issues together", "images")) + "</details>")
-    worst = worst_examples(layout.output(outputs.get("issues", ISSUES_FILE)),
-                           [t for t in counts if t in ISSUE_TEXT and counts[t]])
+    wanted = [t for t in counts if t in ISSUE_TEXT and counts[t]]
+    worst = worst_examples(files.rows("issues", ISSUES_FILE), wanted) if wanted else {}
     for issue, rows in worst.items():
         what, rule = ISSUE_TEXT[issue]
         t = thresholds.get(issue)
@@ -287,7 +345,7 @@ def _threshold_text(issue: str, thresholds: dict) -> str:
     return "identical pixels" if issue == "exact_duplicates" else ""
 
 
-def _cleaning_section(result: dict, layout: RunLayout, outputs: dict) -> Parts:
+def _cleaning_section(result: dict, files: OutputFiles) -> Parts:
     cleaning = result.get("cleaning") or {}
     by_reason = cleaning.get("removed_by_reason") or {}
     total = int(cleaning.get("kept_count", 0)) + int(cleaning.get("removed_count", 0))
@@ -295,7 +353,7 @@ def _cleaning_section(result: dict, layout: RunLayout, outputs: dict) -> Parts:
         [(reason, n, pct(n, total)) for reason, n in by_reason.items()], ("reason", "items", "of all"),
         "removed")]
     examples: dict[str, list[dict]] = {}
-    for row in _rows(layout.output(outputs.get("removed", REMOVED_FILE))):
+    for row in files.rows("removed", REMOVED_FILE):
         category = str(row.get("reason", "")).split(":", 1)[0]
         bucket = examples.setdefault(category, [])
         if len(bucket) < EXAMPLES_PER_REASON:
@@ -318,12 +376,12 @@ def _cleaning_section(result: dict, layout: RunLayout, outputs: dict) -> Parts:
     return parts
 
 
-def _validation_section(result: dict, layout: RunLayout, outputs: dict) -> Parts:
+def _validation_section(result: dict, files: OutputFiles) -> Parts:
     validation = result.get("validation") or {}
     by_code = validation.get("findings_by_code") or {}
     parts: Parts = ["<h2>Findings</h2>", _table(list(by_code.items()), ("finding", "count"), "findings")]
     examples: dict[str, list[tuple[str, str]]] = {}
-    for row in _rows(layout.output(outputs.get("findings", FINDINGS_FILE))):
+    for row in files.rows("findings", FINDINGS_FILE):
         for finding in row.get("findings") or ():
             bucket = examples.setdefault(str(finding.get("code")), [])
             if len(bucket) < EXAMPLES_PER_REASON:
@@ -338,12 +396,12 @@ def _validation_section(result: dict, layout: RunLayout, outputs: dict) -> Parts
     return parts
 
 
-def _selection_section(result: dict, layout: RunLayout, outputs: dict) -> Parts:
+def _selection_section(result: dict, files: OutputFiles) -> Parts:
     selection = result.get("selection") or {}
     count = int(selection.get("selected_count", 0))
     parts: Parts = ["<h2>Selected</h2>"]
     rows = []
-    for row in _rows(layout.output(outputs.get("selected", SELECTED_FILE))):
+    for row in files.rows("selected", SELECTED_FILE):
         rows.append(row)
         if len(rows) >= MAX_SELECTED_SHOWN:
             break
@@ -352,6 +410,34 @@ def _selection_section(result: dict, layout: RunLayout, outputs: dict) -> Parts:
         parts.append(f"<p class='note'>{shown} of {count:,}, in the file's order, with why each was chosen:</p>"
                      "<div class='thumbs' id='selected'>")
         parts.extend(Thumb(str(r.get("item")), str(r.get("selection_reason", ""))) for r in rows)
+        parts.append("</div>")
+    return parts
+
+
+def _augmentation_section(result: dict, files: OutputFiles, operators: list[tuple[str, dict]]) -> Parts:
+    steps = next((p.get("steps") or [] for name, p in operators if name == "data_augmentation"), [])
+    parts: Parts = ["<h2>Steps</h2><p class='note'>Applied in this order to every copy, each with its "
+                    "probability; boxes move with the pixels.</p>", _table(
+        [(i + 1, s.get("name", ""), s.get("probability", 1.0), json.dumps(s.get("params") or {}, sort_keys=True))
+         for i, s in enumerate(steps)], ("step", "transform", "probability", "params"), "steps")]
+    made: dict[str, list[dict]] = {}
+    for row in files.rows("augmented", AUGMENTED_FILE):
+        source = str(row.get("source_item", ""))
+        if source not in made and len(made) >= MAX_AUGMENTED_SHOWN:
+            break
+        made.setdefault(source, []).append(row)
+    if made:
+        total = int((result.get("augmentation") or {}).get("inputs", len(made)))
+        shown = f"The first {len(made)}" if total > len(made) else f"All {len(made)}"
+        parts.append(f"<h2>Copies</h2><p class='note'>{shown} of {total:,} items, each beside the copies "
+                     "made of it:</p><div id='augmented'>")
+        for source, rows in made.items():
+            parts.extend(["<div class='strip'>", Thumb(source, "original")])
+            for i, row in enumerate(rows):
+                boxes = row.get("boxes")
+                caption = f"copy {i + 1}" + ("" if boxes is None else f", {plural(len(boxes), 'box', 'boxes')}")
+                parts.append(Thumb(str(row.get("image", "")), caption, made=True))
+            parts.append("</div>")
         parts.append("</div>")
     return parts
 
@@ -376,6 +462,12 @@ def _headline(template: str, result: dict) -> str:
         chosen, candidates = int(s.get("selected_count", 0)), int(s.get("candidates", 0))
         lines.append(f"Selected {chosen:,} of {candidates:,} readable items ({pct(chosen, candidates)}) "
                      f"by method {s.get('method', '?')}.")
+    elif template == TaskType.AUGMENTATION.value:
+        a = result.get("augmentation") or {}
+        inputs, outputs, dropped = (int(a.get(k, 0)) for k in ("inputs", "outputs", "boxes_dropped"))
+        lines.append(f"Made {plural(outputs, 'augmented image')} from {plural(inputs, 'item')}"
+                     + (f" ({outputs / inputs:g} per item)" if inputs else "")
+                     + f"; {plural(dropped, 'box', 'boxes')} dropped as they left the image.")
     lines.append(f"{processed:,} of {items:,} items read ({pct(processed, items)}), {failed:,} unreadable "
                  f"({pct(failed, items)}).")
     issues = result.get("issues") or {}
@@ -418,33 +510,41 @@ def render(task: dict, input_root: str | Path, *, operators: list[tuple[str, dic
     if operators is None:
         operators = [(op.get("id", ""), op.get("params") or {})
                      for op in (task.get("template") or {}).get("operator_params") or []]
-    feature_html, charts = _feature_section(result, layout, outputs)
-    write_charts(charts, layout.output_dir)
+    files = OutputFiles(layout, outputs)
+    feature_html, charts = _feature_section(result, files)
+    write_charts(charts, layout)
     body: Parts = [
         f"<h1>{esc(TEMPLATES.get(template, template))} report: {esc(task.get('name', ''))}</h1>",
         _headline(template, result), _meta(task, operators)]
     if template == TaskType.CLEANING.value:
-        body += _cleaning_section(result, layout, outputs)
+        body += _cleaning_section(result, files)
     elif template == TaskType.VALIDATION.value:
-        body += _validation_section(result, layout, outputs)
+        body += _validation_section(result, files)
     elif template == TaskType.SELECTION.value:
-        body += _selection_section(result, layout, outputs)
-    body += _issues_section(result, layout, outputs)
+        body += _selection_section(result, files)
+    elif template == TaskType.AUGMENTATION.value:
+        body += _augmentation_section(result, files, operators)
+    body += _issues_section(result, files)
     body += [feature_html, _failures_section(result), _files_section(outputs, layout)]
-    thumbs = thumbnails(str(input_root), [p.key for p in body if isinstance(p, Thumb)])
-    page = "".join(_figure(thumbs.get(p.key), p.key, p.caption) if isinstance(p, Thumb) else p for p in body)
+    wanted = [p for p in body if isinstance(p, Thumb)]
+    thumbs = {(False, k): uri for k, uri in thumbnails(str(input_root), [p.key for p in wanted if not p.made]).items()}
+    thumbs.update({(True, k): uri for k, uri in
+                   thumbnails(str(layout.output_dir), [p.key for p in wanted if p.made]).items()})
+    page = "".join(_figure(thumbs.get((p.made, p.key)), p.key, p.caption) if isinstance(p, Thumb) else p
+                   for p in body)
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             f"<meta http-equiv='Content-Security-Policy' content=\"{_CSP}\">"
             f"<title>rayproc report - {esc(task.get('name', ''))}</title><style>{CSS}</style></head><body>"
             f"{page}</body></html>")
 
 
-def write_charts(charts: list[FeatureChart], output_dir: Path) -> None:
-    """Save every chart as ``<output>/report/<feature>.png`` (best effort: the page has them inline)."""
+def write_charts(charts: list[FeatureChart], layout: RunLayout) -> None:
+    """Save every chart as ``<output>/report/<feature>.png``, in the output folder or bucket prefix (best
+    effort: the page has them inline)."""
     drawn = [c for c in charts if c.png is not None]
     if not drawn:
         return
-    folder = Path(output_dir) / REPORT_DIR
+    folder = layout.output_dir / REPORT_DIR
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for chart in drawn:

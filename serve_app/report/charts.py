@@ -10,9 +10,10 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -161,8 +162,9 @@ def _float_or_nan(value) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
 
 
-def rebinned(features_file: Path, ranges: dict[str, tuple[float, float]], bins: int) -> dict[str, np.ndarray]:
-    """Counts per feature over ``bins`` equal bins spanning each feature's own [min, max]."""
+def rebinned(lines: Iterable[str], ranges: dict[str, tuple[float, float]], bins: int) -> dict[str, np.ndarray]:
+    """Counts per feature over ``bins`` equal bins spanning each feature's own [min, max], over ``lines`` (those
+    of ``features.jsonl``)."""
     counts = {name: np.zeros(bins, dtype=np.int64) for name in ranges}
     names = list(ranges)
 
@@ -174,20 +176,22 @@ def rebinned(features_file: Path, ranges: dict[str, tuple[float, float]], bins: 
             counts[name] += np.histogram(column, bins=bins, range=ranges[name])[0]
 
     rows: list[list[float]] = []
-    with open(features_file, encoding="utf-8") as fh:
-        for line in fh:
-            record = json.loads(line)
-            rows.append([_float_or_nan(record.get(name)) for name in names])
-            if len(rows) >= _CHUNK:
-                add(rows)
-                rows = []
+    for line in lines:
+        record = json.loads(line)
+        rows.append([_float_or_nan(record.get(name)) for name in names])
+        if len(rows) >= _CHUNK:
+            add(rows)
+            rows = []
     if rows:
         add(rows)
     return counts
 
 
-def feature_charts(features: dict, features_file: Path | None) -> list[FeatureChart]:
-    """One entry per feature in the task's ``result.features``, in the analysis's column order."""
+def feature_charts(features: dict, open_features: Callable[[], AbstractContextManager[TextIO | None]] | None
+                   ) -> list[FeatureChart]:
+    """One entry per feature in the task's ``result.features``, in the analysis's column order.
+    ``open_features`` opens ``features.jsonl`` (None if it is absent): the histograms are drawn from it, else
+    from those the task stored."""
     names = [n for n in FEATURE_COLUMNS if n in features] + [n for n in features if n not in FEATURE_COLUMNS]
     out: list[FeatureChart] = []
     ranges: dict[str, tuple[float, float]] = {}
@@ -205,11 +209,12 @@ def feature_charts(features: dict, features_file: Path | None) -> list[FeatureCh
             ranges[name] = (float(lo), float(hi))
             bins = len((stats.get("histogram") or {}).get("counts") or []) or bins
     counts: dict[str, np.ndarray] = {}
-    if ranges and features_file is not None and features_file.exists():
-        try:
-            counts = rebinned(features_file, ranges, bins)
-        except (OSError, ValueError):
-            counts = {}  # a damaged file: fall back on the histograms the task stored
+    if ranges and open_features is not None:
+        with open_features() as lines:
+            try:
+                counts = rebinned(lines, ranges, bins) if lines is not None else {}
+            except ValueError:
+                counts = {}  # a damaged file: fall back on the histograms the task stored
     for chart in out:
         if chart.name in counts:
             lo, hi = ranges[chart.name]

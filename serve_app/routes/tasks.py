@@ -20,7 +20,7 @@ from rayproc_contract.query import ListQuery
 from serve_app import errors as E
 from serve_app.auth import Reader, Writer
 from serve_app.deps import ServiceDep, id_path
-from serve_app.idempotency import Answer, KeyHeader, KeysDep, fingerprint
+from serve_app.idempotency import Answer, KeyClaim, KeyHeader, KeysDep, fingerprint
 from serve_app.schemas import ProcessorTaskCreate, ProcessorTaskPublic, ProcessorTasksPublic
 from serve_app.views import task_view
 
@@ -47,11 +47,16 @@ def create_task(*, access: Writer, body: ProcessorTaskCreate, service: ServiceDe
 
     With an ``Idempotency-Key``, a repeat of the same create answers the first answer again (409 while the
     first is still in progress, or for the same key with another body)."""
-    def create() -> Answer:
-        return Answer(200, {"task_id": service.create(access.project_id, body).task_id})
+    def answer(task_id: str) -> Answer:
+        return Answer(200, {"task_id": task_id})
+
+    def create(claim: KeyClaim | None) -> Answer:
+        # The key, the task and the answer commit in the task's one write transaction.
+        hold = None if claim is None else (lambda conn, task_id: claim.take(conn, answer(task_id)))
+        return answer(service.create(access.project_id, body, within=hold))
 
     request = fingerprint("processor-tasks", body=body.model_dump(mode="json", exclude_unset=True))
-    return keys.run(access.project_id, idempotency_key, request, create).response()
+    return keys.run_once(access.project_id, idempotency_key, request, create).response()
 
 
 @router.get("", response_model=ProcessorTasksPublic, response_model_exclude_unset=True,
@@ -98,7 +103,12 @@ def task_file(*, access: Reader, task_id: TaskId, name: OutputName, service: Ser
     if name not in listed or "/" in name or name in ("", ".", ".."):
         raise E.NotFound(f"task {task_id} has no output file {name!r}")
     if is_object_uri(rec.output_dir):  # in a bucket: the object's text, through the layout's one reader
-        text = layout.read_output(name)
+        try:
+            text = layout.read_output(name)
+        except OSError as exc:  # the store's answer names the object, never credentials
+            raise E.StorageUnavailable(f"task {task_id}'s output file {name!r} cannot be read: {exc}") from None
+        except UnicodeDecodeError:
+            raise E.InvalidState(f"task {task_id}'s output file {name!r} is not UTF-8 text") from None
         if text is None:
             raise E.NotFound(f"task {task_id} has no output file {name!r}")
         return Response(text, media_type=media, headers={"Content-Disposition": f'inline; filename="{name}"'})

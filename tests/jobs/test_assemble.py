@@ -157,11 +157,12 @@ def test_assembly_memory_per_record_is_a_fraction_of_a_dict(tmp_path: Path) -> N
     record); assembled now they cost about 0.6 KiB each: ~0.45 KiB of columns (numbers at 8
     bytes, text as UTF-8) plus finalize's scores and duplicate-search arrays. The bound, a fifth
     of a dict, allows for allocator noise and still fails on any return to one object per item.
-    It makes 10x the records cost ~5x the traced peak here (~1.3 MB at 1,000 records, ~6.7 MB
-    at 10,000), and keeps a ~140 MiB driver under 1.1x its peak for 10x the images.
+    It makes 10x the records cost ~5.5x the traced peak here (~0.55 MB at 400 records, ~3.0 MB
+    at 4,000: sizes kept small because tracing slows the assembly several times), and keeps a
+    ~140 MiB driver under 1.1x its peak for 10x the images.
     """
     _traced_peak(tmp_path / "warm", 64)  # first-use imports and caches are not per record
-    n = 1000
+    n = 400
     small, large = _traced_peak(tmp_path / "small", n), _traced_peak(tmp_path / "large", 10 * n)
     per_record = (large - small) / (9 * n)
     as_dicts = _dict_bytes_per_record(n)

@@ -15,6 +15,7 @@ from jobs.status import TaskStatus
 from jobs.store import Store
 from operators.pipeline import ERROR_CODE, FAILED, ITEM, OK, STATUS
 from tests.support import images, s3
+from tests.support.dataset import make_dataset
 
 ANALYSE = [{"id": "image_features", "params": {}}, {"id": "image_issues", "params": {}}]
 
@@ -346,3 +347,20 @@ def test_a_task_whose_outputs_are_in_a_bucket_is_the_source_of_the_next(prefix: 
     # The next task reads those objects from the bucket, as any other source's.
     records = process_chunk([], ANALYSE, str(root), images, [f"s3://{s3.BUCKET}"])
     assert [r[STATUS] for r in records] == [OK] * 5
+
+
+def test_near_duplicates_from_a_bucket_are_confirmed_as_from_a_folder(s3_server: str, tmp_path: Path) -> None:
+    """Finalize checks near-duplicate pairs on their pictures; from a bucket it fetches just those."""
+    local = tmp_path / "local"
+    make_dataset(local)  # near_a.png and near_b.jpg: one picture, re-encoded
+    s3.upload_folder(local, s3.BUCKET, "near-dups")
+    template = {"id": "sys_data_analyse", "operator_params": ANALYSE}
+    roots = [str(tmp_path), f"s3://{s3.BUCKET}"]
+    code, on_bucket = _run(tmp_path, f"s3://{s3.BUCKET}/near-dups", str(tmp_path / "bucket-out"), template, roots)
+    assert (code, on_bucket.status) == (0, TaskStatus.COMPLETED), on_bucket.error_msg
+    code, on_disk = _run(tmp_path, str(local), str(tmp_path / "disk-out"), template, roots, task_id="t2")
+    assert on_disk.status == TaskStatus.COMPLETED, on_disk.error_msg
+    groups = on_bucket.result["issues"]["near_duplicate_groups"]
+    assert ["near_a.png", "near_b.jpg"] in groups
+    assert groups == on_disk.result["issues"]["near_duplicate_groups"]
+    assert on_bucket.result["issues"]["counts"] == on_disk.result["issues"]["counts"]

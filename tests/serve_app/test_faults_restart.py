@@ -45,8 +45,8 @@ EMBEDDED_IN_FLIGHT = 2 * (os.cpu_count() or 1) + 1
 HEAD_IN_FLIGHT = 2 * 1 + 1
 
 
-def _interrupted(serve: ServeProcess, folder: Path, log: Path, delay: float = DELAY) -> dict:
-    task_id = serve.create(folder, probe_template(log, delay), chunk_size=1)
+def _interrupted(serve: ServeProcess, folder: Path, log: Path, **hold) -> dict:
+    task_id = serve.create(folder, probe_template(log, DELAY, **hold), chunk_size=1)
     return serve.wait(task_id, lambda t: t["status"] == 1 and t["processed_count"] >= 2, allowed={0, 1})
 
 
@@ -64,9 +64,10 @@ def test_a_restart_of_rayproc_serve_with_its_embedded_ray_heals_the_task_it_inte
     serve = ServeProcess(tmp_path, free_port(), env)
     try:
         serve.start()
-        # Slow items: a graceful stop of the service takes seconds, and the run must still be going when its Ray
-        # stops (on a quiet machine 12 items of 0.3 s were done before that).
-        task = _interrupted(serve, folder, log, delay=2.0)
+        # After two items the probe holds every item until ``release`` exists: a graceful stop of the service
+        # takes seconds, and the run must still be going when its Ray stops, however fast the machine is.
+        release = tmp_path / "release"
+        task = _interrupted(serve, folder, log, release_file=str(release), hold_after=2)
         driver = pids_with(f"--run-id {task['ray_job_id']}", "jobs.runner")
         assert len(driver) == 1 and os.getpriority(os.PRIO_PROCESS, driver[0]) == DRIVER_NICENESS  # below the API
         assert serve.stop(signal.SIGTERM) == 0, serve.err_path.read_text()[-3000:]  # Ray stops with it
@@ -79,6 +80,7 @@ def test_a_restart_of_rayproc_serve_with_its_embedded_ray_heals_the_task_it_inte
         interrupted = Store(tmp_path / "data" / "rayproc.db").get_task(task["task_id"])
         assert interrupted.status == 1 or (interrupted.status == 3 and interrupted.error_type in (
             "cluster_error", "job_died", "ray_unavailable")), (interrupted.status, interrupted.error_type)
+        release.touch()
         serve.start()  # a new embedded Ray, which never heard of the interrupted run
         healed = serve.wait(task["task_id"], lambda t: t["status"] == 2, allowed={0, 1, 2, 3})
         runs = healed["runs"]

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from jobs.db import IntegrityError
 from rayproc_contract.errors import Conflict, InvalidRequest, RayUnavailable
 from serve_app.idempotency import Answer, IdempotencyKeys, fingerprint
 
@@ -155,3 +156,111 @@ def test_a_malformed_key_is_refused_before_anything_runs(keys: IdempotencyKeys, 
                          ids=["one", "longest", "uuid", "punctuated"])
 def test_well_formed_keys_are_accepted(keys: IdempotencyKeys, key: str) -> None:
     assert keys.run("p1", key, "f", Creates()).body == {"task_id": "t1"}
+
+
+# ----- one write transaction: the key taken in the create's own transaction (processor tasks) -----------
+
+
+class TaskCreates:
+    """A processor-task create as the route makes it: the key is taken in the task insert's transaction.
+    ``barrier``: every create waits there after its key read found nothing, so concurrent ones race to commit."""
+
+    def __init__(self, store, barrier: threading.Barrier | None = None) -> None:
+        self.store = store
+        self.barrier = barrier
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, claim) -> Answer:
+        with self._lock:
+            self.calls += 1
+            task_id = f"t{self.calls}"
+        if self.barrier is not None:
+            self.barrier.wait(10)
+        answer = Answer(200, {"task_id": task_id})
+        self.store.insert_task(_task_row(task_id), within=None if claim is None else
+                               (lambda conn: claim.take(conn, answer)))
+        return answer
+
+
+def _task_row(task_id: str) -> dict:
+    return {"task_id": task_id, "project_id": "p1", "workspace_id": "0", "name": task_id, "description": "",
+            "task_type": "sys_data_analyse", "source_type": "OBS", "source": "/x", "version_id": None,
+            "version_name": None, "data_source": None, "inputs": [], "template": {}, "work_path": {},
+            "input_root": "/x", "output_dir": f"/y/{task_id}", "execution": {}, "current_run": f"{task_id}-r1"}
+
+
+@pytest.fixture
+def store(database: str):
+    from jobs.store import Store
+
+    return Store(database)
+
+
+def _task_ids(store) -> list[str]:
+    """The tasks the store holds, of those the creates here can make (t1 ... t9)."""
+    return [f"t{n}" for n in range(1, 10) if store.get_task(f"t{n}") is not None]
+
+
+def test_one_transaction_a_repeat_gets_the_first_task_and_another_body_a_conflict(keys: IdempotencyKeys,
+                                                                                 store) -> None:
+    create = TaskCreates(store)
+    first = keys.run_once("p1", "k-1", "f", create)
+    again = keys.run_once("p1", "k-1", "f", create)
+    assert (first.status_code, first.body, first.replayed) == (200, {"task_id": "t1"}, False)
+    assert (again.status_code, again.body, again.replayed) == (200, {"task_id": "t1"}, True)
+    with pytest.raises(Conflict, match="'k-1'.*different request"):
+        keys.run_once("p1", "k-1", "another body", create)
+    assert create.calls == 1 and _task_ids(store) == ["t1"] and keys.count("p1") == 1
+    assert keys.run_once("p1", None, "f", create).body == {"task_id": "t2"}  # no key: every request creates
+    assert _task_ids(store) == ["t1", "t2"] and keys.count() == 1
+
+
+def test_one_transaction_concurrent_duplicates_make_exactly_one_task(keys: IdempotencyKeys, store) -> None:
+    threads_n = 6
+    create = TaskCreates(store, threading.Barrier(threads_n))
+    answers: list[Answer] = []
+    threads = [threading.Thread(target=lambda: answers.append(keys.run_once("p1", "k-1", "f", create)))
+               for _ in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    # All six read the key as free and inserted a task of their own: one committed, five rolled back whole.
+    assert create.calls == threads_n
+    assert len(answers) == threads_n and sum(not a.replayed for a in answers) == 1
+    (winner,) = {a.body["task_id"] for a in answers}
+    assert _task_ids(store) == [winner] and keys.count() == 1
+    assert store.runs_for([winner])[winner][0]["queued"] == 1  # the winner's run is queued, status 0
+    assert store.get_task(winner).status == 0
+
+
+def test_one_transaction_a_create_that_fails_after_taking_the_key_leaves_nothing(keys: IdempotencyKeys,
+                                                                                  store) -> None:
+    store.insert_task(_task_row("t1"))
+
+    def duplicate_id(claim) -> Answer:  # takes the key, then the insert fails: the key goes with it
+        answer = Answer(200, {"task_id": "t1"})
+        store.insert_task(_task_row("t1"), within=lambda conn: claim.take(conn, answer))
+        return answer
+
+    with pytest.raises(IntegrityError):
+        keys.run_once("p1", "k-1", "f", duplicate_id)
+    assert keys.count() == 0 and _task_ids(store) == ["t1"]
+    # The key is free: a new create under it goes through (its task is t2, as the store now holds t1).
+    retried = TaskCreates(store)
+    retried.calls = 1
+    assert keys.run_once("p1", "k-1", "f", retried).body == {"task_id": "t2"}
+    assert _task_ids(store) == ["t1", "t2"] and keys.count() == 1
+
+
+def test_one_transaction_a_key_expires_after_its_time(database: str, clock: Clock, store) -> None:
+    keys = IdempotencyKeys(database, ttl_seconds=DAY_MS / 1000, clock=clock)
+    create = TaskCreates(store)
+    keys.run_once("p1", "old", "f", create)
+    clock.now += DAY_MS - 1
+    assert keys.run_once("p1", "old", "f", create).replayed  # kept for the whole day
+    clock.now += 2
+    fresh = keys.run_once("p1", "old", "another body", create)  # expired: free again, for any request
+    assert (fresh.replayed, fresh.body) == (False, {"task_id": "t2"})
+    assert _task_ids(store) == ["t1", "t2"] and keys.count() == 1

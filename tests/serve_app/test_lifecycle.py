@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import Service
 from tests.support.images import make_known_set, make_many
 from tests.support.processes import pids_with
+from tests.support.serve_process import wait_for
 
 pytestmark = pytest.mark.ray
 
@@ -78,10 +79,10 @@ def test_ray_job_carries_task_metadata(service: Service, folder: Path) -> None:
     assert "exec " in info.entrypoint and "jobs.runner" in info.entrypoint
 
 
-def _probe_template(log_path: Path, delay: float) -> dict:
+def _probe_template(log_path: Path, delay: float, **hold) -> dict:
     return {"id": "sys_data_analyse", "operator_params": [
         {"id": "image_features", "params": {}},
-        {"id": "work_probe", "params": {"delay_seconds": delay, "log_path": str(log_path)}},
+        {"id": "work_probe", "params": {"delay_seconds": delay, "log_path": str(log_path), **hold}},
     ]}
 
 
@@ -89,12 +90,15 @@ def test_stop_then_resume_processes_each_item_once_and_matches_an_uninterrupted_
         service: Service, folder: Path, tmp_path: Path) -> None:
     n = 48
     make_many(folder, n)
-    log = tmp_path / "work.log"
-    task_id = service.create(folder, name="resumable", template=_probe_template(log, 0.05),
-                             execution={"chunk_size": 2})
-    service.wait(task_id, lambda t: t["processed_count"] >= 6, allowed={0, 1})
+    log, release = tmp_path / "work.log", tmp_path / "release"
+    # After six items the probe holds every item until ``release`` exists: the stop lands mid-run
+    # however fast the machine is.
+    task_id = service.create(folder, name="resumable", execution={"chunk_size": 2},
+                             template=_probe_template(log, 0.05, release_file=str(release), hold_after=6))
+    wait_for(lambda: log.exists() and len(log.read_text().splitlines()) >= 6, 120, "six items processed")
 
     r = service.client.post(f"{service.tasks()}/{task_id}/stop")
+    release.touch()
     assert r.status_code == 200, r.text
     assert r.json()["stop_requested"] is True
     stopped = service.wait_status(task_id, 4, allowed={1})

@@ -18,21 +18,29 @@ from tests.conftest import Service
 from tests.support.images import make_many
 
 
-def _probe(delay: float) -> dict:
-    return {"id": "sys_data_analyse", "operator_params": [{"id": "image_features", "params": {}},
-                                                          {"id": "work_probe", "params": {"delay_seconds": delay}}]}
+def _probe(delay: float, **hold) -> dict:
+    return {"id": "sys_data_analyse", "operator_params": [
+        {"id": "image_features", "params": {}},
+        {"id": "work_probe", "params": {"delay_seconds": delay, **hold}}]}
 
 
 @pytest.mark.ray
-def test_follow_streams_while_the_run_goes_on_and_ends_with_it(service: Service, folder: Path) -> None:
+def test_follow_streams_while_the_run_goes_on_and_ends_with_it(
+        service: Service, folder: Path, tmp_path: Path) -> None:
     make_many(folder, 16)
-    task_id = service.create(folder, name="followed", template=_probe(0.15), execution={"chunk_size": 4})
+    # Every item waits for ``release``, which the test makes once the stream has shown the run's start:
+    # the run cannot end before the stream has shown it going on.
+    release = tmp_path / "release"
+    task_id = service.create(folder, name="followed", template=_probe(0.05, release_file=str(release)),
+                             execution={"chunk_size": 4})
     url = f"{service.tasks()}/{task_id}/logs"
     arrivals: list[tuple[int, str]] = []  # (epoch ms, chunk)
     with service.client.stream("GET", url, params={"follow": "true"}, timeout=httpx.Timeout(30, read=120)) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
         for chunk in r.iter_text():
             arrivals.append((int(time.time() * 1000), chunk))
+            if "items in" in chunk:
+                release.touch()
     text = "".join(c for _, c in arrivals)
     task = service.get(task_id)
     # The stream ended because the run did: the task is completed and the runner's last line is in it.

@@ -31,6 +31,7 @@ def _world_readable_state(root: Path) -> tuple[Path, Path]:
     return data, db
 
 
+@pytest.mark.ray
 def test_the_service_started_with_its_data_directory_database_and_ray_token_private(service: Service) -> None:
     assert _mode(service.data_dir) == 0o700
     db = service.settings.db_path

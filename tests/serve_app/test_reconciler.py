@@ -158,3 +158,33 @@ def test_a_pass_asks_ray_only_about_runs_it_holds_one_by_one_while_they_are_few(
         assert store.claim_queued(max_running=10_000, max_per_project=None) is not None
     reconciler.reconcile_all()
     assert ListingJobClient.listed == 1
+
+
+def test_a_run_that_died_is_settled_and_its_retry_queued_in_the_same_step(tmp_path: Path) -> None:
+    from jobs.store import Retry
+
+    JobClient.status, JobClient.asked = "FAILED", 0
+    clock = Clock(1_700_000_000_000)
+    store = Store(tmp_path / "rayproc.db", clock=clock)
+    woken: list[str] = []
+    plans: list[str] = []
+
+    def plan(task_id: str) -> Retry:
+        plans.append(task_id)
+        return Retry(("job_died",), 3, run_id=lambda seq: new_run_id(task_id, seq),
+                     not_before=lambda attempt: clock.now + 5_000 * attempt)
+
+    reconciler = Reconciler(store, JobLauncher("http://ray", client_factory=JobClient), interval_seconds=60,
+                            clock=clock, on_failure=lambda: woken.append("wake"), retry=plan)
+    task_id = _task(store)
+    died = store.get_task(task_id).current_run
+    clock.now += FRESH_PROGRESS_MS
+    assert reconciler.settle_if_stale(store.get_task(task_id))
+    rec = store.get_task(task_id, with_runs=True)
+    # The read after the settle already finds the task queued again, with the failure kept on its run.
+    assert rec.status == TaskStatus.INITIALIZED and rec.current_run != died and rec.error_type is None
+    assert [(r["run_id"], r["outcome"], r["attempt"]) for r in rec.runs] == [(died, "failed", 1),
+                                                                          (rec.current_run, None, 2)]
+    assert "137" in rec.runs[0]["message"] and rec.runs[1]["not_before"] == clock.now + 5_000
+    assert store.run_phase(rec.current_run)[0] == "queued"
+    assert (plans, woken) == ([task_id], ["wake"])

@@ -176,6 +176,27 @@ def test_headline_thresholds_and_worst_examples(tmp_path: Path) -> None:
     assert "<script" not in page and "http://" not in page and "https://" not in page
 
 
+def test_augmentation_report_shows_the_steps_and_each_original_beside_its_copies(tmp_path: Path) -> None:
+    make_dataset(tmp_path / "ds")
+    steps = [{"name": "hflip", "probability": 1.0}]
+    task = direct_task(tmp_path / "ds", "sys_data_augmentation",
+                       [{"id": "data_augmentation", "params": {"steps": steps, "copies": 2}}], tmp_path / "out")
+    doc = parse(report.render(task, tmp_path / "ds", operators=[
+        ("data_augmentation", {"steps": steps, "copies": 2})]))
+    assert "Made 30 augmented images from 15 items (2 per item); 0 boxes dropped" in doc.text["headline"]
+    assert "hflip" in doc.text["steps"]
+    strips = [doc.figures[i:i + 3] for i in range(0, len(doc.figures), 3)]
+    assert len(strips) == report.MAX_AUGMENTED_SHOWN  # capped: 15 originals made copies
+    for original, *copies in strips:
+        assert not original["item"].startswith("augmented/")
+        assert [c["item"] for c in copies] == [f"augmented/{Path(original['item']).stem}__aug{i}.png"
+                                               for i in range(2)]
+        # The copies are drawn from the output folder, and they are the original mirrored.
+        assert original["src"] is not None and all(c["src"] is not None for c in copies)
+        before, after = decoded(original["src"]), decoded(copies[0]["src"])
+        assert np.abs(after - before[:, ::-1]).mean() < 0.5 * np.abs(after - before).mean()
+
+
 def test_charts_fit_the_data_and_a_constant_feature_is_a_sentence(tmp_path: Path) -> None:
     folder = tmp_path / "ds"
     # Brightness 0.39 .. 0.55 only: the stored histogram's fixed 0..1 range would squash it into a few bins.
@@ -301,7 +322,7 @@ def test_cleaning_validation_and_selection_reports(service: Service, dataset: Pa
         "selection": service.create(dataset, template={"id": "sys_data_selection", "operator_params": [
             {"id": "data_selection", "params": {"method": "top_k", "count": 3}}]}),
     }
-    # Created with the others so that they run together: augmentation has no report, and says which do.
+    # Created with the others so that they run together.
     augmented = service.create(dataset, template={"id": "sys_data_augmentation"})
     pages = {}
     for kind, task_id in created.items():
@@ -330,8 +351,12 @@ def test_cleaning_validation_and_selection_reports(service: Service, dataset: Pa
 
     service.wait_status(augmented, 2, allowed={0, 1})
     r = service.client.get(f"{service.tasks()}/{augmented}/report")
-    assert r.status_code == 400 and r.json()["error_code"] == "invalid_state"
-    assert "sys_data_cleaning" in r.json()["error_msg"]
+    assert r.status_code == 200, r.text
+    augmentation = parse(r.text)
+    assert "Made 30 augmented images from 15 items (2 per item)" in augmentation.text["headline"]
+    assert "hflip" in augmentation.text["steps"] and "color_jitter" in augmentation.text["steps"]  # defaults
+    made = [f for f in augmentation.figures if f["item"].startswith("augmented/")]
+    assert len(made) == 2 * report.MAX_AUGMENTED_SHOWN and all(f["src"] is not None for f in made)
 
 
 @pytest.mark.ray

@@ -149,8 +149,8 @@ def test_outputs_of_analysis_cleaning_and_augmentation_land_in_the_bucket(
     rows = {r["item"]: r for r in map(json.loads, _in_bucket(task, "features.jsonl").splitlines())}
     assert rows["dark.png"]["brightness"] == pytest.approx(10 / 255, abs=1e-3)
     assert [k for k in _keys(task, ".rayproc/parts")] == ["000000.jsonl"]  # 7 items: one chunk of 8
-    r = service.client.get(f"{service.tasks()}/{analysis}/report")
-    assert r.status_code == 400 and r.json()["error_code"] == "invalid_state", r.text
+    r = service.client.get(f"{service.tasks()}/{analysis}/report")  # drawn from the bucket's files
+    assert r.status_code == 200 and "5 of 7 items read (71.4%), 2 unreadable (28.6%)." in r.text, r.text[-500:]
 
     task = service.wait_status(cleaning, 2, allowed={0, 1})
     kept = sorted(r["item"] for r in map(json.loads, _in_bucket(task, "kept.jsonl").splitlines()))
@@ -158,12 +158,21 @@ def test_outputs_of_analysis_cleaning_and_augmentation_land_in_the_bucket(
     assert task["result"]["cleaning"]["removed_by_reason"] == {"corrupt": 2, "exact_duplicate_of": 1}
     assert _keys(task, "kept") == kept
     assert _in_bucket(task, "kept/copy-of-dark.png") == (folder / "dark.png").read_bytes()
+    r = service.client.get(f"{service.tasks()}/{cleaning}/report")  # kept.jsonl and removed.jsonl from the bucket
+    assert r.status_code == 200 and "Kept 5 of 8 items (62.5%); removed 3 (37.5%)." in r.text, r.text[-500:]
+    assert "data-item='copy-of-dark.png'" in r.text  # the exact duplicate shown beside what it duplicates
 
     task = service.wait_status(augmentation, 2, allowed={0, 1})
     made = [k for k in _keys(task, "augmented")]
     assert made == [f"{stem}__aug0.png" for stem in ("blurry", "bright", "dark", "sharp", "sub/noise")]
     manifest = [json.loads(line) for line in _in_bucket(task, "augmented.jsonl").splitlines()]
     assert sorted(m["image"] for m in manifest) == [f"augmented/{name}" for name in made]
+    from tests.serve_app.test_report import parse
+
+    r = service.client.get(f"{service.tasks()}/{augmentation}/report")  # the copies' thumbnails from the bucket
+    assert r.status_code == 200, r.text
+    shown = {f["item"]: f["src"] for f in parse(r.text).figures if f["item"].startswith("augmented/")}
+    assert sorted(shown) == [f"augmented/{name}" for name in made] and all(shown.values())
 
 
 def test_stop_and_resume_with_the_work_path_in_a_bucket_match_an_uninterrupted_run(
@@ -230,3 +239,86 @@ def test_a_source_in_a_missing_bucket_is_400(service: Service, s3_server: str) -
         "name": "t", "data_source": {"type": "OBS", "source": f"s3://{s3.ABSENT_BUCKET}/data"}, "template": ANALYSE})
     assert r.status_code == 400 and r.json()["error_code"] == "invalid_parameter", r.text
     assert "does not exist" in r.json()["error_msg"]
+
+
+# ----- reports of a task whose work path is in a bucket ------------------------------------------------------------
+
+
+#: make_dataset's properties as the report's issue types name them.
+ISSUE_OF = {"dark": "dark", "light": "light", "blurry": "blurry", "exact_duplicate": "exact_duplicates",
+            "near_duplicate": "near_duplicates", "odd_aspect_ratio": "odd_aspect_ratio", "grayscale": "grayscale"}
+
+
+def test_report_with_the_source_and_the_work_path_in_a_bucket(service: Service, s3_server: str, tmp_path: Path,
+                                                              request: pytest.FixtureRequest) -> None:
+    """The report's counts, charts, thumbnails and file links, all read from the bucket; `rayproc report` saves
+    it; a listed output that is gone or not text is a 4xx with the one error body."""
+    import subprocess
+    import sys
+    from collections import Counter
+
+    from tests.serve_app.test_report import FLAGGED, decoded, parse
+    from tests.support.dataset import make_dataset
+
+    props = make_dataset(tmp_path / "ds")
+    prefix = f"report-{request.node.name}"
+    s3.upload_folder(tmp_path / "ds", s3.BUCKET, prefix)
+    work = {"type": "OBS", "path": f"s3://{s3.BUCKET}/work/{request.node.name}"}
+    task = service.wait_status(service.create(f"s3://{s3.BUCKET}/{prefix}", template={"id": "sys_data_analyse"},
+                                              work_path=work, name="bucket report"), 2, allowed={0, 1})
+    assert task["work_path"]["output_path"].startswith(work["path"])
+    report_url = f"{service.tasks()}/{task['task_id']}/report"
+    r = service.client.get(report_url)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), r.text
+    doc = parse(r.text)
+    # make_dataset's known issues, one image each (two exact and two near duplicates), counted in the headline,
+    # as for a server folder (FLAGGED).
+    headline = doc.text["headline"]
+    known = Counter(ISSUE_OF[p] for p in props.values() if p in ISSUE_OF)
+    read = sum(p != "corrupt" for p in props.values())
+    assert (read, sum(known.values())) == (15, FLAGGED)
+    assert f"{read} of {len(props)} items read (93.8%), 1 unreadable (6.2%)." in headline
+    assert (f"{sum(known.values())} images (60.0% of those read) have at least one issue: "
+            + ", ".join(f"{n} {issue}" for issue, n in sorted(known.items())) + ".") in headline
+    thumbs = {(f["section"], f["item"]): f["src"] for f in doc.figures}
+    assert decoded(thumbs[("issue-dark", "dark.png")]).mean() < 30  # the worst examples, read from the bucket
+    # The charts re-binned from the bucket's features.jsonl, and saved beside the outputs, in the bucket.
+    charts = {k.removesuffix(".png") for k in _keys(task, "report")}
+    assert charts >= {"brightness", "blur_score", "entropy"} and r.text.count("class='chart'") == len(charts)
+    # Every output link answers the object's bytes.
+    outputs = task["result"]["outputs"]
+    for name in ("features.jsonl", "issues.jsonl", "failures.jsonl"):
+        assert name in outputs.values() and f"href='files/{name}'" in r.text
+        got = service.client.get(f"{service.tasks()}/{task['task_id']}/files/{name}")
+        assert got.status_code == 200 and got.content == _in_bucket(task, name), name
+
+    # rayproc report: the same page, saved with absolute links, and the charts as files.
+    out = tmp_path / "saved"
+    token = service.client.headers["Authorization"].split(" ", 1)[1]
+    proc = subprocess.run([str(Path(sys.executable).with_name("rayproc")), "report", task["task_id"], "--url",
+                           service.url, "--token", token, "--project", "p1", "--out", str(out), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    saved = (out / "report.html").read_text()
+    assert "15 of 16 items read (93.8%)" in saved
+    assert f"href='{service.url}/v2/p1/processor-tasks/{task['task_id']}/files/issues.jsonl'" in saved
+    assert {Path(c).stem for c in json.loads(proc.stdout)["charts"]} == charts
+
+    # A listed output that is gone: 404 for the report and for its link, nothing else changed.
+    uri = storage.ObjectUri.parse(task["work_path"]["output_path"])
+    issues = _in_bucket(task, "issues.jsonl")
+    s3.s3_client().delete_object(Bucket=uri.bucket, Key=f"{uri.key}/issues.jsonl")
+    for url in (report_url, f"{service.tasks()}/{task['task_id']}/files/issues.jsonl"):
+        got = service.client.get(url)
+        assert got.status_code == 404 and got.json()["error_code"] == "not_found", got.text
+        assert "issues.jsonl" in got.json()["error_msg"] and "Traceback" not in got.text
+        assert s3.SECRET_KEY not in got.text
+    # One that is not text: 400.
+    s3.s3_client().put_object(Bucket=uri.bucket, Key=f"{uri.key}/issues.jsonl", Body=b"\xff\xfe\x00garbage\n")
+    got = service.client.get(report_url)
+    assert got.status_code == 400 and got.json()["error_code"] == "invalid_state", got.text
+    assert "issues.jsonl" in got.json()["error_msg"] and "Traceback" not in got.text
+    # Put back, the report is whole again; the task record never changed.
+    s3.s3_client().put_object(Bucket=uri.bucket, Key=f"{uri.key}/issues.jsonl", Body=issues)
+    assert service.client.get(report_url).status_code == 200
+    assert service.get(task["task_id"])["result"] == task["result"]

@@ -16,8 +16,17 @@ from operators.base import ImageBatch, Operator, StrictParams, TaskType
 from operators.registry import OperatorRegistry
 
 
+#: How long a held item waits for its release file at most, so a test that never releases fails, not hangs.
+HOLD_LIMIT_SECONDS = 90.0
+
+
 class WorkProbe(Operator):
-    """Test probe: waits ``delay_seconds`` per item and appends each item's key to ``log_path``."""
+    """Test probe: waits ``delay_seconds`` per item and appends each item's key to ``log_path``.
+
+    With ``release_file``, items wait for that file to exist once ``log_path`` holds ``hold_after`` items
+    (from the first item when there is no log): a test can then act on a run that is certainly still
+    going (stop it, follow its log) and let it go on when it is done.
+    """
 
     name = "work_probe"
     task_type = TaskType.ANALYSE
@@ -25,9 +34,27 @@ class WorkProbe(Operator):
     class Params(StrictParams):
         delay_seconds: Annotated[float, Field(ge=0, le=5)] = 0.0
         log_path: str | None = None
+        release_file: str | None = None
+        hold_after: Annotated[int, Field(ge=0)] = 0
+
+    def _hold(self) -> None:
+        release, log = self.params.release_file, self.params.log_path
+        if release is None:
+            return
+        if log is not None and self.params.hold_after:
+            try:
+                with open(log, "rb") as f:
+                    if sum(1 for _ in f) < self.params.hold_after:
+                        return
+            except FileNotFoundError:
+                return
+        deadline = time.monotonic() + HOLD_LIMIT_SECONDS
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def process_batch(self, batch: ImageBatch) -> dict:
         for key in batch.keys:
+            self._hold()
             if self.params.delay_seconds:
                 time.sleep(self.params.delay_seconds)
             if self.params.log_path:

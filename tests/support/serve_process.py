@@ -189,10 +189,12 @@ class ServeProcess:
         return wait_task(self.get, task_id, until, allowed=allowed, timeout=timeout)
 
 
-def probe_template(log_path: Path, delay: float) -> dict:
+def probe_template(log_path: Path, delay: float, **hold) -> dict:
+    """An analysis whose probe logs every item, ``delay`` s each; ``hold``: the probe's ``release_file`` and
+    ``hold_after``, to keep a run going until the test lets it."""
     return {"id": "sys_data_analyse", "operator_params": [
         {"id": "image_features", "params": {}},
-        {"id": "work_probe", "params": {"delay_seconds": delay, "log_path": str(log_path)}}]}
+        {"id": "work_probe", "params": {"delay_seconds": delay, "log_path": str(log_path), **hold}}]}
 
 
 def service_env(root: Path) -> dict[str, str]:
