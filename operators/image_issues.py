@@ -449,7 +449,7 @@ class DetailCheck:
         """The picture in gray as the views are decoded (a JPEG at draft scale of at least 256 px), not resized."""
         if position not in self._fine:
             item = self._table.value(ITEM, int(self._table.ok_index[position]))
-            rgb = load_rgb_view(os.path.join(self._table.root, item), F.DETAIL_SIDE)
+            rgb = load_rgb_view(self._table.item_path(item), F.DETAIL_SIDE)
             self._fine[position] = None if rgb is None else np.asarray(Image.fromarray(rgb, "RGB").convert("L"))
         return self._fine[position]
 
@@ -458,7 +458,7 @@ class DetailCheck:
         gain and clipped at white, as a brightened copy's are."""
         if position not in self._bright:
             item = self._table.value(ITEM, int(self._table.ok_index[position]))
-            rgb = load_rgb_view(os.path.join(self._table.root, item), F.DETAIL_SIDE)
+            rgb = load_rgb_view(self._table.item_path(item), F.DETAIL_SIDE)
             self._bright[position] = None if rgb is None else np.stack([
                 gray_view_of(np.clip(rgb * np.float32(gain) + np.float32(0.5), 0, 255).astype(np.uint8), F.DETAIL_SIDE)
                 for gain in BRIGHT_GAINS])
