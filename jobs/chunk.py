@@ -94,10 +94,12 @@ def pipeline_for(plugins: Sequence[str], specs: Sequence[dict]) -> Pipeline:
 
 # glibc's malloc: allocations above this size get pages of their own, and free memory at the top of the heap
 # above the trim size goes back to the system. The defaults (128 KiB, raised as large blocks are freed)
-# make a chunk's few-MiB arrays fault in fresh zeroed pages on every use: 25 page faults per image, several
-# percent of the image's decode. Raised, the freed arrays are reused; at most the trim size is kept unused.
-_MMAP_THRESHOLD = 32 << 20
-_TRIM_THRESHOLD = 64 << 20
+# made a chunk's few-MiB arrays fault in fresh zeroed pages on every use: 25 page faults per image, several
+# percent of the image's decode. Raised above a chunk's largest array (64 thumbnails, 3 MiB; a float plane
+# of them, 4 MiB), the freed arrays are reused; at most the trim size is kept unused (the driver, which runs
+# chunks too before its workers are up, assembles the outputs later in the same process).
+_MMAP_THRESHOLD = 8 << 20
+_TRIM_THRESHOLD = 16 << 20
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _PREPARED = {"threads": 0, "malloc": False}
 
