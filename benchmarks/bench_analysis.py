@@ -170,6 +170,38 @@ def write_photos(folder: Path, n: int, size: tuple[int, int], seed: int = 0) -> 
     return folder
 
 
+#: Debian's ``mate-backgrounds`` nature wallpapers (1280x1024 to 2560x1920 JPEG photos), as the detection
+#: benchmark uses them.
+WALLPAPERS = Path("/usr/share/backgrounds/mate/nature")
+REAL_SIZE = (1024, 768)
+
+
+def write_real_photos(folder: Path, n: int, size: tuple[int, int] = REAL_SIZE, seed: int = 0) -> Path:
+    """``n`` real photos of ``size``: each a wallpaper of ``WALLPAPERS`` (in turn) scaled by a random factor
+    that still covers ``size`` and cut at a random place, saved as JPEG quality 90. Kept in ``folder`` and
+    reused when it already holds them."""
+    import random
+
+    names = [f"photo_{i:04d}.jpg" for i in range(n)]
+    if folder.is_dir() and all((folder / name).exists() for name in names):
+        return folder
+    walls = sorted(WALLPAPERS.glob("*.jpg"))
+    if not walls:
+        raise SystemExit(f"no wallpapers in {WALLPAPERS}: install Debian's mate-backgrounds")
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    w, h = size
+    sources = [Image.open(path).convert("RGB") for path in walls]
+    for i, name in enumerate(names):
+        img = sources[i % len(sources)]
+        scale = rng.uniform(max(w / img.width, h / img.height), 1.0)
+        scaled = img.resize((max(w, round(img.width * scale)), max(h, round(img.height * scale))),
+                            Image.Resampling.LANCZOS)
+        x, y = rng.randint(0, scaled.width - w), rng.randint(0, scaled.height - h)
+        scaled.crop((x, y, x + w, y + h)).save(folder / name, quality=90)
+    return folder
+
+
 def link_first(source: Path, folder: Path, n: int) -> Path:
     """A folder of hard links to the first ``n`` images of ``source`` (same bytes, no copies)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -256,8 +288,19 @@ def _cum_from(st: dict, file_end: str, func: str, caller_file_end: str, caller: 
     return total
 
 
-def child_profile(folder: Path, n: int, chunk_size: int) -> dict:
-    """``process_chunk`` over the first ``n`` images: unprofiled best of 3, then one cProfile'd run, split."""
+def _timed(fn, *args, **kwargs) -> float:
+    t = time.perf_counter()
+    fn(*args, **kwargs)
+    return time.perf_counter() - t
+
+
+def statistics_median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def child_profile(folder: Path, n: int, chunk_size: int, rounds: int = 3) -> dict:
+    """``process_chunk`` over the first ``n`` images and a bare draft-scale decode loop over the same files,
+    interleaved, best of ``rounds`` each; then one cProfile'd run, split."""
     from jobs.catalog import parse_task_type, resolve_operators
     from jobs.chunk import process_chunk
     from operators.registry import default_registry
@@ -273,17 +316,54 @@ def child_profile(folder: Path, n: int, chunk_size: int) -> dict:
             records = process_chunk([], specs, root, chunk, [root], out_dir)
             assert all(r["status"] == "ok" for r in records), records[0]
 
-    run()  # imports, first-call caches
-    plain = []
-    for _ in range(3):
-        t = time.perf_counter()
-        run()
-        plain.append(time.perf_counter() - t)
     paths = [os.path.join(root, i) for i in items]
-    t = time.perf_counter()
-    for p in paths:
-        _decode_draft(p)
-    bare_draft = time.perf_counter() - t
+
+    def bare() -> None:
+        for p in paths:
+            _decode_draft(p)
+
+    from operators import image_stats
+    from operators.features import upscale_factors
+    from operators.image_io import load_thumbnail
+
+    def thumbnails() -> list:
+        """What any analysis of the 128 px thumbnail pays before its first statistic: the decode, the thumbnail
+        and the pixel digest (load_thumbnail), nothing else."""
+        return [load_thumbnail(p, THUMBNAIL_SIZE, preview=False) for p in paths]
+
+    decoded = thumbnails()
+    rgb = np.stack([d.thumbnail for d in decoded])
+    upscale = upscale_factors(np.array([d.width for d in decoded]), np.array([d.height for d in decoded]),
+                              THUMBNAIL_SIZE)
+    names = list(image_stats.STATISTICS)
+
+    def statistics() -> None:
+        for start in range(0, len(rgb), chunk_size):
+            image_stats.compute(rgb[start:start + chunk_size], names, upscale=upscale[start:start + chunk_size])
+
+    run()  # imports, first-call caches
+    bare()
+    plain, drafts, loads, passes = [], [], [], []
+    for _ in range(rounds):  # interleaved, so a change of the host's load reaches all
+        for fn, samples in ((bare, drafts), (run, plain), (thumbnails, loads), (statistics, passes)):
+            t = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - t)
+    bare_draft = min(drafts)
+    # Each statistic on its own (with the planes it needs) over the first chunk's thumbnails, as a share of the
+    # bare decode of the same images timed just before it: the median over the rounds.
+    first = rgb[:chunk_size]
+    shares: dict[str, list[float]] = {name: [] for name in ["all", *names]}
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for p in paths[:len(first)]:
+            _decode_draft(p)
+        per_decode = (time.perf_counter() - t) / len(first)
+        for name in shares:
+            best = min(_timed(image_stats.compute, first, names if name == "all" else [name],
+                              upscale=upscale[:len(first)]) for _ in range(3))
+            shares[name].append(best / len(first) / per_decode)
+    statistic_shares = {name: statistics_median(v) for name, v in shares.items()}
 
     prof = cProfile.Profile()
     prof.enable()
@@ -295,31 +375,40 @@ def child_profile(folder: Path, n: int, chunk_size: int) -> dict:
     decode = _cum(st, "PIL/ImageFile.py", "load") + _cum_from(st, "PIL/Image.py", "open", "operators/image_io.py",
                                                                 "load_thumbnail")
     preview = _cum(st, "operators/image_io.py", "_preview")
+    stats = _cum(st, "operators/image_stats.py", "compute")  # every statistic, for both operators, in one pass
     features = _cum(st, "operators/analyse.py", "process_batch")
     issues = _cum(st, "operators/image_issues.py", "process_batch")
     boxes = _cum(st, "operators/box_features.py", "process_batch")
     feature_parts = {name: _cum(st, "operators/features.py", name)
                      for name in ("brightness", "contrast", "laplacian_variance", "saturation", "colourfulness",
-                                  "entropy", "is_grayscale")}
+                                  "entropy", "is_grayscale", "layout_descriptor", "edge_sharpness")}
+    feature_parts["planes: luma"] = _cum(st, "operators/features.py", "luma")
+    feature_parts["planes: perceived brightness"] = _cum(st, "operators/features.py", "hsp")
+    feature_parts["planes: channel moments"] = _cum(st, "operators/features.py", "moments")
     issue_parts = {
         "perceptual_hash": _cum(st, "operators/hashing.py", "perceptual_hash_of_luma"),
         "edge_stats (64 px preview)": _cum(st, "operators/image_issues.py", "_edge_stats"),
-        "brightness percentiles": _cum(st, "operators/features.py", "unit_row_percentiles"),
+        "brightness percentiles": _cum(st, "operators/features.py", "row_percentiles"),
     }
-    issue_parts["rest (hex strings, digests)"] = issues - sum(issue_parts.values())
+    in_features = min(stats, features)  # the pass runs inside the first operator that asks
+    issue_parts["rest (hex strings, digests; the statistics are in the pass)"] = issues - (stats - in_features)
     stages = {
         "decode (Image.open + JPEG decode at draft scale)": decode,
         "64 px grayscale preview (Pillow bicubic)": preview,
         "rest of load_thumbnail (128 px thumbnail, pixel digest, histogram, checks)": load - decode - preview,
-        "image_features.process_batch": features,
-        "image_issues.process_batch": issues,
+        "per-image statistics, one pass (image_stats.compute)": stats,
+        "image_features.process_batch, besides the statistics": features - in_features,
+        "image_issues.process_batch, besides the statistics": issues - (stats - in_features),
         "box_features.process_batch": boxes,
         "rest (batch stacking, records, rounding)": total - load - features - issues - boxes,
     }
     shutil.rmtree(out_dir, ignore_errors=True)
     return {"images": len(items), "chunk_size": chunk_size, "unprofiled_seconds": min(plain),
             "unprofiled_images_per_s": len(items) / min(plain), "unprofiled_samples": plain,
-            "bare_draft_decode_seconds": bare_draft, "profiled_seconds": total,
+            "bare_draft_decode_seconds": bare_draft, "bare_draft_samples": drafts,
+            "load_thumbnail_seconds": min(loads), "statistics_pass_seconds": min(passes),
+            "statistic_share_of_decode": statistic_shares,
+            "ratio_to_bare_draft": min(plain) / bare_draft, "profiled_seconds": total,
             "stages": stages, "features": feature_parts, "issues": issue_parts,
             "top": _top(st, 15)}
 
@@ -351,7 +440,7 @@ def child_main(argv: list[str]) -> int:
     elif kind == "cleanvision":
         result = child_cleanvision(Path(args[0]))
     elif kind == "profile":
-        result = child_profile(Path(args[0]), int(args[1]), int(args[2]))
+        result = child_profile(Path(args[0]), int(args[1]), int(args[2]), int(args[3]) if len(args) > 3 else 3)
     else:
         raise SystemExit(f"unknown child {kind!r}")
     Path(answer).write_text(json.dumps(result))
@@ -843,6 +932,57 @@ def markdown(summary: dict, memory: dict, mem_growth: dict, profile: dict, n: in
     return "\n".join(lines)
 
 
+def cost_main(argv: list[str]) -> int:
+    """``--cost``: the map stage's per-image cost on real 1024x768 photos, in-process, against a bare draft-scale
+    decode of the same files (no Ray, no service)."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_analysis --cost")
+    p.add_argument("--images", type=int, default=200, help="real 1024x768 photos (default 200)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds, best of which is kept (default 3)")
+    p.add_argument("--chunk-size", type=int, default=64)
+    p.add_argument("--work", type=Path, default=Path("/tmp/rayproc-bench-cost"), help="where the photos are kept")
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "cost.json")
+    args = p.parse_args(argv)
+    folder = write_real_photos(args.work / f"photos-{args.images}", args.images)
+    load_before = os.getloadavg()
+    # One BLAS thread, as in a Ray worker with num_cpus=1 (Ray sets OMP_NUM_THREADS=1 there).
+    profile = run_child("profile", str(folder), str(args.images), str(args.chunk_size), str(args.rounds),
+                        env={"OMP_NUM_THREADS": "1"})
+    load_after = os.getloadavg()
+    report = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "command": "python -m benchmarks.bench_analysis --cost " + " ".join(argv),
+              "source": {"commit": source_commit()}, "machine": machine(),
+              "load_average_before": load_before, "load_average_after": load_after, "profile": profile}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    n = profile["images"]
+    per_round = [a / b for a, b in zip(profile["unprofiled_samples"], profile["bare_draft_samples"], strict=True)]
+    report["per_round_ratios"] = per_round
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"per-round ratios (the decode loop and process_chunk of one round, back to back): median "
+          f"{statistics.median(per_round):.3f}, min {min(per_round):.3f}, max {max(per_round):.3f}")
+    print(f"process_chunk over {n} real 1024x768 photos: best of {args.rounds} "
+          f"{profile['unprofiled_seconds']:.3f} s ({[round(x, 3) for x in profile['unprofiled_samples']]}); "
+          f"bare draft decode best {profile['bare_draft_decode_seconds']:.3f} s "
+          f"({[round(x, 3) for x in profile['bare_draft_samples']]}); ratio {profile['ratio_to_bare_draft']:.3f}; "
+          f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")
+    print(f"unprofiled, best of {args.rounds}, per image: bare draft decode "
+          f"{profile['bare_draft_decode_seconds'] / n * 1e3:.3f} ms; load_thumbnail alone (decode, thumbnail, "
+          f"digest) {profile['load_thumbnail_seconds'] / n * 1e3:.3f} ms "
+          f"({profile['load_thumbnail_seconds'] / profile['bare_draft_decode_seconds']:.3f}x); the statistics pass "
+          f"alone (every statistic of both operators) {profile['statistics_pass_seconds'] / n * 1e3:.3f} ms "
+          f"({profile['statistics_pass_seconds'] / profile['bare_draft_decode_seconds']:.3f} of a decode); "
+          f"process_chunk {profile['unprofiled_seconds'] / n * 1e3:.3f} ms")
+    print("\n| statistic alone, with the planes it needs (median of the rounds) | share of a bare decode |\n"
+          "|---|---:|")
+    for name, share in sorted(profile["statistic_share_of_decode"].items(), key=lambda kv: -kv[1]):
+        print(f"| {name} | {share:.1%} |")
+    total = profile["profiled_seconds"]
+    print(f"\n| cProfile'd run ({total:.2f} s) | s | ms per image | share |\n|---|---:|---:|---:|")
+    for name, sec in profile["stages"].items():
+        print(f"| {name} | {sec:.3f} | {sec / n * 1e3:.3f} | {sec / total:.0%} |")
+    return 0
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_analysis", description=__doc__.split("\n")[0])
     p.add_argument("--images", type=int, default=2000, help="640x480 JPEGs for the throughput rounds (default 2000)")
@@ -870,6 +1010,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
         return child_main(argv[1:])
+    if argv[:1] == ["--cost"]:
+        return cost_main(argv[1:])
     args = parse_args(argv)
     started = dt.datetime.now(dt.timezone.utc)
     # Short: Ray's socket paths under it must stay within the 107-byte limit of Unix sockets.

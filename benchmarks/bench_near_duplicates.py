@@ -11,7 +11,9 @@ extrapolated beyond that. Both must find the same groups where both run.
 Also timed, per size: the default analysis profile's search (``operators.image_issues.layout_groups``), two
 hashes per item (the layout hash and the pHash, here two independent sets of random hashes with the same planted
 copies) and every candidate pair passed to a confirming check (here the correlation of random 256-cell layouts,
-as the profile computes it), grouped as stars.
+as the profile computes it), grouped as stars; and the brightened-copy search (``image_issues.bright_links``):
+each item's brightened layout hash (its layout hash with one bit flipped) looked up against every
+item's layout hash by asymmetric LSH banding (``operators.duplicates.query_pairs``), before the files are checked.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from operators.duplicates import near_duplicate_groups
+from operators.duplicates import near_duplicate_groups, query_pairs
 from operators.hashing import hamming
 
 OUT = Path(__file__).parent / "out" / "near_duplicates.json"
@@ -58,6 +60,13 @@ def confirmed_search(hashes: np.ndarray, second: np.ndarray, distance: int) -> t
 
     groups = near_duplicate_groups(np.stack([hashes, second], axis=1), distance, keys=layouts, confirm=similar)
     return groups, checked[0]
+
+
+def brightened_hashes(hashes: np.ndarray, seed: int = 11) -> np.ndarray:
+    """Each item's brightened layout hash: its layout hash with one random bit flipped (an image with no
+    highlights to clip has nearly the same layout brightened), so the query finds the planted copies."""
+    bits = np.random.default_rng(seed).integers(0, 64, len(hashes)).astype(np.uint64)
+    return hashes ^ (np.uint64(1) << bits)
 
 
 def brute_force_groups(hashes: np.ndarray, distance: int, block: int = 2048) -> list[list[int]]:
@@ -106,6 +115,8 @@ def main() -> None:
         confirmed_s, (_, checked) = timed(confirmed_search, hashes, make_hashes(n, args.distance, seed=7),
                                           args.distance)
         row.update(confirmed_seconds=round(confirmed_s, 4), candidate_pairs_checked=checked)
+        bright_s, (owner, _, _) = timed(query_pairs, hashes, brightened_hashes(hashes)[:, None], args.distance)
+        row.update(bright_seconds=round(bright_s, 4), bright_candidates=int(owner.size))
         if n <= args.brute_max:
             brute_s, brute = timed(brute_force_groups, hashes, args.distance)
             if brute != groups:
@@ -114,15 +125,16 @@ def main() -> None:
         rows.append(row)
     measured = [r for r in rows if r.get("measured")]
     per_pair = max(r["brute_seconds"] / (r["items"] ** 2) for r in measured) if measured else None
-    print("| items | LSH (s) | all pairs (s) | all pairs / LSH | groups | 2 hashes + check (s) | pairs checked |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("| items | LSH (s) | all pairs (s) | all pairs / LSH | groups | 2 hashes + check (s) | pairs checked "
+          "| brightened query (s) | its candidates |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         if "brute_seconds" not in r and per_pair is not None:
             r["brute_seconds"], r["measured"] = round(per_pair * r["items"] ** 2, 2), False
         mark = "" if r.get("measured") else " (extrapolated)"
         print(f"| {r['items']:,} | {r['lsh_seconds']:.3f} | {r['brute_seconds']:.2f}{mark} | "
               f"{r['brute_seconds'] / r['lsh_seconds']:.0f}x | {r['groups']} | {r['confirmed_seconds']:.3f} | "
-              f"{r['candidate_pairs_checked']:,} |")
+              f"{r['candidate_pairs_checked']:,} | {r['bright_seconds']:.3f} | {r['bright_candidates']:,} |")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"distance": args.distance, "rows": rows}, indent=2))
 

@@ -8,6 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from operators import features as F
+from operators import image_stats as S
 from operators.base import (
     Finalized,
     ImageBatch,
@@ -59,12 +60,13 @@ class ImageFeatures(Operator):
     name = "image_features"
     task_type = TaskType.ANALYSE
     columns: ClassVar[tuple[str, ...]] = (*FEATURE_COLUMNS, GRAYSCALE)
+    statistics: ClassVar[tuple[str, ...]] = (S.BRIGHTNESS, S.CONTRAST, S.LAPLACIAN_VARIANCE, S.SATURATION,
+                                             S.COLOURFULNESS, S.ENTROPY, S.GRAYSCALE)
 
     class Params(StrictParams):
         histogram_bins: Annotated[int, Field(ge=2, le=200, description="Bins per feature histogram.")] = 20
 
     def process_batch(self, batch: ImageBatch) -> dict[str, np.ndarray]:
-        planes = batch.planes
         width = batch.width.astype(np.int64)
         height = batch.height.astype(np.int64)
         return {
@@ -72,13 +74,13 @@ class ImageFeatures(Operator):
             HEIGHT: height,
             ASPECT_RATIO: width / np.maximum(height, 1),
             FILE_SIZE: batch.file_size.astype(np.int64),
-            BRIGHTNESS: F.brightness(planes),
-            CONTRAST: F.contrast(planes),
-            BLUR_SCORE: F.laplacian_variance(planes),
-            SATURATION: F.saturation(planes),
-            COLOURFULNESS: F.colourfulness(planes),
-            ENTROPY: F.entropy(planes),
-            GRAYSCALE: F.is_grayscale(planes),
+            BRIGHTNESS: batch.statistic(S.BRIGHTNESS),
+            CONTRAST: batch.statistic(S.CONTRAST),
+            BLUR_SCORE: batch.statistic(S.LAPLACIAN_VARIANCE),
+            SATURATION: batch.statistic(S.SATURATION),
+            COLOURFULNESS: batch.statistic(S.COLOURFULNESS),
+            ENTROPY: batch.statistic(S.ENTROPY),
+            GRAYSCALE: batch.statistic(S.GRAYSCALE),
         }
 
     def finalize(self, table: RecordTable) -> Finalized:

@@ -29,7 +29,8 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from operators.features import Planes
+from operators import image_stats
+from operators.features import Planes, upscale_factors
 from operators.records import PerItem, RecordTable  # noqa: F401 (the reduce stage's part of the contract)
 from rayproc_contract.status import TaskType
 
@@ -88,7 +89,10 @@ class ImageBatch:
     ``previews`` (64 px grayscale) are there only when an operator's
     ``needs_previews`` asked for them.
     ``output_dir`` is where an operator may write per-item files (augmented
-    images), or None.
+    images), or None. :meth:`statistic` gives the per-image statistics of
+    :mod:`operators.image_stats`: every one in ``wanted_statistics`` (the
+    pipeline puts there what its operators declare) is computed in the same
+    pass over the thumbnails as the first one asked for.
     """
 
     items: list[Item]
@@ -103,6 +107,17 @@ class ImageBatch:
     previews: list[np.ndarray] = field(default_factory=list)
     histograms: np.ndarray | None = None
     output_dir: str | None = None
+    wanted_statistics: tuple[str, ...] = ()
+    _statistics: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def statistic(self, name: str) -> np.ndarray:
+        """One of :data:`operators.image_stats.STATISTICS`, per image (first axis)."""
+        if name not in self._statistics:
+            names = [name, *(s for s in self.wanted_statistics if s not in self._statistics)]
+            upscale = upscale_factors(self.width, self.height, self.rgb.shape[1])
+            self._statistics.update(image_stats.compute(self.rgb, names, histograms=self.histograms,
+                                                        upscale=upscale))
+        return self._statistics[name]
 
     @property
     def keys(self) -> list[str]:
@@ -149,6 +164,9 @@ class Operator:
     columns: ClassVar[tuple[str, ...]] = ()
     #: Operators that must run before this one; added with their defaults when the request omits them.
     requires: ClassVar[tuple[str, ...]] = ()
+    #: Per-image statistics (:data:`operators.image_stats.STATISTICS`) ``process_batch`` reads with
+    #: :meth:`ImageBatch.statistic`: the pipeline has every operator's computed in one pass.
+    statistics: ClassVar[tuple[str, ...]] = ()
     #: Resource hints read by jobs/ (CPUs per chunk task).
     num_cpus: ClassVar[float] = 1.0
     #: The output file holding the items this operator's task passes on to a next task (rows of

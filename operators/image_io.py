@@ -46,7 +46,6 @@ class ItemError(Exception):
 @dataclass(frozen=True)
 class DecodedImage:
     thumbnail: np.ndarray  # (size, size, 3) uint8 RGB
-    histogram: np.ndarray  # (768,) counts of the thumbnail's three channels (Pillow's layout)
     width: int
     height: int
     file_size: int
@@ -71,8 +70,10 @@ def draft_box(width: int, height: int, side: int) -> tuple[int, int]:
     return max(1, -(-side * width // longest)), max(1, -(-side * height // longest))
 
 
-def load_thumbnail(path: str, size: int, max_pixels: int = DEFAULT_MAX_PIXELS, *, preview: bool = True) -> DecodedImage:
-    """Decode ``path`` fully and return a ``size`` x ``size`` RGB thumbnail.
+def load_thumbnail(path: str, size: int, max_pixels: int = DEFAULT_MAX_PIXELS, *, preview: bool = True,
+                   out: np.ndarray | None = None) -> DecodedImage:
+    """Decode ``path`` fully and return a ``size`` x ``size`` RGB thumbnail (written into ``out``, a
+    ``(size, size, 3)`` uint8 array, when one is given: a batch's slot, so it is not copied again).
 
     Every byte of the image is decoded (a truncated file is an error), but a JPEG is
     decoded at the smallest of libjpeg's 1/2, 1/4 and 1/8 scales that still covers
@@ -111,10 +112,12 @@ def load_thumbnail(path: str, size: int, max_pixels: int = DEFAULT_MAX_PIXELS, *
                 rgb = _to_rgb(img)
                 decoded = np.asarray(rgb, dtype=np.uint8)
                 # OpenCV's area resampling: the same box average as Pillow's, several times faster on small images.
-                thumb = cv2.resize(decoded, (size, size), interpolation=cv2.INTER_AREA)
+                if out is None:
+                    thumb = cv2.resize(decoded, (size, size), interpolation=cv2.INTER_AREA)
+                else:
+                    thumb = cv2.resize(decoded, (size, size), dst=out, interpolation=cv2.INTER_AREA)
                 digest = _pixel_digest(decoded.data, width, height)
                 small = _preview(rgb, width, height) if preview else None
-                hist = Image.fromarray(thumb, "RGB").histogram()
     except ItemError:
         raise
     except UnidentifiedImageError as exc:
@@ -125,8 +128,7 @@ def load_thumbnail(path: str, size: int, max_pixels: int = DEFAULT_MAX_PIXELS, *
         msg = str(exc)
         code = "truncated" if "truncated" in msg or "broken data stream" in msg else "decode_error"
         raise ItemError(code, f"image could not be decoded: {msg}") from exc
-    return DecodedImage(thumbnail=thumb, histogram=np.asarray(hist, dtype=np.int64),
-                        width=width, height=height, file_size=file_size, format=fmt, mode=mode,
+    return DecodedImage(thumbnail=thumb, width=width, height=height, file_size=file_size, format=fmt, mode=mode,
                         digest=digest, preview=small)
 
 
@@ -180,6 +182,30 @@ def load_gray_view(path: str, side: int, max_pixels: int = DEFAULT_MAX_PIXELS) -
                 gray = np.asarray(_to_rgb(img).convert("L"), dtype=np.uint8)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return None
+    return cv2.resize(gray, (side, side), interpolation=cv2.INTER_AREA)
+
+
+def load_rgb_view(path: str, side: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray | None:
+    """``path`` as uint8 RGB at a size of at least ``_VIEW_DRAFT * side`` on its longest side (a JPEG at draft
+    scale; other formats as they are), or None when the file cannot be decoded any more: for edits made on the
+    colours before a gray view is taken (:meth:`operators.image_issues.DetailCheck.brightened`)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > max_pixels:
+                    return None
+                if img.format in ("JPEG", "MPO"):
+                    img.draft("RGB", draft_box(img.width, img.height, _VIEW_DRAFT * side))
+                img.load()
+                return np.asarray(_to_rgb(img), dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def gray_view_of(rgb: np.ndarray, side: int) -> np.ndarray:
+    """:func:`load_gray_view` of pixels already decoded (RGB uint8): Pillow's gray conversion, area-resampled."""
+    gray = np.asarray(Image.fromarray(rgb, "RGB").convert("L"), dtype=np.uint8)
     return cv2.resize(gray, (side, side), interpolation=cv2.INTER_AREA)
 
 

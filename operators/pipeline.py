@@ -56,10 +56,13 @@ class Pipeline:
         records: list[dict] = [_record(item) for item in parsed]
         decoded, positions = [], []
         previews = any(op.needs_previews for op in self.operators)
+        side = self.thumbnail_size
+        # Each thumbnail is written in its place in the batch: stacking them afterwards would copy them all.
+        thumbnails = np.empty((len(parsed), side, side, 3), dtype=np.uint8)
         for pos, item in enumerate(parsed):
             try:
-                decoded.append(load_thumbnail(os.path.join(root, item.key), self.thumbnail_size, self.max_pixels,
-                                              preview=previews))
+                decoded.append(load_thumbnail(os.path.join(root, item.key), side, self.max_pixels,
+                                              preview=previews, out=thumbnails[len(decoded)]))
                 positions.append(pos)
             except ItemError as exc:
                 records[pos].update({STATUS: FAILED, ERROR_CODE: exc.code, ERROR_MSG: exc.message})
@@ -68,7 +71,7 @@ class Pipeline:
         batch = ImageBatch(
             items=[parsed[p] for p in positions],
             paths=[os.path.join(root, parsed[p].key) for p in positions],
-            rgb=np.stack([d.thumbnail for d in decoded]),
+            rgb=thumbnails[:len(decoded)],
             width=np.array([d.width for d in decoded]),
             height=np.array([d.height for d in decoded]),
             file_size=np.array([d.file_size for d in decoded]),
@@ -76,8 +79,8 @@ class Pipeline:
             modes=[d.mode for d in decoded],
             digests=[d.digest for d in decoded],
             previews=[d.preview for d in decoded] if previews else [],
-            histograms=np.stack([d.histogram for d in decoded]),
             output_dir=output_dir,
+            wanted_statistics=tuple(dict.fromkeys(s for op in self.operators for s in op.statistics)),
         )
         columns: dict[str, Sequence] = {}
         item_errors: dict[int, ItemError] = {}

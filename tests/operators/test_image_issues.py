@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
@@ -366,6 +367,22 @@ def test_align_crop_finds_the_window_a_copy_was_cut_from() -> None:
     assert best <= 0.1 and unaligned > 1.0  # within the default threshold (0.15) aligned, far beyond it not
 
 
+def test_crop_windows_find_the_rectangle_a_copy_was_cut_from_and_cut_it_from_the_finer_picture() -> None:
+    picture = photo(11)  # 320 x 240
+    copy = picture.crop((16, 5, 304, 230))  # x 0.05-0.95, y 0.021-0.958
+    gray = np.asarray(picture.convert("L"), dtype=np.uint8)
+    large = np.asarray(picture.convert("L").resize((128, 128), Image.Resampling.BOX), dtype=np.float32)
+    view = np.asarray(copy.convert("L").resize((64, 64), Image.Resampling.BOX), dtype=np.float32)
+    windows = F.crop_windows(large, view)
+    assert len(windows) == 9
+    truth = np.array([16 / 320, 5 / 240, 304 / 320, 230 / 240])
+    assert min(np.abs(np.array(w) - truth).max() for w in windows) <= 2 / 128
+    cut = F.cut_windows(gray, [tuple(truth)], 64)[0]
+    assert np.array_equal(cut, cv2.resize(gray[5:230, 16:304], (64, 64), interpolation=cv2.INTER_AREA))
+    best = F.local_difference(F.cut_windows(gray, windows, 64), np.broadcast_to(view, (9, 64, 64))).min()
+    assert best <= 0.1  # within the default threshold (0.15)
+
+
 def test_crop_layouts_of_the_whole_picture_are_its_block_means() -> None:
     layout = np.random.default_rng(3).integers(0, 256, (5, 256)).astype(np.float32)
     plain, crops = H.crop_layouts(layout)
@@ -379,3 +396,51 @@ def test_crop_layouts_of_the_whole_picture_are_its_block_means() -> None:
     assert H.coarse_hash(np.full((1, 64), 7.0))[0] == 0  # a flat layout has no bits
     which = np.array([0, 17, 255, 3, 100])
     np.testing.assert_allclose(H.crop_layouts_of(layout, which), crops[np.arange(5), which], rtol=1e-5)
+
+
+def _pale(img: Image.Image) -> Image.Image:
+    """The drawing in pale tones (levels 150-255): brightened, most of it clips to white."""
+    levels = np.asarray(img.convert("RGB"), dtype=np.float32)
+    return Image.fromarray((150.0 + levels * (105.0 / 255.0)).astype(np.uint8), "RGB")
+
+
+@pytest.mark.parametrize("gain", [1.25, 1.4], ids=["x1.25", "x1.4"])
+def test_a_brightened_copy_whose_highlights_clip_is_grouped_by_the_simulated_check(gain: float,
+                                                                                   tmp_path: Path) -> None:
+    """The pale parts of the copy clip to white, so its view no longer predicts the original's (the plain check
+    fails); the original brightened and clipped the same way is the copy. A blank image matches nothing."""
+    from operators.base import RecordTable
+    from operators.image_issues import LAYOUT_HASH, DetailCheck, bright_links
+    from operators.pipeline import ITEM, OK, STATUS
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    original = _pale(clip_art(12))
+    original.save(folder / "original.png")
+    _levels(original, gain).save(folder / "copy.png")
+    Image.new("RGB", (200, 150), "white").save(folder / "blank.png")  # a flat view is predicted by anything
+    for seed in range(6):
+        _pale(clip_art(200 + seed)).save(folder / f"other_art_{seed}.png")
+        photo(100 + seed).save(folder / f"other_photo_{seed}.png")
+    result, _, records = run_direct(folder, "sys_data_analyse", [], tmp_path / "out")
+    assert result["issues"]["near_duplicate_groups"] == [["copy.png", "original.png"]]
+    table = RecordTable(records, STATUS, OK, root=str(folder))
+    names = table.values(ITEM)
+    at = {name: k for k, name in enumerate(names)}
+    detail = DetailCheck(table, 0.15)
+    pair = np.array([at["original.png"]]), np.array([at["copy.png"]])
+    assert not detail(*pair)[0] and detail.brightened(*pair)[0]
+    assert not detail.brightened(np.array([at["original.png"]]), np.array([at["blank.png"]]))[0]
+    hashes = np.array([H.hex_to_hash(h) for h in table.values(LAYOUT_HASH)], dtype=np.uint64)
+    owner, copy = bright_links(table, hashes, 4, detail)
+    assert {(names[a], names[b]) for a, b in zip(owner.tolist(), copy.tolist())} <= {("original.png", "copy.png")}
+
+
+def test_the_brightened_layout_is_the_layout_clipped_at_white() -> None:
+    rgb = np.stack([np.asarray(photo(1).resize((128, 128)), dtype=np.uint8),
+                    np.asarray(_pale(clip_art(3)).resize((128, 128)), dtype=np.uint8)])
+    planes = F.Planes(rgb)
+    assert np.allclose(F.brightened_layout(planes, 1.0), F.layout_descriptor(planes), atol=1e-3)
+    bright = F.brightened_layout(planes, 1.4)
+    assert bright.max() <= 255.0 and (bright >= F.layout_descriptor(planes) - 1e-3).all()
+    assert (bright[1] >= 254.9).mean() > 0.5  # the pale drawing is mostly white once brightened
