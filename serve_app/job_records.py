@@ -117,6 +117,24 @@ async def follow_run_log(store: Store, launcher: L.JobLauncher, *, task_id: str,
             return
         await asyncio.sleep(poll_seconds)
 
+    if rec.status.is_terminal() or rec.current_run != run_id:
+        # The run has ended in the record. Once Ray says its job has too, the log is whole: send it as a plain
+        # read does, at once (Ray's tail of an ended job answers only after seconds).
+        try:
+            state = await run_in_threadpool(launcher.state, run_id)
+            whole = await run_in_threadpool(launcher.logs, run_id) if state.is_terminal() else None
+        except L.RayJobNotFound:
+            return  # Ray no longer has the job (its log may be kept: a plain read finds it)
+        except (L.RayUnavailable, L.RayJobError):
+            whole = None  # the tail below says so
+        if whole is not None:
+            for start in range(0, len(whole), LOG_CHUNK_BYTES):
+                text, cut = budget(whole[start:start + LOG_CHUNK_BYTES])
+                yield text
+                if cut:
+                    return
+            return
+
     tail = launcher.tail_logs(run_id).__aiter__()
     try:
         while True:
