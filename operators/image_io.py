@@ -170,19 +170,8 @@ def load_gray_view(path: str, side: int, max_pixels: int = DEFAULT_MAX_PIXELS) -
     """``path`` as a ``side`` x ``side`` uint8 gray view (the thumbnail's square, area resampling; a JPEG at
     draft scale), or None when the file cannot be decoded any more. Near-duplicate candidates are compared
     on it, so only candidates pay for it."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                if img.width * img.height > max_pixels:
-                    return None
-                if img.format in ("JPEG", "MPO"):
-                    img.draft("RGB", draft_box(img.width, img.height, _VIEW_DRAFT * side))
-                img.load()
-                gray = np.asarray(_to_rgb(img).convert("L"), dtype=np.uint8)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return None
-    return cv2.resize(gray, (side, side), interpolation=cv2.INTER_AREA)
+    rgb = load_rgb_view(path, side, max_pixels)
+    return None if rgb is None else gray_view_of(rgb, side)
 
 
 def load_rgb_view(path: str, side: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray | None:
