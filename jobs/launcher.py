@@ -25,6 +25,10 @@ DATABASE_URL_ENV = "RAYPROC_DATABASE_URL"
 #: Ray's placement of drivers on the head. Memory, not a fraction of a CPU: 0.01 CPU left a one-CPU node unable
 #: to start any one-CPU chunk (0.99 free), and chunks ask for no memory.
 ANYWHERE_DRIVER_MEMORY = 1 << 20
+#: The drivers' CPU priority (``nice``). Drivers run on the head node beside the service's API replica and its
+#: Serve proxy (both at 0); a burst of small tasks, each run in its driver, would otherwise take the cores from
+#: the requests that queue them. (Chunks on the cluster run in Ray's workers, at the raylets' nice 15.)
+DRIVER_NICENESS = 10
 
 
 class RayUnavailable(Exception):
@@ -81,7 +85,6 @@ def runner_entrypoint(*, db_path: str, task_id: str, run_id: str, allowed_roots:
     supervisor sets the driver's ``RAY_ADDRESS`` to whichever cluster the host-wide
     ``/tmp/ray/ray_current_cluster`` names (overriding a runtime_env value), which on a host running more
     than one Ray is not always ours."""
-    # `exec` makes the runner the process Ray signals on stop: stops take effect in ~0.1 s, not ~2 s.
     args = [sys.executable, "-m", "jobs.runner", *database_args(db_path), "--task-id", task_id, "--run-id", run_id]
     if ray_address:
         args += ["--ray-address", ray_address]
@@ -89,14 +92,22 @@ def runner_entrypoint(*, db_path: str, task_id: str, run_id: str, allowed_roots:
         args += ["--allowed-root", root]
     for plugin in plugins:
         args += ["--plugin", plugin]
-    return "exec " + shlex.join(args)
+    return _driver_command(args)
 
 
 def importer_entrypoint(*, db_path: str, import_id: int, allowed_roots: Sequence[str]) -> str:
     args = [sys.executable, "-m", "jobs.importer", *database_args(db_path), "--import-id", str(import_id)]
     for root in allowed_roots:
         args += ["--allowed-root", root]
-    return "exec " + shlex.join(args)
+    return _driver_command(args)
+
+
+def _driver_command(args: Sequence[str]) -> str:
+    """A driver's shell command: ``exec`` makes it the process Ray signals on stop (stops take effect in ~0.1 s,
+    not ~2 s), and ``nice`` starts it below the API from its first instruction. Ray starts every job supervisor
+    at nice 0 and the driver inherits that; lowered only once the runner had imported its modules, each driver
+    spent its start-up, about a second of CPU, level with the requests that queue the next runs."""
+    return f"exec nice -n {DRIVER_NICENESS} " + shlex.join(args)
 
 
 def _classify(exc: Exception) -> Exception:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import threading
 import traceback
@@ -38,20 +37,6 @@ from jobs.status import ErrorType, TaskFailure, TaskStatus
 from jobs.store import Store
 
 log = logging.getLogger("rayproc.runner")
-#: The driver's CPU priority (``nice``). Drivers run on the head node beside the service's API replica; a burst
-#: of small tasks, each run in its driver, would otherwise take the cores from the requests that queue them.
-#: (Chunks on the cluster run in Ray's workers, started by the raylets at their own priority.)
-DRIVER_NICENESS = 10
-
-
-def lower_priority(niceness: int = DRIVER_NICENESS) -> None:
-    """At least ``niceness``, never less than it already is (a driver started nicer stays so)."""
-    try:
-        current = os.getpriority(os.PRIO_PROCESS, 0)
-        if current < niceness:
-            os.setpriority(os.PRIO_PROCESS, 0, niceness)
-    except OSError as exc:  # not allowed here: the run goes on at the priority it has
-        log.warning("cannot lower the driver's CPU priority: %s", exc)
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -106,5 +91,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # a job's entrypoint: the driver process
-    lower_priority()
     sys.exit(main())

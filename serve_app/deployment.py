@@ -24,16 +24,21 @@ log = logging.getLogger("rayproc")
 REPLICA_HEADER = "X-Rayproc-Replica"
 
 
+#: Ray starts worker processes at nice 15 (its worker_niceness), actors included: the API replica, Serve's proxy
+#: that every request passes through and Serve's controller then yielded the cores to everything else on the head,
+#: the job drivers (nice 10, below the API by design) first. They ask for 0, through the variable the raylet reads
+#: when it starts a worker, as Ray's Jobs API does for its job supervisors. Serve's controller passes its own
+#: runtime env on to the proxies it starts; ``deploy/serve.yaml`` sets the same ``controller_options``.
+API_PRIORITY_ENV = {"env_vars": {"RAY_worker_niceness": "0"}}
+SERVE_CONTROLLER_OPTIONS = {"runtime_env": API_PRIORITY_ENV}
+
+
 # Replicas are pinned to the head node: the SQLite file lives there, and so do an import's payload files and the
 # dashboard the replicas reach at its local address. Several replicas (api_replicas, PostgreSQL only) share it.
-# Ray starts worker processes at nice 15 (its worker_niceness), actors included: the API replica then yielded the
-# cores to everything else on the head, the job drivers (nice 10, below the API by design) first. Ray's Jobs API
-# starts its job supervisors at 0 the same way, through the variable the raylet reads when it starts a worker.
 @serve.deployment(
     name="rayproc-api",
     num_replicas=1,
-    ray_actor_options={"num_cpus": 0, "resources": {"node:__internal_head__": 0.001},
-                       "runtime_env": {"env_vars": {"RAY_worker_niceness": "0"}}},
+    ray_actor_options={"num_cpus": 0, "resources": {"node:__internal_head__": 0.001}, "runtime_env": API_PRIORITY_ENV},
 )
 @serve.ingress()
 class RayprocApi:
@@ -166,7 +171,8 @@ def start(settings: Settings) -> RunningService:
     private_files.protect_ray_token()  # the token a new local head has just written
     if not settings.cluster_address:
         settings = settings.model_copy(update={"cluster_address": ctx.address_info["gcs_address"]})
-    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.start(http_options={"host": settings.host, "port": settings.port},
+                controller_options=SERVE_CONTROLLER_OPTIONS)
     serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)
     initial_token = None
     if settings.auth_enabled:

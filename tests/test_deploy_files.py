@@ -13,6 +13,7 @@ import yaml
 from pydantic import ValidationError
 from ray.serve.schema import ServeDeploySchema
 
+from serve_app.deployment import SERVE_CONTROLLER_OPTIONS
 from serve_app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +33,8 @@ def test_the_serve_config_is_valid_binds_its_host_and_types_its_args() -> None:
     assert app.import_path == "serve_app.serve_entry:app" and app.route_prefix == "/"
     working_dir = (app.runtime_env or {}).get("working_dir")
     assert working_dir is None or re.match(r"^(local://|[a-z0-9]+://)", working_dir)
+    # Serve's controller and proxy at the API's priority, as `rayproc serve` starts them.
+    assert schema.controller_options.model_dump(exclude_none=True) == SERVE_CONTROLLER_OPTIONS
     settings = Settings.model_validate(app.args)
     assert settings.max_running_tasks == 8 and settings.allowed_roots == ["/mnt/data"] and settings.auth_enabled
     with pytest.raises(ValidationError):  # a typo is refused at deploy time, not ignored
@@ -65,6 +68,7 @@ def test_the_rayservice_manifest_names_the_image_serve_config_and_ports() -> Non
     # The same application as deploy/serve.yaml; only the bind address differs (inside a pod).
     assert [a.model_dump() for a in embedded.applications] == [a.model_dump() for a in shipped.applications]
     assert embedded.http_options.host == "0.0.0.0" and embedded.http_options.port == 8000
+    assert embedded.controller_options == shipped.controller_options
     cluster = spec["rayClusterConfig"]
     import ray
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.runner import DRIVER_NICENESS
+from jobs.launcher import DRIVER_NICENESS
 from serve_app.cli import EXIT_RAY_LOST
 from tests.support.cluster import agent_port_taken, free_port
 from tests.support.images import make_many
