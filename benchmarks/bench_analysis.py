@@ -161,9 +161,11 @@ def _write_photo(job: tuple[str, int, tuple[int, int]]) -> None:
 
 
 def write_photos(folder: Path, n: int, size: tuple[int, int], seed: int = 0) -> Path:
-    """``n`` photo-like JPEGs ``img_00000.jpg``... in ``folder``, written by one process per core."""
+    """``n`` photo-like JPEGs ``img_00000.jpg``... in ``folder``, written by one process per core. Files that
+    are already there are kept (``--inputs`` keeps a folder between runs; the same seed makes the same file)."""
     folder.mkdir(parents=True, exist_ok=True)
     jobs = [(str(folder / f"img_{i:05d}.jpg"), seed + i, size) for i in range(n)]
+    jobs = [job for job in jobs if not os.path.exists(job[0])]
     with multiprocessing.Pool(len(os.sched_getaffinity(0))) as pool:
         for _ in pool.imap_unordered(_write_photo, jobs, chunksize=32):
             pass
@@ -673,13 +675,14 @@ def ray_floor(bare: BareRay, root: Path) -> dict:
 
 
 def one_round(index: int, rp: Rayproc, bare: BareRay, folder: Path, n: int, args: argparse.Namespace,
-              root: Path) -> dict:
-    """rayproc, cleanvision and the decode loops back to back; odd rounds run them in the opposite order."""
+              root: Path, cleanvision_folder: Path | None = None) -> dict:
+    """rayproc, cleanvision and the decode loops back to back; odd rounds run them in the opposite order.
+    cleanvision may run on a part of the folder (``cleanvision_folder``): its rate is per image."""
     decode_order = ["full-1", "draft-1", "full-2", "draft-2"]
     steps = [
         ("rayproc", lambda: rayproc_analyse(rp, folder, n, args.chunk_size, args.poll)),
         ("ray_floor", lambda: ray_floor(bare, root)),
-        ("cleanvision", lambda: run_child("cleanvision", str(folder))),
+        ("cleanvision", lambda: run_child("cleanvision", str(cleanvision_folder or folder))),
         ("decode", lambda: run_child("decode", str(folder),
                                      ",".join(decode_order if index % 2 == 0 else decode_order[::-1]))),
     ]
@@ -698,18 +701,27 @@ def one_round(index: int, rp: Rayproc, bare: BareRay, folder: Path, n: int, args
 
 def measure(root: Path, args: argparse.Namespace) -> dict:
     """Generate the images, start Ray and the service under ``root``, run everything, stop Ray."""
-    photos = root / "inputs" / "photos"
+    kept = args.inputs or root / "inputs"  # generated images; --inputs keeps them for the next run
+    w, h = args.size
+    photos = kept / f"photos-{w}x{h}"
     t = time.monotonic()
-    log(f"writing {args.images} {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} JPEGs")
-    write_photos(photos, args.images, PHOTO_SIZE)
+    log(f"writing {args.images} {w}x{h} JPEGs")
+    write_photos(photos, args.images, args.size)
+    if len(image_paths(photos)) != args.images:  # a kept folder of more images: the first --images of them
+        photos = link_first(photos, root / "inputs" / "photos", args.images)
     warmup = link_first(photos, root / "inputs" / "warmup", WARMUP_IMAGES)
+    cleanvision_folder = (photos if not args.cleanvision_images or args.cleanvision_images >= args.images
+                          else link_first(photos, root / "inputs" / "cleanvision", args.cleanvision_images))
     sizes = sorted(args.memory_sizes)
     memory_folders = {}
     if sizes:
-        log(f"writing {sizes[-1]} {MEMORY_SIZE[0]}x{MEMORY_SIZE[1]} JPEGs")
-        largest = write_photos(root / "inputs" / f"mem-{sizes[-1]}", sizes[-1], MEMORY_SIZE, seed=MEMORY_SEED)
-        memory_folders = {n: largest if n == sizes[-1] else link_first(largest, root / "inputs" / f"mem-{n}", n)
-                          for n in sizes}
+        mw, mh = args.memory_size
+        log(f"writing {sizes[-1]} {mw}x{mh} JPEGs")
+        # The same generator and seeds as the throughput photos when the size is theirs: the same files.
+        largest = write_photos(kept / f"photos-{mw}x{mh}" if args.memory_size == args.size
+                               else kept / f"mem-{mw}x{mh}", sizes[-1], args.memory_size,
+                               seed=0 if args.memory_size == args.size else MEMORY_SEED)
+        memory_folders = {n: link_first(largest, root / "inputs" / f"mem-{n}", n) for n in sizes}
     data = {"generation_seconds": time.monotonic() - t, "photo_bytes": folder_bytes(photos),
             "memory_bytes": {str(n): folder_bytes(f) for n, f in memory_folders.items()}}
 
@@ -729,7 +741,7 @@ def measure(root: Path, args: argparse.Namespace) -> dict:
                 warm = i < args.warmup
                 log(f"warm-up {i + 1} ({WARMUP_IMAGES} images)" if warm else f"round {i - args.warmup + 1}/{args.repeats}")
                 result = one_round(i, rp, bare, warmup if warm else photos, WARMUP_IMAGES if warm else args.images,
-                                   args, root)
+                                   args, root, None if warm else cleanvision_folder)
                 if not warm:
                     rounds.append(result)
             memory = {}
@@ -773,9 +785,9 @@ SYSTEMS = {
 }
 
 RATIOS = {
-    "rayproc / cleanvision": ("cleanvision", 3.0),
+    "rayproc / cleanvision": ("cleanvision", 9.0),
     "rayproc / 2-process full decode (the decode limit)": ("full-2", 0.6),
-    "rayproc / 2-process draft decode (rayproc's own decoding alone)": ("draft-2", None),
+    "rayproc / 2-process draft decode (rayproc's own decoding alone)": ("draft-2", 0.75),
     "rayproc with warm workers / 2-process full decode": ("full-2", None),
 }
 
@@ -878,7 +890,8 @@ def machine() -> dict:
             "libjpeg_turbo_version": features.version_feature("libjpeg_turbo")}
 
 
-def markdown(summary: dict, memory: dict, mem_growth: dict, profile: dict, n: int, repeats: int) -> str:
+def markdown(summary: dict, memory: dict, mem_growth: dict, profile: dict, n: int, repeats: int,
+             memory_size: tuple[int, int]) -> str:
     lines = [(f"| System ({n} images, {repeats} rounds) | median s | median images/s | min images/s "
               "| max images/s |"), "|---|---:|---:|---:|---:|"]
     for s in summary["systems"].values():
@@ -902,7 +915,7 @@ def markdown(summary: dict, memory: dict, mem_growth: dict, profile: dict, n: in
     for key, sec in summary["rayproc_breakdown"].items():
         lines.append(f"| {BREAKDOWN[key]} | {sec:.2f} |")
     if memory:
-        lines += ["", ("| Images (320x240) | task s | images/s | driver peak (VmHWM, MiB) | driver before the last "
+        lines += ["", (f"| Images ({memory_size[0]}x{memory_size[1]}) | task s | images/s | driver peak (VmHWM, MiB) | driver before the last "
                        "commit (sampled VmRSS, MiB) | largest worker peak (VmHWM, MiB) | sum of the workers' peaks "
                        "(VmHWM, MiB) | chunk workers |"),
                   "|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -983,15 +996,27 @@ def cost_main(argv: list[str]) -> int:
     return 0
 
 
+def _size(text: str) -> tuple[int, int]:
+    w, h = (int(v) for v in text.lower().split("x"))
+    return w, h
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_analysis", description=__doc__.split("\n")[0])
-    p.add_argument("--images", type=int, default=2000, help="640x480 JPEGs for the throughput rounds (default 2000)")
+    p.add_argument("--images", type=int, default=2000, help="JPEGs for the throughput rounds (default 2000)")
+    p.add_argument("--size", type=_size, default=PHOTO_SIZE, help="their size, WxH (default 640x480)")
+    p.add_argument("--cleanvision-images", type=int, default=0,
+                   help="cleanvision on the first N of them only (its rate is per image; default 0: all)")
+    p.add_argument("--inputs", type=Path, default=None,
+                   help="keep the generated images in this folder and reuse them (default: a temporary folder)")
     p.add_argument("--repeats", type=int, default=3, help="measured rounds (default 3)")
     p.add_argument("--warmup", type=int, default=1, help=f"discarded rounds over {WARMUP_IMAGES} images first "
                                                          "(default 1)")
     p.add_argument("--memory-sizes", type=lambda s: [int(x) for x in s.split(",") if x.strip()],
-                   default=[2000, 20000], help="comma-separated image counts for the memory part, 320x240 JPEGs "
+                   default=[2000, 20000], help="comma-separated image counts for the memory part "
                                                "(default 2000,20000; empty to skip)")
+    p.add_argument("--memory-size", type=_size, default=MEMORY_SIZE,
+                   help="their size, WxH (default 320x240; the --size of the throughput photos: the same files)")
     p.add_argument("--chunk-size", type=int, default=64, help="the tasks' execution.chunk_size (default 64)")
     p.add_argument("--poll", type=float, default=0.25,
                    help="seconds between status polls (default 0.25: each poll of a running task also asks Ray "
@@ -1041,7 +1066,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(markdown(summary, results["memory"], mem_growth, results["profile"], args.images, args.repeats))
+    print(markdown(summary, results["memory"], mem_growth, results["profile"], args.images, args.repeats,
+                   args.memory_size))
     log(f"wrote {args.out} after {report['wall_seconds']:.0f} s")
     return 0
 

@@ -385,8 +385,10 @@ CROP_SIMILARITY = 0.95
 #: finer decode, 0.756 of the benchmark's crops were found but 1.2% of the clean images flagged (0.9% at 0.8)
 #: and the pair precision fell to 0.976, under cleanvision's 0.981 (``docs/blur.md``).
 CROP_DIFFERENCE_SHARE = 0.8
-#: Items whose crop hypotheses are made at a time (256 x 64 floats each).
-CROP_BLOCK = 1024
+#: Items whose crop hypotheses are made at a time (256 x 64 floats each: 8 MiB for 128 items). At 1,024 items a
+#: block took 64 MiB, the largest allocation of a run's driver (its peak rose by 75 MiB in finalize); the search
+#: costs the same CPU either way (its lookups follow the number of queries, not of blocks).
+CROP_BLOCK = 128
 
 
 def crop_links(layouts: np.ndarray, min_similarity: float,
