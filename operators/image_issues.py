@@ -125,7 +125,10 @@ class ImageIssues(Operator):
         dark_threshold: Annotated[float, Field(ge=0, le=1)] = 0.32
         light_threshold: Annotated[float, Field(ge=0, le=1)] = 0.05
         blurry_threshold: Annotated[float | None, Field(
-            ge=0, le=1, description="Flag blurry below this score; default 0.68 (rayproc) or 0.29 (cleanvision).")
+            ge=0, le=1, description="Flag blurry below this score; default 0.68 (rayproc) or 0.29 (cleanvision). "
+                                    "Higher finds milder blur and flags more sharp images: on the detection "
+                                    "benchmark (rayproc) 0.68 finds 0.56 of a one-pixel blur of a 128 px view "
+                                    "with 1.9% of sharp images flagged, 0.76 finds 0.92 with 4.3%.")
         ] = None
         low_information_threshold: Annotated[float, Field(ge=0, le=1)] = 0.3
         odd_aspect_ratio_threshold: Annotated[float, Field(ge=0, le=1)] = 0.35
