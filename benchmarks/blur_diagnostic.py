@@ -22,7 +22,8 @@ one half, applied to the other; and over random halvings, against the default at
 the held-out half), alone and combined with the default (flag when either says blurry, or when both
 do, the two thresholds chosen together for at most 2%): scikit-image's ``measure.blur_effect`` (Crete-Roffet et
 al.'s re-blur metric) on the thumbnail and on the decoded image, the same principle with a Gaussian re-blur at the
-image's own pixels, and two ratios of fine to coarser energy. With ``--noise``, every image (clean and blurred)
+image's own pixels and as the drop of the default score when the thumbnail is re-blurred, and two ratios of fine
+to coarser energy. With ``--noise``, every image (clean and blurred)
 gets Gaussian noise at its own size before its thumbnail is made, as a camera's sensor adds noise after the lens
 blurs: the set's blur was applied to finished pictures and removed their noise with their detail, which a
 measure of fine energy reads as blur.
@@ -195,7 +196,10 @@ def other_measures(rows: list[dict]) -> dict[str, np.ndarray]:
     factors = np.stack([r["factors"] for r in rows])
     soft = np.stack([cv2.GaussianBlur(g, (0, 0), 1.5 * float(fx), sigmaY=1.5 * float(fy),
                                       borderType=cv2.BORDER_REFLECT) for g, (fx, fy) in zip(gray, factors)])
-    as_rgb = lambda g: np.repeat(g[..., None], 3, axis=3)  # noqa: E731 (equal channels: the same luma)
+
+    def as_rgb(g: np.ndarray) -> np.ndarray:  # equal channels: their luma is the gray itself
+        return np.repeat(g[..., None], 3, axis=3)
+
     return {
         "edge sharpness less that of the thumbnail re-blurred (sigma 1.5 px)":
             F.edge_sharpness(as_rgb(gray), factors) - F.edge_sharpness(as_rgb(soft), factors),
