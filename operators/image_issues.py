@@ -481,7 +481,12 @@ class DetailCheck:
         align best with it on ``owner``'s 128 px view (``features.crop_windows``), cut from ``owner`` decoded as
         the views are and resampled to the view's size, tone-matched as in :meth:`__call__`, the best one
         deciding, within :data:`CROP_DIFFERENCE_SHARE` of the threshold."""
-        keep = np.zeros(owner.size, dtype=bool)
+        return self.crop_differences(owner, copy) <= CROP_DIFFERENCE_SHARE * self._max_difference
+
+    def crop_differences(self, owner: np.ndarray, copy: np.ndarray) -> np.ndarray:
+        """Per pair, the local difference of ``copy``'s view from its best-aligned window of ``owner`` (see
+        :meth:`crops`); infinite when a file cannot be decoded any more."""
+        out = np.full(owner.size, np.inf)
         for k, (a, b) in enumerate(zip(owner.tolist(), copy.tolist())):
             large, view, fine = self._large_view(a), self._view(b), self._fine_gray(a)
             if large is None or view is None or fine is None:
@@ -489,8 +494,8 @@ class DetailCheck:
             # Aligned on the 128 px view, cut from the finer decode: resampled as the copy's own view was.
             aligned = F.cut_windows(fine, F.crop_windows(large, view), F.DETAIL_SIDE)
             same = np.broadcast_to(view, aligned.shape)
-            keep[k] = F.local_difference(aligned, same).min() <= CROP_DIFFERENCE_SHARE * self._max_difference
-        return keep
+            out[k] = F.local_difference(aligned, same).min()
+        return out
 
     def __call__(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         keep = np.zeros(i.size, dtype=bool)
