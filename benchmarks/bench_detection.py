@@ -536,26 +536,35 @@ def explain_crops(work: Path, folder: Path, entries: list[Entry]) -> dict:
     index = H.coarse_hash(plain)
     detail = I.DetailCheck(table, I.DEFAULT_DIFFERENCE)
     limit = I.CROP_DIFFERENCE_SHARE * I.DEFAULT_DIFFERENCE
+    started = time.perf_counter()
     groups = I.layout_groups(table, 4, I.DEFAULT_SIMILARITY, I.DEFAULT_DIFFERENCE)
+    print(f"grouping: {time.perf_counter() - started:.1f} s", file=sys.stderr)
     group_of = {m: g for g, members in enumerate(groups) for m in members}
+    from operators import duplicates as D
+
+    def blocks():
+        for start in range(0, n, I.CROP_BLOCK):
+            yield start, H.crop_hashes(layouts[start:start + I.CROP_BLOCK])[1]
+
+    owner, target, which = D.query_pairs_in_blocks(index, blocks(), I.CROP_DISTANCE, I.CROP_BANDS)
+    a = H.normalized_layout(H.crop_layouts_of(layouts[owner], which))
+    correlation = np.einsum("ij,ij->i", a, H.normalized_layout(plain[target]))
+    candidate = {(o, t): (float(r), float(h)) for o, t, r, h in
+                 zip(owner.tolist(), target.tolist(), correlation.tolist(), H.crop_kept(which)[1].tolist())}
     rows = []
     for e in (e for e in entries if e.label == "near_cropped"):
         o, c = at.get(e.source), at.get(e.name)
         if o is None or c is None:
             continue
-        with Image.open(folder / e.source) as a, Image.open(folder / e.name) as b:
-            kept = (b.width / a.width, b.height / a.height)
-        hyp = H.crop_hashes(layouts[o:o + 1])[1][0]
-        bits = H.hamming(hyp, index[c])
-        crops = H.normalized_layout(H.crop_layouts(layouts[o:o + 1])[1][0])
-        corr = crops @ H.normalized_layout(plain[c:c + 1])[0]
-        near = np.flatnonzero(bits <= I.CROP_DISTANCE)
-        best_corr = float(corr[near].max()) if near.size else None
-        diff = float(detail.crop_differences(np.array([o]), np.array([c]))[0])
+        with Image.open(folder / e.source) as pa, Image.open(folder / e.name) as pb:
+            kept = (pb.width / pa.width, pb.height / pa.height)
+        bits = H.hamming(H.crop_hashes(layouts[o:o + 1])[1][0], index[c])
+        best_corr, hint = candidate.get((o, c), (None, None))
+        diff = float(detail.crop_differences(np.array([o]), np.array([c]), None if hint is None else [hint])[0])
         together = o in group_of and group_of.get(c) == group_of[o]
         if together:
             stage = "found"
-        elif near.size == 0:
+        elif best_corr is None:
             stage = "not a candidate"
         elif best_corr < I.CROP_SIMILARITY:
             stage = "correlation"
@@ -565,23 +574,16 @@ def explain_crops(work: Path, folder: Path, entries: list[Entry]) -> dict:
             stage = "grouping"
         rows.append({"copy": e.name, "kind": e.kind, "kept": [round(kept[0], 3), round(kept[1], 3)],
                      "stage": stage, "bits": int(bits.min()), "corr": None if best_corr is None else round(best_corr, 3),
-                     "best_corr_any": round(float(corr.max()), 3), "difference": round(diff, 3),
+                     "difference": round(diff, 3),
                      "layout_bits": int(H.hamming(layout_hash[o], layout_hash[c])),
                      "phash_bits": int(H.hamming(phash[o], phash[c]))})
     # Candidates between different pictures: what the check must hold apart.
-    def blocks():
-        for start in range(0, n, I.CROP_BLOCK):
-            yield start, H.crop_hashes(layouts[start:start + I.CROP_BLOCK])[1]
-
-    from operators import duplicates as D
-
-    owner, target, which = D.query_pairs_in_blocks(index, blocks(), I.CROP_DISTANCE)
-    a = H.normalized_layout(H.crop_layouts_of(layouts[owner], which))
-    keep = np.einsum("ij,ij->i", a, H.normalized_layout(plain[target])) >= I.CROP_SIMILARITY
-    owner, target = owner[keep], target[keep]
+    keep = correlation >= I.CROP_SIMILARITY
+    owner, target, which = owner[keep], target[keep], which[keep]
     other = np.array([source_of.get(names[i], names[i]) != source_of.get(names[j], names[j])
                       for i, j in zip(owner.tolist(), target.tolist())], dtype=bool)
-    diffs = detail.crop_differences(owner[other], target[other]) if other.any() else np.zeros(0)
+    diffs = (detail.crop_differences(owner[other], target[other], H.crop_kept(which[other])[1]) if other.any()
+             else np.zeros(0))
     impostors = sorted(({"picture": names[i], "copy": names[j], "difference": round(float(d), 3)}
                         for i, j, d in zip(owner[other].tolist(), target[other].tolist(), diffs.tolist())),
                        key=lambda r: r["difference"])
@@ -594,12 +596,12 @@ def explain_crops(work: Path, folder: Path, entries: list[Entry]) -> dict:
 
 def print_explain(found: dict) -> None:
     print("stages:", json.dumps(found["stages"]))
-    print(f"{'copy':34} {'kind':8} {'kept x':>6} {'kept y':>6} {'bits':>4} {'corr':>6} {'corr*':>6} "
+    print(f"{'copy':34} {'kind':8} {'kept x':>6} {'kept y':>6} {'bits':>4} {'corr':>6} "
           f"{'diff':>6} {'lay':>4} {'ph':>4}  stage")
     for r in sorted(found["crops"], key=lambda r: (r["stage"], r["difference"])):
         corr = "-" if r["corr"] is None else f"{r['corr']:.3f}"
         print(f"{r['copy']:34} {r['kind']:8} {r['kept'][0]:6.3f} {r['kept'][1]:6.3f} {r['bits']:4d} {corr:>6} "
-              f"{r['best_corr_any']:6.3f} {r['difference']:6.3f} {r['layout_bits']:4d} {r['phash_bits']:4d}  "
+              f"{r['difference']:6.3f} {r['layout_bits']:4d} {r['phash_bits']:4d}  "
               f"{r['stage']}")
     print(f"crop candidates past the correlation: {found['candidates']}, of different pictures: "
           f"{len(found['other_picture_candidates'])}")

@@ -604,3 +604,108 @@ def align_crop(large: np.ndarray, view: np.ndarray, choices: int = CROP_ALIGN_CH
     across = _best_windows(large.mean(axis=0), view.mean(axis=0), weights, choices)
     down = _best_windows(large.mean(axis=1), view.mean(axis=1), weights, choices)
     return (down[:, None] @ large[None, None] @ across.transpose(0, 2, 1)[None]).reshape(-1, *view.shape)
+
+
+#: Smallest share of an axis a crop keeps, for :func:`match_crop`'s scales (the crop search's windows keep
+#: 0.9 and more; the slack covers a copy a little smaller than its nearest hypothesis).
+MATCH_MIN_SCALE = 0.86
+#: :func:`match_crop` matches every scale with the copy squared to this side, then the best scales again on
+#: the picture as decoded (its longest side brought down to :data:`MATCH_FINE_MAX` at most), near the coarse
+#: offset.
+MATCH_COARSE_SIDE = 64
+MATCH_FINE_MAX = 512
+#: Scales refined on the picture as decoded, at most.
+MATCH_SCALES_KEPT = 2
+#: Coarse normalised cross-correlation a scale must reach to be refined: on the benchmark, 95% of the crop
+#: search's candidates of one picture reach 0.96 (its crops 1.0), 72% of those of different pictures stay
+#: under 0.9 and cost no refinement.
+MATCH_MIN_CORRELATION = 0.9
+
+
+def _resized(gray: np.ndarray, width: int, height: int) -> np.ndarray:
+    shrink = width <= gray.shape[1] and height <= gray.shape[0]
+    return cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def match_scales(picture_size: tuple[float, float], copy_size: tuple[float, float],
+                 near: float | None = None, within: float = 0.03) -> list[tuple[float, float]]:
+    """Axis scales ``(kept across, kept down)`` a crop of a picture of ``picture_size`` (width, height) may
+    have when its copy is ``copy_size``: the copy's aspect ratio fixes the ratio of the two (a crop, resized
+    or not, keeps its shape), so one scale is searched, 0.86 to 1 in steps of 0.01; first, the exact pair
+    when the copy is a crop kept at the picture's resolution (its sizes are then the window's, in the
+    picture's pixels). With ``near`` (the share of the picture's height a search found the crop to keep),
+    only the scales within ``within`` of it."""
+    (pw, ph), (cw, ch) = picture_size, copy_size
+    if min(pw, ph, cw, ch) <= 0:
+        return []
+    ratio = (cw / ch) / (pw / ph)  # kept across / kept down
+    out = []
+    if MATCH_MIN_SCALE <= cw / pw <= 1.0 and MATCH_MIN_SCALE <= ch / ph <= 1.0:
+        out.append((cw / pw, ch / ph))
+    for down in np.arange(MATCH_MIN_SCALE, 1.0 + 1e-9, 0.01):
+        across = down * ratio
+        if near is not None and abs(down - near) > within + 1e-9:
+            continue
+        if MATCH_MIN_SCALE - 1e-9 <= across <= 1.0 + 1e-9:
+            out.append((min(float(across), 1.0), float(down)))
+    return out
+
+
+def match_crop(picture: np.ndarray, copy: np.ndarray, scales: list[tuple[float, float]],
+               kept: int = MATCH_SCALES_KEPT, min_correlation: float = MATCH_MIN_CORRELATION,
+               ) -> list[tuple[float, float, float, float]]:
+    """The windows of ``picture`` (gray, uint8, as decoded: its own aspect ratio) that ``copy`` (gray, as
+    decoded) was most likely cut from, as unit rectangles ``(x0, y0, x1, y1)``, one for each of the ``kept``
+    best of ``scales`` (:func:`match_scales`).
+
+    For each scale, the picture is resized so that a window of that scale is :data:`MATCH_COARSE_SIDE`
+    square, and the copy, squared to that side, is matched over every offset by normalised cross-correlation
+    (OpenCV's ``matchTemplate``: a change of brightness or contrast leaves it unchanged). The best scales'
+    offsets (those that reach ``min_correlation``) are then refined coarse to fine, each level twice as fine as the last, within two pixels of the
+    last level's match, up to the picture as decoded (its longest side at most :data:`MATCH_FINE_MAX`), the
+    copy resized to the window's size at each level: the window lands on the picture's own pixels (a crop
+    kept at the picture's resolution falls on them exactly), where a line moved by half a pixel of the views
+    the check compares is a difference to it."""
+    if not scales or min(picture.shape) < 2 or min(copy.shape) < 2:
+        return []
+    coarse = _resized(copy, MATCH_COARSE_SIDE, MATCH_COARSE_SIDE).astype(np.float32)
+    found = []
+    for across, down in scales:
+        width = max(MATCH_COARSE_SIDE, int(round(MATCH_COARSE_SIDE / across)))
+        height = max(MATCH_COARSE_SIDE, int(round(MATCH_COARSE_SIDE / down)))
+        scores = cv2.matchTemplate(_resized(picture, width, height).astype(np.float32), coarse, cv2.TM_CCOEFF_NORMED)
+        _, best, _, (x, y) = cv2.minMaxLoc(scores)
+        found.append((best, across, down, (x / width, y / height), (1.0 / width, 1.0 / height)))
+    found.sort(key=lambda f: -f[0])
+    shrink = min(1.0, MATCH_FINE_MAX / max(picture.shape))
+    final = (max(2, int(round(picture.shape[1] * shrink))), max(2, int(round(picture.shape[0] * shrink))))
+    pyramid: dict[tuple[int, int], np.ndarray] = {}
+    out = []
+    for score, across, down, (ux, uy), (px, py) in found[:kept]:
+        if score < min_correlation:
+            break
+        # Levels from the first twice as fine as the coarse match to the picture as decoded.
+        levels, size = [], final
+        while size[0] * across > 2 * MATCH_COARSE_SIDE and size[1] * down > 2 * MATCH_COARSE_SIDE:
+            levels.append(size)
+            size = (max(2, size[0] // 2), max(2, size[1] // 2))
+        levels.append(size)
+        window = None
+        for width, height in reversed(levels):
+            if (width, height) not in pyramid:
+                pyramid[(width, height)] = _resized(picture, width, height).astype(np.float32)
+            large = pyramid[(width, height)]
+            tw, th = min(width, max(2, int(round(across * width)))), min(height, max(2, int(round(down * height))))
+            mx, my = int(np.ceil(2 * px * width)) + 1, int(np.ceil(2 * py * height)) + 1
+            x0, y0 = int(round(ux * width)), int(round(uy * height))
+            left, top = max(0, x0 - mx), max(0, y0 - my)
+            region = large[top:min(height, y0 + my + th), left:min(width, x0 + mx + tw)]
+            if region.shape[0] < th or region.shape[1] < tw:
+                break
+            _, _, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(region, _resized(copy, tw, th).astype(np.float32),
+                                                              cv2.TM_CCOEFF_NORMED))
+            ux, uy, px, py = (left + x) / width, (top + y) / height, 1.0 / width, 1.0 / height
+            window = (ux, uy, (left + x + tw) / width, (top + y + th) / height)
+        if window is not None:
+            out.append(window)
+    return out

@@ -300,3 +300,11 @@ def crop_layouts_of(layout: np.ndarray, which: np.ndarray) -> np.ndarray:
     which = np.asarray(which, dtype=np.intp)
     down, across = axis[which // len(axis)], axis[which % len(axis)]
     return (down @ rows.reshape(n, side, side) @ across.transpose(0, 2, 1)).reshape(n, -1)
+
+
+def crop_kept(which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The shares of each axis (across, down) that crop hypotheses ``which`` (as in :func:`crop_layouts`)
+    keep."""
+    scales = np.repeat(np.asarray(CROP_SCALES, dtype=np.float64), CROP_OFFSETS)
+    which = np.asarray(which, dtype=np.intp)
+    return scales[which % len(scales)], scales[which // len(scales)]
