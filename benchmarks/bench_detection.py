@@ -540,15 +540,8 @@ def explain_crops(work: Path, folder: Path, entries: list[Entry]) -> dict:
     groups = I.layout_groups(table, 4, I.DEFAULT_SIMILARITY, I.DEFAULT_DIFFERENCE)
     print(f"grouping: {time.perf_counter() - started:.1f} s", file=sys.stderr)
     group_of = {m: g for g, members in enumerate(groups) for m in members}
-    from operators import duplicates as D
-
-    def blocks():
-        for start in range(0, n, I.CROP_BLOCK):
-            yield start, H.crop_hashes(layouts[start:start + I.CROP_BLOCK])[1]
-
-    owner, target, which = D.query_pairs_in_blocks(index, blocks(), I.CROP_DISTANCE, I.CROP_BANDS)
-    a = H.normalized_layout(H.crop_layouts_of(layouts[owner], which))
-    correlation = np.einsum("ij,ij->i", a, H.normalized_layout(plain[target]))
+    owner, target = I.crop_candidates(layouts, plain)
+    which, correlation = H.best_crops_of(layouts, owner, plain[target])
     candidate = {(o, t): (float(r), float(h)) for o, t, r, h in
                  zip(owner.tolist(), target.tolist(), correlation.tolist(), H.crop_kept(which)[1].tolist())}
     rows = []

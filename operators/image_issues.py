@@ -97,7 +97,7 @@ class ImageIssues(Operator):
       candidate pairs only): resized, re-encoded, brightened, darkened and
       grayscale copies are found, look-alike drawings that differ in a line or
       a letter are not grouped. Copies cropped by up to about 10% of each side
-      are found by a search of 256 crop windows of each picture's layout,
+      are found by a search of 225 crop windows of each picture's layout,
       confirmed on the files after aligning the crop; copies brightened
       until their highlights clip, by a search of each picture's layout
       brightened and clipped, confirmed against its colours brightened alike.
@@ -374,47 +374,59 @@ def bright_links(table: RecordTable, layout_hashes: np.ndarray, max_distance: in
 
 
 #: Bits within which a crop's coarse layout hash must be of its whole copy's, and the LSH bands it is looked
-#: up by. Each item has 256 crop hypotheses, so the bands are those of a radius of 2 bits (three of 21-22
+#: up by. Each item has 225 crop hypotheses, so the bands are those of a radius of 2 bits (three of 21-22
 #: bits: at a million items the search checks about as many random band matches as the whole-picture
 #: search); a similarity hash of 64 cells differs in about 3 bits at a correlation of 0.99, so pairs up to 4
 #: bits apart that agree on a band are kept (``docs/blur.md``).
 CROP_DISTANCE = 4
 CROP_BANDS = 3
-#: Correlation a crop's coarse layout must reach with its copy's, at least: the best of 256 hypotheses
+#: Probes of each whole coarse hash in the crop search's index: the hash with one of its least certain bits
+#: flipped (``hashing.coarse_hash_probes``); each doubles the band matches checked.
+CROP_PROBES = 1
+#: Correlation a crop's coarse layout must reach with its copy's, at least: the best of 225 hypotheses
 #: matches look-alike drawings more easily than one whole layout (``docs/blur.md``).
 CROP_SIMILARITY = 0.95
 #: Share of ``near_duplicate_difference`` a crop may differ by from the window of its picture it matches best
 #: (``features.match_crop``): matched on the picture's own pixels, the benchmark's crops differ by 0.012 at
-#: most, the closest pair of different pictures (bar one recoloured twin) by 0.040 (``docs/blur.md``).
-CROP_DIFFERENCE_SHARE = 0.2
-#: Items whose crop hypotheses are made at a time (256 x 64 floats each).
+#: most, a drawing's crop resized 0.7x by 0.039 (resampled once more than its window); the crop candidates of
+#: different pictures by 0.040 (a pair the earlier check also let through), then 0.087 (``docs/blur.md``).
+CROP_DIFFERENCE_SHARE = 0.4
+#: Items whose crop hypotheses are made at a time (225 x 64 floats each).
 CROP_BLOCK = 1024
 
 
-def crop_links(layouts: np.ndarray, min_similarity: float,
-               detail: DetailCheck | None) -> tuple[np.ndarray, np.ndarray]:
-    """Confirmed pairs ``(picture, copy)`` where the copy was cut from the picture: the copy's coarse layout
-    hash is within :data:`CROP_DISTANCE` bits of one of the picture's crop hypotheses
-    (``hashing.crop_hashes``, searched by :func:`operators.duplicates.query_pairs`), the two coarse layouts
-    of that crop and the copy correlate at least ``min_similarity`` (and :data:`CROP_SIMILARITY`), and, with
-    the files, the copy's view
-    differs from the best-aligned window of the picture's (``features.align_crop``) by no more than the
-    detail check allows."""
+def crop_candidates(layouts: np.ndarray, plain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``(picture, copy)``, once each, where one of the picture's crop hypotheses is within
+    :data:`CROP_DISTANCE` bits of the copy's whole coarse layout hash or of one of its :data:`CROP_PROBES`
+    probes (``hashing.coarse_hash_probes``), by LSH banding in :data:`CROP_BANDS` bands."""
     n = len(layouts)
-    plain = np.concatenate([H.crop_layouts(layouts[s:s + CROP_BLOCK])[0] for s in range(0, n, CROP_BLOCK)]) \
-        if n else np.zeros((0, H.CROP_SIDE ** 2), dtype=np.float32)
-    index = H.coarse_hash(plain)
+    width = 1 + CROP_PROBES
+    index = H.coarse_hash_probes(plain, CROP_PROBES).ravel()  # item i's hashes at i * width ...
 
     def blocks():  # hypotheses a block of items at a time: all of them would not fit at a million items
         for start in range(0, n, CROP_BLOCK):
             yield start, H.crop_hashes(layouts[start:start + CROP_BLOCK])[1]
 
-    owner, target, which = D.query_pairs_in_blocks(index, blocks(), CROP_DISTANCE, CROP_BANDS)
+    items = np.repeat(np.arange(n, dtype=np.int64), width)
+    owner, target, _ = D.query_pairs_in_blocks(index, blocks(), CROP_DISTANCE, CROP_BANDS, items)
+    return owner, target
+
+
+def crop_links(layouts: np.ndarray, min_similarity: float,
+               detail: DetailCheck | None) -> tuple[np.ndarray, np.ndarray]:
+    """Confirmed pairs ``(picture, copy)`` where the copy was cut from the picture: a candidate of
+    :func:`crop_candidates`, whose best crop hypothesis (``hashing.best_crops_of``) correlates with the
+    copy's coarse layout at least ``min_similarity`` (and :data:`CROP_SIMILARITY`), and, with the files, whose
+    copy's view differs from the window of the picture it matches best (:meth:`DetailCheck.crops`) by no
+    more than :data:`CROP_DIFFERENCE_SHARE` of the detail check's threshold."""
+    n = len(layouts)
+    plain = np.concatenate([H.crop_layouts(layouts[s:s + CROP_BLOCK])[0] for s in range(0, n, CROP_BLOCK)]) \
+        if n else np.zeros((0, H.CROP_SIDE ** 2), dtype=np.float32)
+    owner, target = crop_candidates(layouts, plain)
     if owner.size == 0:
         return owner, target
-    a = H.normalized_layout(H.crop_layouts_of(layouts[owner], which))
-    b = H.normalized_layout(plain[target])
-    keep = np.einsum("ij,ij->i", a, b) >= max(min_similarity, CROP_SIMILARITY)
+    which, correlation = H.best_crops_of(layouts, owner, plain[target])
+    keep = correlation >= max(min_similarity, CROP_SIMILARITY)
     owner, target, which = owner[keep], target[keep], which[keep]
     if detail is not None and owner.size:
         keep = detail.crops(owner, target, H.crop_kept(which)[1])

@@ -388,14 +388,18 @@ def test_crop_layouts_of_the_whole_picture_are_its_block_means() -> None:
     plain, crops = H.crop_layouts(layout)
     blocks = layout.reshape(5, 8, 2, 8, 2).mean(axis=(2, 4)).reshape(5, 64)
     np.testing.assert_allclose(plain, blocks, rtol=1e-5)
-    assert crops.shape == (5, (len(H.CROP_SCALES) * H.CROP_OFFSETS) ** 2, 64)
+    assert crops.shape == (5, len(H.CROP_AXIS_WINDOWS) ** 2, 64)
     # The first hypothesis keeps the top-left 90% of each axis: 7.2 of the 8 blocks of each coarse row.
     weights = F.window_weights(8, 16, H.CROP_SCALES[0], 0.0)
     np.testing.assert_allclose(crops[:, 0], (weights @ layout.reshape(5, 16, 16) @ weights.T).reshape(5, 64),
                                rtol=1e-5)
     assert H.coarse_hash(np.full((1, 64), 7.0))[0] == 0  # a flat layout has no bits
-    which = np.array([0, 17, 255, 3, 100])
+    which = np.array([0, 17, 224, 3, 100])
     np.testing.assert_allclose(H.crop_layouts_of(layout, which), crops[np.arange(5), which], rtol=1e-5)
+    # The last keeps every axis whole, and crop_kept tells each hypothesis's shares.
+    np.testing.assert_allclose(crops[:, -1], plain, rtol=1e-5)
+    across, down = H.crop_kept(np.array([0, len(H.CROP_AXIS_WINDOWS) - 1, len(H.CROP_AXIS_WINDOWS) ** 2 - 1]))
+    assert across.tolist() == [0.9, 1.0, 1.0] and down.tolist() == [0.9, 0.9, 1.0]
 
 
 def _pale(img: Image.Image) -> Image.Image:
