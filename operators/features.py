@@ -512,12 +512,6 @@ def _predicted_error(target: np.ndarray, source: np.ndarray) -> np.ndarray:
     return cells
 
 
-#: Axis windows (share kept, offset) searched when a candidate pair may be a crop: every scale from 0.86 to 1
-#: in steps of 0.01, every offset in steps of 1/128.
-_CROP_WINDOWS = tuple((s, o) for s in np.round(np.arange(0.86, 1.0001, 0.01), 2)
-                      for o in np.arange(0.0, 1.0 - s + 1e-9, 1.0 / 128))
-
-
 def window_weights(out: int, size: int, scale: float, offset: float) -> np.ndarray:
     """``(out, size)`` weights taking the mean of ``out`` equal cells of the window ``[offset, offset + scale]``
     (unit coordinates) of a row of ``size`` samples, each held constant over its width: the area resampling
@@ -527,51 +521,6 @@ def window_weights(out: int, size: int, scale: float, offset: float) -> np.ndarr
     overlap = np.clip(np.minimum(edges[1:, None], blocks[None, 1:]) - np.maximum(edges[:-1, None], blocks[None, :-1]),
                       0, None)
     return (overlap / overlap.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-_CROP_WEIGHTS: dict[tuple[int, int], np.ndarray] = {}
-
-
-def _crop_weights(out: int, size: int) -> np.ndarray:
-    key = (out, size)
-    if key not in _CROP_WEIGHTS:
-        _CROP_WEIGHTS[key] = np.stack([window_weights(out, size, s, o) for s, o in _CROP_WINDOWS])
-    return _CROP_WEIGHTS[key]
-
-
-def _best_windows(profile: np.ndarray, target: np.ndarray, weights: np.ndarray, count: int) -> np.ndarray:
-    """The ``count`` axis windows (their weights) whose resampling of ``profile`` correlates best with
-    ``target``, best first."""
-    cut = weights @ profile  # (k, out)
-    cut = cut - cut.mean(axis=1, keepdims=True)
-    t = target - target.mean()
-    score = (cut @ t) / np.maximum(np.linalg.norm(cut, axis=1) * np.linalg.norm(t), 1e-6)
-    return weights[np.argsort(-score, kind="stable")[:count]]
-
-
-def _best_window_indices(profile: np.ndarray, target: np.ndarray, weights: np.ndarray, count: int) -> np.ndarray:
-    cut = weights @ profile  # (k, out)
-    cut = cut - cut.mean(axis=1, keepdims=True)
-    t = target - target.mean()
-    score = (cut @ t) / np.maximum(np.linalg.norm(cut, axis=1) * np.linalg.norm(t), 1e-6)
-    return np.argsort(-score, kind="stable")[:count]
-
-
-def crop_windows(large: np.ndarray, view: np.ndarray, choices: int = 3) -> list[tuple[float, float, float, float]]:
-    """The windows of :func:`align_crop` as unit rectangles ``(x0, y0, x1, y1)`` of the picture, every
-    combination of the ``choices`` best per axis: to cut them from a finer decode of the picture."""
-    large = np.asarray(large, dtype=np.float32)
-    view = np.asarray(view, dtype=np.float32)
-    weights = _crop_weights(view.shape[0], large.shape[0])
-    across = _best_window_indices(large.mean(axis=0), view.mean(axis=0), weights, choices)
-    down = _best_window_indices(large.mean(axis=1), view.mean(axis=1), weights, choices)
-    out = []
-    for d in down.tolist():
-        sy, oy = _CROP_WINDOWS[d]
-        for a in across.tolist():
-            sx, ox = _CROP_WINDOWS[a]
-            out.append((float(ox), float(oy), float(ox + sx), float(oy + sy)))
-    return out
 
 
 def cut_windows(gray: np.ndarray, windows: list[tuple[float, float, float, float]], side: int) -> np.ndarray:
@@ -584,26 +533,6 @@ def cut_windows(gray: np.ndarray, windows: list[tuple[float, float, float, float
         c1, r1 = max(int(round(x1 * w)), c0 + 1), max(int(round(y1 * h)), r0 + 1)
         out[k] = cv2.resize(gray[r0:r1, c0:c1], (side, side), interpolation=cv2.INTER_AREA)
     return out
-
-
-#: Windows per axis kept by :func:`align_crop` (their combinations are all tried).
-CROP_ALIGN_CHOICES = 3
-
-
-def align_crop(large: np.ndarray, view: np.ndarray, choices: int = CROP_ALIGN_CHOICES) -> np.ndarray:
-    """Windows of ``large`` (a gray view, ``(S, S)``, of the picture a copy may have been cut from) that
-    may match ``view`` (``(s, s)``, the copy), each area-resampled to ``(s, s)``: ``(choices ** 2, s, s)``.
-
-    Each axis is aligned on its own: the ``choices`` windows (scale 0.86-1, any offset) whose mean profile
-    along that axis correlates best with the view's; a crop of a few percent changes the other axis's
-    profile little. Every combination of the two axes' windows is returned, for
-    :func:`local_difference` to judge: two different pictures gain nothing from an alignment."""
-    large = np.asarray(large, dtype=np.float32)
-    view = np.asarray(view, dtype=np.float32)
-    weights = _crop_weights(view.shape[0], large.shape[0])
-    across = _best_windows(large.mean(axis=0), view.mean(axis=0), weights, choices)
-    down = _best_windows(large.mean(axis=1), view.mean(axis=1), weights, choices)
-    return (down[:, None] @ large[None, None] @ across.transpose(0, 2, 1)[None]).reshape(-1, *view.shape)
 
 
 #: Smallest share of an axis a crop keeps, for :func:`match_crop`'s scales (the crop search's windows keep

@@ -98,7 +98,7 @@ class ImageIssues(Operator):
       grayscale copies are found, look-alike drawings that differ in a line or
       a letter are not grouped. Copies cropped by up to about 10% of each side
       are found by a search of 225 crop windows of each picture's layout,
-      confirmed on the files after aligning the crop; copies brightened
+      confirmed on the files by matching the copy to its picture; copies brightened
       until their highlights clip, by a search of each picture's layout
       brightened and clipped, confirmed against its colours brightened alike.
     - ``cleanvision``: cleanvision 0.3.7's blur score (edge strength of a 64 px
