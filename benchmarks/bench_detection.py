@@ -507,7 +507,8 @@ def cached_table(work: Path, folder: Path, params: dict):
     if cache.exists():
         records = pickle.loads(cache.read_bytes())
     else:
-        records = map_records(folder, specs, Path(tempfile.mkdtemp(prefix="rpdetect-")))
+        with tempfile.TemporaryDirectory(prefix="rpdetect-") as out:
+            records = map_records(folder, specs, Path(out))
         cache.write_bytes(pickle.dumps(records))
     return RecordTable(records, STATUS, OK, root=str(folder))
 
@@ -519,7 +520,6 @@ def explain_crops(work: Path, folder: Path, entries: list[Entry]) -> dict:
     (the share of each axis kept) and the whole-picture hashes' distances. Also the crop search's candidates
     between different pictures that pass the correlation, with their check's difference: what a looser check
     would let through."""
-    from operators import features as F
     from operators import hashing as H
     from operators import image_issues as I
     from operators.pipeline import ITEM
