@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import weakref
+from collections import OrderedDict
 from typing import Annotated, ClassVar, Literal
 
 import cv2
@@ -393,6 +394,9 @@ CROP_SIMILARITY = 0.95
 #: precision 0.979, under cleanvision's 0.981; 0.983 at 0.2) for no crop more; a drawing's crop also resized
 #: 0.7x differs by 0.039 and is not confirmed (``docs/blur.md``).
 CROP_DIFFERENCE_SHARE = 0.2
+#: Pictures decoded for the crop check kept at a time (each up to 512 px on its longest side for a JPEG, a
+#: PNG as it is): the check of a million items' candidates would otherwise keep every one of them.
+FINE_CACHE = 256
 #: Items whose crop hypotheses are made at a time (225 x 64 floats each).
 CROP_BLOCK = 1024
 
@@ -446,7 +450,7 @@ class DetailCheck:
         self._max_difference = max_difference
         self._views: dict[int, np.ndarray | None] = {}
         self._bright: dict[int, np.ndarray | None] = {}
-        self._fine: dict[int, np.ndarray | None] = {}
+        self._fine: OrderedDict[int, np.ndarray | None] = OrderedDict()
         self._sizes: np.ndarray | None = None
 
     def _view(self, position: int) -> np.ndarray | None:
@@ -460,10 +464,14 @@ class DetailCheck:
 
     def _fine_gray(self, position: int) -> np.ndarray | None:
         """The picture in gray as the views are decoded (a JPEG at draft scale of at least 256 px), not resized."""
-        if position not in self._fine:
-            item = self._table.value(ITEM, int(self._table.ok_index[position]))
-            rgb = load_rgb_view(self._table.item_path(item), F.DETAIL_SIDE)
-            self._fine[position] = None if rgb is None else np.asarray(Image.fromarray(rgb, "RGB").convert("L"))
+        if position in self._fine:
+            self._fine.move_to_end(position)
+            return self._fine[position]
+        item = self._table.value(ITEM, int(self._table.ok_index[position]))
+        rgb = load_rgb_view(self._table.item_path(item), F.DETAIL_SIDE)
+        self._fine[position] = None if rgb is None else np.asarray(Image.fromarray(rgb, "RGB").convert("L"))
+        if len(self._fine) > FINE_CACHE:  # the least recently used: candidates come sorted by their picture
+            self._fine.popitem(last=False)
         return self._fine[position]
 
     def _bright_views(self, position: int) -> np.ndarray | None:
