@@ -309,27 +309,41 @@ class Flags:
     seconds: float
 
 
-def run_rayproc(folder: Path, params: dict) -> Flags:
-    """The default analysis in-process, chunk by chunk as a job runs it; every duplicate group (the task's
-    result keeps the first hundred), from the same operator on the same records."""
-    import tempfile
-
-    from jobs.catalog import build_pipeline, parse_task_type, resolve_operators
-    from jobs.chunk import process_chunk
-    from operators.base import RecordTable
-    from operators.image_issues import ImageIssues
-    from operators.pipeline import ITEM, OK, STATUS
+def _specs(params: dict) -> tuple[list[dict], object]:
+    from jobs.catalog import parse_task_type, resolve_operators
     from operators.registry import default_registry
 
     registry = default_registry()
     specs = [s.to_json() for s in resolve_operators(parse_task_type("sys_data_analyse"),
                                                     [{"id": "image_issues", "params": params}], registry)]
+    return specs, registry
+
+
+def map_records(folder: Path, specs: list[dict], out: Path) -> list[dict]:
+    """Every item's record, chunk by chunk as a job's map stage makes them."""
+    from jobs.chunk import process_chunk
+
     items = sorted(os.listdir(folder))
-    out = Path(tempfile.mkdtemp(prefix="rpdetect-"))
-    start = time.perf_counter()
     records = []
     for i in range(0, len(items), 256):
         records += process_chunk([], specs, str(folder), items[i:i + 256], [str(folder)], str(out))
+    return records
+
+
+def run_rayproc(folder: Path, params: dict) -> Flags:
+    """The default analysis in-process, chunk by chunk as a job runs it; every duplicate group (the task's
+    result keeps the first hundred), from the same operator on the same records."""
+    import tempfile
+
+    from jobs.catalog import build_pipeline
+    from operators.base import RecordTable
+    from operators.image_issues import ImageIssues
+    from operators.pipeline import ITEM, OK, STATUS
+
+    specs, registry = _specs(params)
+    out = Path(tempfile.mkdtemp(prefix="rpdetect-"))
+    start = time.perf_counter()
+    records = map_records(folder, specs, out)
     table = RecordTable(records, STATUS, OK, root=str(folder), output_dir=str(out))
     pipeline = build_pipeline(specs, registry)
     _, files = pipeline.finalize(table)
@@ -473,6 +487,121 @@ def _together(where: dict[str, int], a: str, b: str) -> bool:
     return a in where and where.get(b) == where[a]
 
 
+# ----- why crops are missed -----------------------------------------------------------------------
+
+
+def cached_table(work: Path, folder: Path, params: dict):
+    """The map stage's records as a :class:`RecordTable` over ``folder``, cached under ``work`` (keyed by the
+    operator specs and the code's commit) so the finalize steps can be studied without decoding again."""
+    import hashlib
+    import pickle
+    import tempfile
+
+    from benchmarks.bench_analysis import source_commit
+    from operators.base import RecordTable
+    from operators.pipeline import OK, STATUS
+
+    specs, _ = _specs(params)
+    key = hashlib.sha256(json.dumps([specs, source_commit()], sort_keys=True).encode()).hexdigest()[:16]
+    cache = work / f"records-{key}.pickle"
+    if cache.exists():
+        records = pickle.loads(cache.read_bytes())
+    else:
+        with tempfile.TemporaryDirectory(prefix="rpdetect-") as out:
+            records = map_records(folder, specs, Path(out))
+        cache.write_bytes(pickle.dumps(records))
+    return RecordTable(records, STATUS, OK, root=str(folder))
+
+
+def explain_crops(work: Path, folder: Path, entries: list[Entry]) -> dict:
+    """Per cropped copy, where the search loses it: never a candidate of the crop search (the nearest of its
+    original's crop hypotheses, in bits), a candidate whose coarse layouts correlate too little, one whose
+    aligned check differs too much, or a confirmed link the star grouping put apart; with the crop's shape
+    (the share of each axis kept) and the whole-picture hashes' distances. Also the crop search's candidates
+    between different pictures that pass the correlation, with their check's difference: what a looser check
+    would let through."""
+    from operators import hashing as H
+    from operators import image_issues as I
+    from operators.pipeline import ITEM
+
+    table = cached_table(work, folder, {})
+    n = table.ok_count
+    names = [table.value(ITEM, int(i)) for i in table.ok_index]
+    at = {name: k for k, name in enumerate(names)}
+    source_of = {e.name: e.source for e in entries}
+    layouts = np.frombuffer(bytes.fromhex("".join(table.iter_values(I.LAYOUT))), dtype=np.uint8).reshape(n, -1)
+    layout_hash = np.array([H.hex_to_hash(h) for h in table.iter_values(I.LAYOUT_HASH)], dtype=np.uint64)
+    phash = np.array([H.hex_to_hash(h) for h in table.iter_values(I.PHASH)], dtype=np.uint64)
+    plain, _ = H.crop_layouts(layouts)
+    index = H.coarse_hash(plain)
+    detail = I.DetailCheck(table, I.DEFAULT_DIFFERENCE)
+    limit = I.CROP_DIFFERENCE_SHARE * I.DEFAULT_DIFFERENCE
+    started = time.perf_counter()
+    groups = I.layout_groups(table, 4, I.DEFAULT_SIMILARITY, I.DEFAULT_DIFFERENCE)
+    print(f"grouping: {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    group_of = {m: g for g, members in enumerate(groups) for m in members}
+    owner, target = I.crop_candidates(layouts, plain)
+    which, correlation = H.best_crops_of(layouts, owner, plain[target])
+    candidate = {(o, t): (float(r), float(h)) for o, t, r, h in
+                 zip(owner.tolist(), target.tolist(), correlation.tolist(), H.crop_kept(which)[1].tolist())}
+    rows = []
+    for e in (e for e in entries if e.label == "near_cropped"):
+        o, c = at.get(e.source), at.get(e.name)
+        if o is None or c is None:
+            continue
+        with Image.open(folder / e.source) as pa, Image.open(folder / e.name) as pb:
+            kept = (pb.width / pa.width, pb.height / pa.height)
+        bits = H.hamming(H.crop_hashes(layouts[o:o + 1])[1][0], index[c])
+        best_corr, hint = candidate.get((o, c), (None, None))
+        diff = float(detail.crop_differences(np.array([o]), np.array([c]), None if hint is None else [hint])[0])
+        together = o in group_of and group_of.get(c) == group_of[o]
+        if together:
+            stage = "found"
+        elif best_corr is None:
+            stage = "not a candidate"
+        elif best_corr < I.CROP_SIMILARITY:
+            stage = "correlation"
+        elif diff > limit:
+            stage = "check"
+        else:
+            stage = "grouping"
+        rows.append({"copy": e.name, "kind": e.kind, "kept": [round(kept[0], 3), round(kept[1], 3)],
+                     "stage": stage, "bits": int(bits.min()), "corr": None if best_corr is None else round(best_corr, 3),
+                     "difference": round(diff, 3),
+                     "layout_bits": int(H.hamming(layout_hash[o], layout_hash[c])),
+                     "phash_bits": int(H.hamming(phash[o], phash[c]))})
+    # Candidates between different pictures: what the check must hold apart.
+    keep = correlation >= I.CROP_SIMILARITY
+    owner, target, which = owner[keep], target[keep], which[keep]
+    other = np.array([source_of.get(names[i], names[i]) != source_of.get(names[j], names[j])
+                      for i, j in zip(owner.tolist(), target.tolist())], dtype=bool)
+    diffs = (detail.crop_differences(owner[other], target[other], H.crop_kept(which[other])[1]) if other.any()
+             else np.zeros(0))
+    impostors = sorted(({"picture": names[i], "copy": names[j], "difference": round(float(d), 3)}
+                        for i, j, d in zip(owner[other].tolist(), target[other].tolist(), diffs.tolist())),
+                       key=lambda r: r["difference"])
+    stages: dict[str, int] = defaultdict(int)
+    for r in rows:
+        stages[r["stage"]] += 1
+    return {"stages": dict(stages), "crops": rows, "candidates": int(owner.size),
+            "other_picture_candidates": impostors}
+
+
+def print_explain(found: dict) -> None:
+    print("stages:", json.dumps(found["stages"]))
+    print(f"{'copy':34} {'kind':8} {'kept x':>6} {'kept y':>6} {'bits':>4} {'corr':>6} "
+          f"{'diff':>6} {'lay':>4} {'ph':>4}  stage")
+    for r in sorted(found["crops"], key=lambda r: (r["stage"], r["difference"])):
+        corr = "-" if r["corr"] is None else f"{r['corr']:.3f}"
+        print(f"{r['copy']:34} {r['kind']:8} {r['kept'][0]:6.3f} {r['kept'][1]:6.3f} {r['bits']:4d} {corr:>6} "
+              f"{r['difference']:6.3f} {r['layout_bits']:4d} {r['phash_bits']:4d}  "
+              f"{r['stage']}")
+    print(f"crop candidates past the correlation: {found['candidates']}, of different pictures: "
+          f"{len(found['other_picture_candidates'])}")
+    for r in found["other_picture_candidates"][:30]:
+        print(f"  {r['picture']:34} {r['copy']:34} {r['difference']:.3f}")
+
+
 # ----- report -------------------------------------------------------------------------------------
 
 
@@ -517,6 +646,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rebuild", action="store_true", help="build the set again even if cached")
     parser.add_argument("--skip", default="", help="comma-separated tools to leave out: cleanvision,imagededup")
     parser.add_argument("--imagededup-methods", default="PHash,DHash,AHash,WHash")
+    parser.add_argument("--explain", action="store_true",
+                        help="only say, per cropped copy, where the near-duplicate search loses it")
     return parser.parse_args(argv)
 
 
@@ -535,6 +666,9 @@ def main(argv: list[str] | None = None) -> int:
     built = time.perf_counter() - start
     print(f"set: {len(entries)} images ({sum(e.label == CLEAN for e in entries)} clean) in {built:.1f} s",
           file=sys.stderr)
+    if args.explain:
+        print_explain(explain_crops(args.work, folder, entries))
+        return 0
     skip = set(filter(None, args.skip.split(",")))
     truncated = {e.name for e in entries if e.label == "truncated"}
     results: dict[str, dict] = {}

@@ -14,6 +14,12 @@ copies) and every candidate pair passed to a confirming check (here the correlat
 as the profile computes it), grouped as stars; and the brightened-copy search (``image_issues.bright_links``):
 each item's brightened layout hash (its layout hash with one bit flipped) looked up against every
 item's layout hash by asymmetric LSH banding (``operators.duplicates.query_pairs``), before the files are checked.
+
+With ``--crop``, also the crop search's candidates (``operators.image_issues.crop_candidates``): random 16x16
+layouts, 1% of them replaced by a crop of another (a window keeping 90-100% of each axis at a random offset,
+resampled as a thumbnail would be), every item's 225 crop hypotheses hashed and looked up against every item's
+coarse hash and its probe; timed with the hypotheses' hashing, counted as candidates and planted crops found
+(before the correlation and the files' check, which follow the candidates).
 """
 
 from __future__ import annotations
@@ -69,6 +75,36 @@ def brightened_hashes(hashes: np.ndarray, seed: int = 11) -> np.ndarray:
     return hashes ^ (np.uint64(1) << bits)
 
 
+def planted_crops(n: int, seed: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random 16x16 layouts, 1% of them crops of another: ``(layouts, copies, sources)``."""
+    from operators.features import window_weights
+
+    rng = np.random.default_rng(seed)
+    # Random layouts a little smooth (a picture's block means are not white noise): 8x8 noise enlarged to 16x16.
+    coarse = rng.integers(0, 256, (n, 8, 8)).astype(np.float32)
+    grid = np.repeat(np.repeat(coarse, 2, axis=1), 2, axis=2) + rng.normal(0, 12, (n, 16, 16)).astype(np.float32)
+    copies = rng.choice(n, n // 100, replace=False)
+    sources = rng.choice(np.setdiff1d(np.arange(n), copies), copies.size, replace=False)
+    for c, src in zip(copies.tolist(), sources.tolist(), strict=True):
+        sx, sy = rng.uniform(0.9, 1.0, 2)
+        ox, oy = rng.uniform(0, 1 - sx), rng.uniform(0, 1 - sy)
+        grid[c] = window_weights(16, 16, sy, oy) @ grid[src] @ window_weights(16, 16, sx, ox).T
+    return np.clip(grid, 0, 255).astype(np.uint8).reshape(n, 256), copies, sources
+
+
+def crop_search(layouts: np.ndarray, copies: np.ndarray, sources: np.ndarray) -> tuple[int, int]:
+    """The crop search's candidates on ``layouts``: ``(candidates, planted crops among them)``."""
+    from operators.hashing import CROP_SIDE, crop_layouts
+    from operators.image_issues import CROP_BLOCK, crop_candidates
+
+    n = len(layouts)
+    plain = np.concatenate([crop_layouts(layouts[s:s + CROP_BLOCK])[0] for s in range(0, n, CROP_BLOCK)]) \
+        if n else np.zeros((0, CROP_SIDE ** 2), dtype=np.float32)
+    owner, target = crop_candidates(layouts, plain)
+    found = set(zip(owner.tolist(), target.tolist()))
+    return int(owner.size), sum((s, c) in found for s, c in zip(sources.tolist(), copies.tolist(), strict=True))
+
+
 def brute_force_groups(hashes: np.ndarray, distance: int, block: int = 2048) -> list[list[int]]:
     n = len(hashes)
     parent = np.arange(n)
@@ -105,6 +141,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="2000,10000,100000")
     parser.add_argument("--distance", type=int, default=4)
     parser.add_argument("--brute-max", type=int, default=10000)
+    parser.add_argument("--crop", action="store_true", help="also time the crop search's candidates")
     args = parser.parse_args()
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
@@ -117,6 +154,12 @@ def main() -> None:
         row.update(confirmed_seconds=round(confirmed_s, 4), candidate_pairs_checked=checked)
         bright_s, (owner, _, _) = timed(query_pairs, hashes, brightened_hashes(hashes)[:, None], args.distance)
         row.update(bright_seconds=round(bright_s, 4), bright_candidates=int(owner.size))
+        if args.crop:
+            layouts, copies, sources = planted_crops(n)
+            crop_s, (candidates, planted) = timed(crop_search, layouts, copies, sources)
+            row.update(crop_seconds=round(crop_s, 2), crop_candidates=candidates, crops_planted=int(copies.size),
+                       crops_found=planted)
+            del layouts
         if n <= args.brute_max:
             brute_s, brute = timed(brute_force_groups, hashes, args.distance)
             if brute != groups:
@@ -135,6 +178,12 @@ def main() -> None:
         print(f"| {r['items']:,} | {r['lsh_seconds']:.3f} | {r['brute_seconds']:.2f}{mark} | "
               f"{r['brute_seconds'] / r['lsh_seconds']:.0f}x | {r['groups']} | {r['confirmed_seconds']:.3f} | "
               f"{r['candidate_pairs_checked']:,} | {r['bright_seconds']:.3f} | {r['bright_candidates']:,} |")
+    if args.crop:
+        print("\n| items | crop search (s) | its candidates | planted crops | found among them |")
+        print("|---:|---:|---:|---:|---:|")
+        for r in rows:
+            print(f"| {r['items']:,} | {r['crop_seconds']:.1f} | {r['crop_candidates']:,} | {r['crops_planted']:,} "
+                  f"| {r['crops_found']:,} |")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"distance": args.distance, "rows": rows}, indent=2))
 

@@ -233,16 +233,34 @@ def query_pairs(index: np.ndarray, queries: np.ndarray, max_distance: int) -> tu
 
 
 def query_pairs_in_blocks(index: np.ndarray, blocks: Iterable[tuple[int, np.ndarray]],
-                          max_distance: int) -> tuple[np.ndarray, ...]:
+                          max_distance: int, bands: int | None = None,
+                          items: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
     """:func:`query_pairs` with the queries given block by block, ``(first owner, (m, k) queries)``, so that
     they never all exist at once (a million items with 256 queries each would be 2 GB).
 
     Asymmetric LSH banding: the index is bucketed per band once, each query looks up its own band values,
     so the cost follows the number of queries and the candidates they find, never all pairs. Index values
     that ``_DENSE_BUCKET`` or more items share tell nothing about them and are left out, as in
-    :func:`near_duplicate_groups`."""
+    :func:`near_duplicate_groups`.
+
+    ``bands`` defaults to ``max_distance + 1``, which finds every pair within ``max_distance`` bits. Fewer
+    bands are allowed here (at least 2): every pair within ``bands - 1`` bits is still found, and a pair up
+    to ``max_distance`` bits apart is found when it agrees on one whole band, which most do (with three
+    bands, about three in four at 3 bits): the band matches checked, what the search costs, are those of the
+    smaller radius, and the wider radius only keeps more of what they find.
+
+    ``items`` (one per index hash, default its position) is the item each index hash stands for, when
+    several stand for one (probes of its hash): targets are items, and an owner is never its own target."""
     index = _as_hashes(np.asarray(index))
-    bands = _band_count(max_distance, None)
+    if items is not None:
+        items = np.asarray(items, dtype=np.int64)
+        if items.shape != index.shape:
+            raise ValueError(f"items must be one per index hash, got {items.shape} for {index.shape}")
+    if bands is None:
+        bands = _band_count(max_distance, None)
+    elif not 2 <= bands <= HASH_BITS or not 0 <= max_distance < HASH_BITS:
+        raise ValueError(f"bands must be in [2, {HASH_BITS}] and max_distance in [0, {HASH_BITS - 1}], "
+                         f"got {bands} and {max_distance}")
     _, inverse, counts = np.unique(index, return_inverse=True, return_counts=True)
     usable = np.flatnonzero(counts[inverse.ravel()] < _DENSE_BUCKET)
     buckets = []
@@ -266,10 +284,11 @@ def query_pairs_in_blocks(index: np.ndarray, blocks: Iterable[tuple[int, np.ndar
                     continue
                 which = np.repeat(np.arange(q.size), sizes)
                 within = np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-                target = usable[order[left[which] + within]]
+                position = usable[order[left[which] + within]]
+                target = position if items is None else items[position]
                 query = start + which
                 owner = first_owner + query // k
-                dist = hamming(flat[query], index[target])
+                dist = hamming(flat[query], index[position])
                 hit = (dist <= max_distance) & (owner != target)
                 found_o.append(owner[hit])
                 found_t.append(target[hit])

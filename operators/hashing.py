@@ -230,23 +230,27 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 #: Side of the coarse layouts the crop search hashes (2x2 blocks of the 16x16 layout).
 CROP_SIDE = 8
-#: Window scales (share of each axis kept) and offsets per axis of the crop hypotheses: a copy cut by up to
-#: 10% of an axis in total is within about 1.25% of one of them on each axis (256 crops per picture).
-CROP_SCALES = (0.9, 0.925, 0.95, 0.975)
-CROP_OFFSETS = 4
+#: Window scales (share of each axis kept) of the crop hypotheses, and the step of their offsets: each scale's
+#: windows are spread over its whole range of offsets at most ``CROP_OFFSET_STEP`` apart (five at 0.9, one at
+#: 1: the axis left whole). A copy cut by up to 10% of an axis in total, from one side or both, is within
+#: 1.25% of one of them on each axis (15 windows per axis, 225 crops per picture).
+CROP_SCALES = (0.9, 0.925, 0.95, 0.975, 1.0)
+CROP_OFFSET_STEP = 0.025
+#: ``(share kept, offset)`` of every axis window, in the order of the hypotheses.
+CROP_AXIS_WINDOWS = tuple((s, float(o)) for s in CROP_SCALES
+                          for o in np.linspace(0.0, 1.0 - s, int(round((1.0 - s) / CROP_OFFSET_STEP)) + 1))
 
 
 @functools.lru_cache(maxsize=8)
 def _crop_axis_weights(out: int, size: int) -> np.ndarray:
     """``(k, out, size)``: every axis window of the crop hypotheses."""
-    windows = [(s, o) for s in CROP_SCALES for o in np.linspace(0.0, 1.0 - s, CROP_OFFSETS)]
-    return np.stack([window_weights(out, size, s, o) for s, o in windows])
+    return np.stack([window_weights(out, size, s, o) for s, o in CROP_AXIS_WINDOWS])
 
 
 def crop_layouts(layout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """From ``(n, side * side)`` block-mean layouts: ``(n, CROP_SIDE ** 2)`` coarse layouts of the whole
     pictures and ``(n, k, CROP_SIDE ** 2)`` coarse layouts of ``k`` crops of each (every pair of axis windows
-    of :data:`CROP_SCALES` x :data:`CROP_OFFSETS`). A copy cut from a picture has a whole layout close to
+    of :data:`CROP_AXIS_WINDOWS`, the down window major). A copy cut from a picture has a whole layout close to
     one of the picture's crop layouts."""
     rows = np.asarray(layout, dtype=np.float32)
     n, cells = rows.shape
@@ -266,6 +270,25 @@ def crop_hashes(layout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     plain, crops = crop_layouts(layout)
     n, k, cells = crops.shape
     return coarse_hash(plain), coarse_hash(crops.reshape(n * k, cells)).reshape(n, k)
+
+
+def coarse_hash_probes(rows: np.ndarray, probes: int) -> np.ndarray:
+    """``(n, 1 + probes)``: :func:`coarse_hash` of each row, then that hash with one of its ``probes`` least
+    certain bits flipped (those whose projection is nearest its hyperplane, the first to flip when the
+    picture changes a little): multi-probe LSH, so a copy a bit or two further from a hypothesis than the
+    bands allow is still found."""
+    rows = np.asarray(rows, dtype=np.float32)
+    n, cells = rows.shape
+    out = np.empty((n, 1 + probes), dtype=np.uint64)
+    out[:, 0] = coarse_hash(rows)
+    if probes == 0 or n == 0:
+        return out
+    unit = normalized_layout(rows)
+    margin = np.abs(unit @ _similarity_planes(cells))
+    weakest = np.argsort(margin, axis=1, kind="stable")[:, :probes]  # bit k is plane k, first most significant
+    flips = np.left_shift(np.uint64(1), (HASH_BITS - 1 - weakest).astype(np.uint64))
+    out[:, 1:] = out[:, :1] ^ flips
+    return out
 
 
 def coarse_hash(rows: np.ndarray) -> np.ndarray:
@@ -300,3 +323,31 @@ def crop_layouts_of(layout: np.ndarray, which: np.ndarray) -> np.ndarray:
     which = np.asarray(which, dtype=np.intp)
     down, across = axis[which // len(axis)], axis[which % len(axis)]
     return (down @ rows.reshape(n, side, side) @ across.transpose(0, 2, 1)).reshape(n, -1)
+
+
+def crop_kept(which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The shares of each axis (across, down) that crop hypotheses ``which`` (as in :func:`crop_layouts`)
+    keep."""
+    scales = np.array([s for s, _ in CROP_AXIS_WINDOWS], dtype=np.float64)
+    which = np.asarray(which, dtype=np.intp)
+    return scales[which % len(scales)], scales[which // len(scales)]
+
+
+def best_crops_of(layout: np.ndarray, owner: np.ndarray, target_plain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair ``(owner[i], target_plain[i])``: the crop hypothesis of ``layout[owner[i]]`` whose coarse
+    layout correlates best with the target's whole coarse layout, and that correlation. The search finds a
+    pair by its nearest hypothesis in bits, which need not be the best aligned one."""
+    rows = np.asarray(layout, dtype=np.float32)
+    target = normalized_layout(target_plain)
+    best = np.zeros(len(owner), dtype=np.intp)
+    score = np.full(len(owner), -1.0, dtype=np.float32)
+    step = 256  # pairs at a time: 225 crops of 64 cells each
+    for start in range(0, len(owner), step):
+        part = slice(start, start + step)
+        _, crops = crop_layouts(rows[owner[part]])
+        m, k, cells = crops.shape
+        unit = normalized_layout(crops.reshape(m * k, cells)).reshape(m, k, cells)
+        corr = (unit @ target[part][:, :, None])[:, :, 0]
+        best[part] = corr.argmax(axis=1)
+        score[part] = corr.max(axis=1)
+    return best, score

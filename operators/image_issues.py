@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import weakref
+from collections import OrderedDict
 from typing import Annotated, ClassVar, Literal
 
 import cv2
@@ -97,8 +98,8 @@ class ImageIssues(Operator):
       candidate pairs only): resized, re-encoded, brightened, darkened and
       grayscale copies are found, look-alike drawings that differ in a line or
       a letter are not grouped. Copies cropped by up to about 10% of each side
-      are found by a search of 256 crop windows of each picture's layout,
-      confirmed on the files after aligning the crop; copies brightened
+      are found by a search of 225 crop windows of each picture's layout,
+      confirmed on the files by matching the copy to its picture; copies brightened
       until their highlights clip, by a search of each picture's layout
       brightened and clipped, confirmed against its colours brightened alike.
     - ``cleanvision``: cleanvision 0.3.7's blur score (edge strength of a 64 px
@@ -376,51 +377,70 @@ def bright_links(table: RecordTable, layout_hashes: np.ndarray, max_distance: in
     return owner[keep], target[keep]
 
 
-#: Bits within which a crop's coarse layout hash must be of its whole copy's (each item has 256 crop
-#: hypotheses, so the radius is kept small: at a million items the search checks about as many random
-#: candidates as the whole-picture search).
-CROP_DISTANCE = 2
-#: Correlation a crop's coarse layout must reach with its copy's, at least: the best of 256 hypotheses
+#: Bits within which a crop's coarse layout hash must be of its whole copy's, and the LSH bands it is looked
+#: up by. Each item has 225 crop hypotheses, so the bands are those of a radius of 2 bits (three of 21-22
+#: bits: at a million items the search checks about as many random band matches as the whole-picture
+#: search); a similarity hash of 64 cells differs in about 3 bits at a correlation of 0.99, so pairs up to 4
+#: bits apart that agree on a band are kept (``docs/blur.md``).
+CROP_DISTANCE = 4
+CROP_BANDS = 3
+#: Probes of each whole coarse hash in the crop search's index: the hash with one of its least certain bits
+#: flipped (``hashing.coarse_hash_probes``); each doubles the band matches checked.
+CROP_PROBES = 1
+#: Correlation a crop's coarse layout must reach with its copy's, at least: the best of 225 hypotheses
 #: matches look-alike drawings more easily than one whole layout (``docs/blur.md``).
 CROP_SIMILARITY = 0.95
-#: Share of ``near_duplicate_difference`` a crop's best aligned window may differ by: the best of nine
-#: alignments fits a look-alike drawing more easily than one whole view. At 1.0, with the windows cut from the
-#: finer decode, 0.756 of the benchmark's crops were found but 1.2% of the clean images flagged (0.9% at 0.8)
-#: and the pair precision fell to 0.976, under cleanvision's 0.981 (``docs/blur.md``).
-CROP_DIFFERENCE_SHARE = 0.8
-#: Items whose crop hypotheses are made at a time (256 x 64 floats each: 8 MiB for 128 items). At 1,024 items a
-#: block took 64 MiB, the largest allocation of a run's driver (its peak rose by 75 MiB in finalize); the search
-#: costs the same CPU either way (its lookups follow the number of queries, not of blocks).
+#: Share of ``near_duplicate_difference`` a crop may differ by from the window of its picture it matches best
+#: (``features.match_crop``): matched on the picture's own pixels, the benchmark's crops differ by 0.012 at
+#: most; its crop candidates of different pictures by 0.027 (two recoloured lifebuoys the set counts as
+#: different pictures), 0.040, then 0.087. At 0.4 (0.06) the pair at 0.040 made one more mixed group (pair
+#: precision 0.979, under cleanvision's 0.981; 0.983 at 0.2) for no crop more; a drawing's crop also resized
+#: 0.7x differs by 0.039 and is not confirmed (``docs/blur.md``).
+CROP_DIFFERENCE_SHARE = 0.2
+#: Pictures decoded for the crop check kept at a time (each up to 512 px on its longest side for a JPEG, a
+#: PNG as it is): the check of a million items' candidates would otherwise keep every one of them.
+FINE_CACHE = 256
+#: Items whose crop hypotheses are made at a time (225 x 64 floats each: 7 MiB for 128 items). At 1,024 items a
+#: block took 56-64 MiB, the largest allocation of a run's driver (its peak rose by 75 MiB in finalize); the
+#: search costs the same CPU either way (its lookups follow the number of queries, not of blocks).
 CROP_BLOCK = 128
 
 
-def crop_links(layouts: np.ndarray, min_similarity: float,
-               detail: DetailCheck | None) -> tuple[np.ndarray, np.ndarray]:
-    """Confirmed pairs ``(picture, copy)`` where the copy was cut from the picture: the copy's coarse layout
-    hash is within :data:`CROP_DISTANCE` bits of one of the picture's crop hypotheses
-    (``hashing.crop_hashes``, searched by :func:`operators.duplicates.query_pairs`), the two coarse layouts
-    of that crop and the copy correlate at least ``min_similarity`` (and :data:`CROP_SIMILARITY`), and, with
-    the files, the copy's view
-    differs from the best-aligned window of the picture's (``features.align_crop``) by no more than the
-    detail check allows."""
+def crop_candidates(layouts: np.ndarray, plain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``(picture, copy)``, once each, where one of the picture's crop hypotheses is within
+    :data:`CROP_DISTANCE` bits of the copy's whole coarse layout hash or of one of its :data:`CROP_PROBES`
+    probes (``hashing.coarse_hash_probes``), by LSH banding in :data:`CROP_BANDS` bands."""
     n = len(layouts)
-    plain = np.concatenate([H.crop_layouts(layouts[s:s + CROP_BLOCK])[0] for s in range(0, n, CROP_BLOCK)]) \
-        if n else np.zeros((0, H.CROP_SIDE ** 2), dtype=np.float32)
-    index = H.coarse_hash(plain)
+    width = 1 + CROP_PROBES
+    index = H.coarse_hash_probes(plain, CROP_PROBES).ravel()  # item i's hashes at i * width ...
 
     def blocks():  # hypotheses a block of items at a time: all of them would not fit at a million items
         for start in range(0, n, CROP_BLOCK):
             yield start, H.crop_hashes(layouts[start:start + CROP_BLOCK])[1]
 
-    owner, target, which = D.query_pairs_in_blocks(index, blocks(), CROP_DISTANCE)
+    items = np.repeat(np.arange(n, dtype=np.int64), width)
+    owner, target, _ = D.query_pairs_in_blocks(index, blocks(), CROP_DISTANCE, CROP_BANDS, items)
+    return owner, target
+
+
+def crop_links(layouts: np.ndarray, min_similarity: float,
+               detail: DetailCheck | None) -> tuple[np.ndarray, np.ndarray]:
+    """Confirmed pairs ``(picture, copy)`` where the copy was cut from the picture: a candidate of
+    :func:`crop_candidates`, whose best crop hypothesis (``hashing.best_crops_of``) correlates with the
+    copy's coarse layout at least ``min_similarity`` (and :data:`CROP_SIMILARITY`), and, with the files, whose
+    copy's view differs from the window of the picture it matches best (:meth:`DetailCheck.crops`) by no
+    more than :data:`CROP_DIFFERENCE_SHARE` of the detail check's threshold."""
+    n = len(layouts)
+    plain = np.concatenate([H.crop_layouts(layouts[s:s + CROP_BLOCK])[0] for s in range(0, n, CROP_BLOCK)]) \
+        if n else np.zeros((0, H.CROP_SIDE ** 2), dtype=np.float32)
+    owner, target = crop_candidates(layouts, plain)
     if owner.size == 0:
         return owner, target
-    a = H.normalized_layout(H.crop_layouts_of(layouts[owner], which))
-    b = H.normalized_layout(plain[target])
-    keep = np.einsum("ij,ij->i", a, b) >= max(min_similarity, CROP_SIMILARITY)
-    owner, target = owner[keep], target[keep]
+    which, correlation = H.best_crops_of(layouts, owner, plain[target])
+    keep = correlation >= max(min_similarity, CROP_SIMILARITY)
+    owner, target, which = owner[keep], target[keep], which[keep]
     if detail is not None and owner.size:
-        keep = detail.crops(owner, target)
+        keep = detail.crops(owner, target, H.crop_kept(which)[1])
         owner, target = owner[keep], target[keep]
     return owner, target
 
@@ -434,28 +454,29 @@ class DetailCheck:
         self._table = table
         self._max_difference = max_difference
         self._views: dict[int, np.ndarray | None] = {}
-        self._large: dict[int, np.ndarray | None] = {}
         self._bright: dict[int, np.ndarray | None] = {}
-        self._fine: dict[int, np.ndarray | None] = {}
+        self._fine: OrderedDict[int, np.ndarray | None] = OrderedDict()
+        self._sizes: np.ndarray | None = None
 
     def _view(self, position: int) -> np.ndarray | None:
+        if position not in self._views and self._fine.get(position) is not None:  # the same pixels, resized
+            self._views[position] = cv2.resize(self._fine[position], (F.DETAIL_SIDE, F.DETAIL_SIDE),
+                                               interpolation=cv2.INTER_AREA)
         if position not in self._views:
             item = self._table.value(ITEM, int(self._table.ok_index[position]))
             self._views[position] = load_gray_view(self._table.item_path(item), F.DETAIL_SIDE)
         return self._views[position]
 
-    def _large_view(self, position: int) -> np.ndarray | None:
-        if position not in self._large:
-            item = self._table.value(ITEM, int(self._table.ok_index[position]))
-            self._large[position] = load_gray_view(self._table.item_path(item), 2 * F.DETAIL_SIDE)
-        return self._large[position]
-
     def _fine_gray(self, position: int) -> np.ndarray | None:
         """The picture in gray as the views are decoded (a JPEG at draft scale of at least 256 px), not resized."""
-        if position not in self._fine:
-            item = self._table.value(ITEM, int(self._table.ok_index[position]))
-            rgb = load_rgb_view(self._table.item_path(item), F.DETAIL_SIDE)
-            self._fine[position] = None if rgb is None else np.asarray(Image.fromarray(rgb, "RGB").convert("L"))
+        if position in self._fine:
+            self._fine.move_to_end(position)
+            return self._fine[position]
+        item = self._table.value(ITEM, int(self._table.ok_index[position]))
+        rgb = load_rgb_view(self._table.item_path(item), F.DETAIL_SIDE)
+        self._fine[position] = None if rgb is None else np.asarray(Image.fromarray(rgb, "RGB").convert("L"))
+        if len(self._fine) > FINE_CACHE:  # the least recently used: candidates come sorted by their picture
+            self._fine.popitem(last=False)
         return self._fine[position]
 
     def _bright_views(self, position: int) -> np.ndarray | None:
@@ -481,21 +502,46 @@ class DetailCheck:
             keep[k] = F.local_difference(bright, same).min() <= BRIGHT_DIFFERENCE_SHARE * self._max_difference
         return keep
 
-    def crops(self, owner: np.ndarray, copy: np.ndarray) -> np.ndarray:
-        """Per pair, whether ``copy`` is a crop of ``owner``: its view against the windows of ``owner`` that
-        align best with it on ``owner``'s 128 px view (``features.crop_windows``), cut from ``owner`` decoded as
-        the views are and resampled to the view's size, tone-matched as in :meth:`__call__`, the best one
-        deciding, within :data:`CROP_DIFFERENCE_SHARE` of the threshold."""
-        keep = np.zeros(owner.size, dtype=bool)
-        for k, (a, b) in enumerate(zip(owner.tolist(), copy.tolist())):
-            large, view, fine = self._large_view(a), self._view(b), self._fine_gray(a)
-            if large is None or view is None or fine is None:
+    def crops(self, owner: np.ndarray, copy: np.ndarray, kept: np.ndarray | None = None) -> np.ndarray:
+        """Per pair, whether ``copy`` is a crop of ``owner``: its view against the window of ``owner`` it
+        matches best (:meth:`crop_differences`), within :data:`CROP_DIFFERENCE_SHARE` of the threshold."""
+        return self.crop_differences(owner, copy, kept) <= CROP_DIFFERENCE_SHARE * self._max_difference
+
+    def _size(self, position: int) -> tuple[float, float]:
+        if self._sizes is None:
+            self._sizes = np.stack([self._table.column(WIDTH), self._table.column(HEIGHT)], axis=1)
+        return float(self._sizes[position, 0]), float(self._sizes[position, 1])
+
+    def crop_differences(self, owner: np.ndarray, copy: np.ndarray, kept: np.ndarray | None = None) -> np.ndarray:
+        """Per pair, the local difference of ``copy``'s view from the window of ``owner`` it matches best
+        (``features.match_crop``, over the scales the two files' sizes allow: first the exact one of a crop
+        kept at the picture's resolution, then any scale of the copy's aspect ratio), cut from ``owner``
+        decoded as the views are, tone-matched as in :meth:`__call__`; infinite when a file cannot be decoded
+        any more or no crop of ``owner`` has the copy's shape. ``kept`` (per pair, the share of ``owner``'s
+        height the crop search's hypothesis keeps) narrows the scales searched to those near it."""
+        out = np.full(owner.size, np.inf)
+        limit = CROP_DIFFERENCE_SHARE * self._max_difference
+        hints = [None] * owner.size if kept is None else np.asarray(kept, dtype=np.float64).tolist()
+        for k, (a, b, hint) in enumerate(zip(owner.tolist(), copy.tolist(), hints)):
+            (pw, ph), (cw, ch) = self._size(a), self._size(b)
+            scales = F.match_scales((pw, ph), (cw, ch), hint)
+            exact = bool(scales) and scales[0] == (cw / pw, ch / ph)
+            if not scales:
+                continue  # no crop of the picture has the copy's shape: nothing to decode
+            picture, copied, view = self._fine_gray(a), self._fine_gray(b), self._view(b)
+            if picture is None or copied is None or view is None:
                 continue
-            # Aligned on the 128 px view, cut from the finer decode: resampled as the copy's own view was.
-            aligned = F.cut_windows(fine, F.crop_windows(large, view), F.DETAIL_SIDE)
-            same = np.broadcast_to(view, aligned.shape)
-            keep[k] = F.local_difference(aligned, same).min() <= CROP_DIFFERENCE_SHARE * self._max_difference
-        return keep
+            # The exact scale alone first: a plain crop is settled there, the search over scales is for the rest.
+            # A plain crop's exact scale is always refined: at 64 px thin lines may still match it poorly.
+            for tried, floor in ([(scales[:1], -1.0), (scales[1:], F.MATCH_MIN_CORRELATION)] if exact
+                                 else [(scales, F.MATCH_MIN_CORRELATION)]):
+                windows = F.match_crop(picture, copied, tried, min_correlation=floor)
+                if windows:
+                    aligned = F.cut_windows(picture, windows, F.DETAIL_SIDE)
+                    out[k] = min(out[k], F.local_difference(aligned, np.broadcast_to(view, aligned.shape)).min())
+                if out[k] <= limit:
+                    break
+        return out
 
     def __call__(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         keep = np.zeros(i.size, dtype=bool)

@@ -354,33 +354,12 @@ def test_a_copy_with_clipped_highlights_is_judged_by_the_direction_that_predicts
     assert F.local_difference(a, b)[0] < min(clipped_side, 0.15)
 
 
-def test_align_crop_finds_the_window_a_copy_was_cut_from() -> None:
+def test_cut_windows_cut_at_whole_pixels_and_resample_as_a_view_is_made() -> None:
     picture = photo(11)  # 320 x 240
-    copy = picture.crop((16, 5, 304, 230))  # 90% of the width from 5%, 94% of the height from 2%
-    large = np.asarray(picture.convert("L").resize((128, 128), Image.Resampling.BOX), dtype=np.float32)
-    view = np.asarray(copy.convert("L").resize((64, 64), Image.Resampling.BOX), dtype=np.float32)
-    whole = np.asarray(picture.convert("L").resize((64, 64), Image.Resampling.BOX), dtype=np.float32)
-    aligned = F.align_crop(large, view)
-    assert aligned.shape == (F.CROP_ALIGN_CHOICES ** 2, 64, 64)
-    best = F.local_difference(aligned, np.broadcast_to(view, aligned.shape)).min()
-    unaligned = F.local_difference(whole[None], view[None])[0]
-    assert best <= 0.1 and unaligned > 1.0  # within the default threshold (0.15) aligned, far beyond it not
-
-
-def test_crop_windows_find_the_rectangle_a_copy_was_cut_from_and_cut_it_from_the_finer_picture() -> None:
-    picture = photo(11)  # 320 x 240
-    copy = picture.crop((16, 5, 304, 230))  # x 0.05-0.95, y 0.021-0.958
     gray = np.asarray(picture.convert("L"), dtype=np.uint8)
-    large = np.asarray(picture.convert("L").resize((128, 128), Image.Resampling.BOX), dtype=np.float32)
-    view = np.asarray(copy.convert("L").resize((64, 64), Image.Resampling.BOX), dtype=np.float32)
-    windows = F.crop_windows(large, view)
-    assert len(windows) == 9
-    truth = np.array([16 / 320, 5 / 240, 304 / 320, 230 / 240])
-    assert min(np.abs(np.array(w) - truth).max() for w in windows) <= 2 / 128
-    cut = F.cut_windows(gray, [tuple(truth)], 64)[0]
+    truth = (16 / 320, 5 / 240, 304 / 320, 230 / 240)
+    cut = F.cut_windows(gray, [truth], 64)[0]
     assert np.array_equal(cut, cv2.resize(gray[5:230, 16:304], (64, 64), interpolation=cv2.INTER_AREA))
-    best = F.local_difference(F.cut_windows(gray, windows, 64), np.broadcast_to(view, (9, 64, 64))).min()
-    assert best <= 0.1  # within the default threshold (0.15)
 
 
 def test_crop_layouts_of_the_whole_picture_are_its_block_means() -> None:
@@ -388,14 +367,18 @@ def test_crop_layouts_of_the_whole_picture_are_its_block_means() -> None:
     plain, crops = H.crop_layouts(layout)
     blocks = layout.reshape(5, 8, 2, 8, 2).mean(axis=(2, 4)).reshape(5, 64)
     np.testing.assert_allclose(plain, blocks, rtol=1e-5)
-    assert crops.shape == (5, (len(H.CROP_SCALES) * H.CROP_OFFSETS) ** 2, 64)
+    assert crops.shape == (5, len(H.CROP_AXIS_WINDOWS) ** 2, 64)
     # The first hypothesis keeps the top-left 90% of each axis: 7.2 of the 8 blocks of each coarse row.
     weights = F.window_weights(8, 16, H.CROP_SCALES[0], 0.0)
     np.testing.assert_allclose(crops[:, 0], (weights @ layout.reshape(5, 16, 16) @ weights.T).reshape(5, 64),
                                rtol=1e-5)
     assert H.coarse_hash(np.full((1, 64), 7.0))[0] == 0  # a flat layout has no bits
-    which = np.array([0, 17, 255, 3, 100])
+    which = np.array([0, 17, 224, 3, 100])
     np.testing.assert_allclose(H.crop_layouts_of(layout, which), crops[np.arange(5), which], rtol=1e-5)
+    # The last keeps every axis whole, and crop_kept tells each hypothesis's shares.
+    np.testing.assert_allclose(crops[:, -1], plain, rtol=1e-5)
+    across, down = H.crop_kept(np.array([0, len(H.CROP_AXIS_WINDOWS) - 1, len(H.CROP_AXIS_WINDOWS) ** 2 - 1]))
+    assert across.tolist() == [0.9, 1.0, 1.0] and down.tolist() == [0.9, 0.9, 1.0]
 
 
 def _pale(img: Image.Image) -> Image.Image:
