@@ -707,7 +707,8 @@ def measure(root: Path, args: argparse.Namespace) -> dict:
     t = time.monotonic()
     log(f"writing {args.images} {w}x{h} JPEGs")
     write_photos(photos, args.images, args.size)
-    if len(image_paths(photos)) != args.images:  # a kept folder of more images: the first --images of them
+    if args.inputs is not None or len(image_paths(photos)) != args.images:
+        # Hard links under root, the service's one allowed root (the first --images of a larger kept folder).
         photos = link_first(photos, root / "inputs" / "photos", args.images)
     warmup = link_first(photos, root / "inputs" / "warmup", WARMUP_IMAGES)
     cleanvision_folder = (photos if not args.cleanvision_images or args.cleanvision_images >= args.images
