@@ -532,7 +532,7 @@ def explain_crops(work: Path, folder: Path, entries: list[Entry]) -> dict:
     layouts = np.frombuffer(bytes.fromhex("".join(table.iter_values(I.LAYOUT))), dtype=np.uint8).reshape(n, -1)
     layout_hash = np.array([H.hex_to_hash(h) for h in table.iter_values(I.LAYOUT_HASH)], dtype=np.uint64)
     phash = np.array([H.hex_to_hash(h) for h in table.iter_values(I.PHASH)], dtype=np.uint64)
-    plain, _ = H.crop_layouts(layouts)
+    plain = H.whole_layouts(layouts)
     index = H.coarse_hash(plain)
     detail = I.DetailCheck(table, I.DEFAULT_DIFFERENCE)
     limit = I.CROP_DIFFERENCE_SHARE * I.DEFAULT_DIFFERENCE

@@ -94,13 +94,10 @@ def planted_crops(n: int, seed: int = 5) -> tuple[np.ndarray, np.ndarray, np.nda
 
 def crop_search(layouts: np.ndarray, copies: np.ndarray, sources: np.ndarray) -> tuple[int, int]:
     """The crop search's candidates on ``layouts``: ``(candidates, planted crops among them)``."""
-    from operators.hashing import CROP_SIDE, crop_layouts
-    from operators.image_issues import CROP_BLOCK, crop_candidates
+    from operators.hashing import whole_layouts
+    from operators.image_issues import crop_candidates
 
-    n = len(layouts)
-    plain = np.concatenate([crop_layouts(layouts[s:s + CROP_BLOCK])[0] for s in range(0, n, CROP_BLOCK)]) \
-        if n else np.zeros((0, CROP_SIDE ** 2), dtype=np.float32)
-    owner, target = crop_candidates(layouts, plain)
+    owner, target = crop_candidates(layouts, whole_layouts(layouts))
     found = set(zip(owner.tolist(), target.tolist()))
     return int(owner.size), sum((s, c) in found for s, c in zip(sources.tolist(), copies.tolist(), strict=True))
 

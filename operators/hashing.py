@@ -247,6 +247,16 @@ def _crop_axis_weights(out: int, size: int) -> np.ndarray:
     return np.stack([window_weights(out, size, s, o) for s, o in CROP_AXIS_WINDOWS])
 
 
+def whole_layouts(layout: np.ndarray) -> np.ndarray:
+    """``(n, CROP_SIDE ** 2)``: the coarse layouts of the whole pictures, from ``(n, side * side)`` block-mean
+    layouts (the first half of :func:`crop_layouts`, without the crops)."""
+    rows = np.asarray(layout, dtype=np.float32)
+    n, cells = rows.shape
+    side = int(round(cells ** 0.5))
+    whole = window_weights(CROP_SIDE, side, 1.0, 0.0)
+    return (whole @ rows.reshape(n, side, side) @ whole.T).reshape(n, CROP_SIDE ** 2)
+
+
 def crop_layouts(layout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """From ``(n, side * side)`` block-mean layouts: ``(n, CROP_SIDE ** 2)`` coarse layouts of the whole
     pictures and ``(n, k, CROP_SIDE ** 2)`` coarse layouts of ``k`` crops of each (every pair of axis windows
@@ -256,8 +266,7 @@ def crop_layouts(layout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n, cells = rows.shape
     side = int(round(cells ** 0.5))
     grid = rows.reshape(n, side, side)
-    whole = window_weights(CROP_SIDE, side, 1.0, 0.0)
-    plain = (whole @ grid @ whole.T).reshape(n, -1)
+    plain = whole_layouts(rows)
     axis = _crop_axis_weights(CROP_SIDE, side)
     a = len(axis)
     across = grid[:, None] @ axis.transpose(0, 2, 1)[None]  # (n, a, side, CROP_SIDE): matmul, not einsum

@@ -430,9 +430,7 @@ def crop_links(layouts: np.ndarray, min_similarity: float,
     copy's coarse layout at least ``min_similarity`` (and :data:`CROP_SIMILARITY`), and, with the files, whose
     copy's view differs from the window of the picture it matches best (:meth:`DetailCheck.crops`) by no
     more than :data:`CROP_DIFFERENCE_SHARE` of the detail check's threshold."""
-    n = len(layouts)
-    plain = np.concatenate([H.crop_layouts(layouts[s:s + CROP_BLOCK])[0] for s in range(0, n, CROP_BLOCK)]) \
-        if n else np.zeros((0, H.CROP_SIDE ** 2), dtype=np.float32)
+    plain = H.whole_layouts(layouts)
     owner, target = crop_candidates(layouts, plain)
     if owner.size == 0:
         return owner, target
