@@ -593,8 +593,8 @@ def match_crop(picture: np.ndarray, copy: np.ndarray, scales: list[tuple[float, 
     For each scale, the picture is resized so that a window of that scale is :data:`MATCH_COARSE_SIDE`
     square, and the copy, squared to that side, is matched over every offset by normalised cross-correlation
     (OpenCV's ``matchTemplate``: a change of brightness or contrast leaves it unchanged). The best scales'
-    offsets (those that reach ``min_correlation``) are then refined coarse to fine, each level twice as fine as the last, within two pixels of the
-    last level's match, up to the picture as decoded (its longest side at most :data:`MATCH_FINE_MAX`), the
+    offsets (those that reach ``min_correlation``) are then refined coarse to fine, each level twice as fine
+    as the last, within two pixels of the last level's match, up to the picture as decoded (its longest side at most :data:`MATCH_FINE_MAX`), the
     copy resized to the window's size at each level: the window lands on the picture's own pixels (a crop
     kept at the picture's resolution falls on them exactly), where a line moved by half a pixel of the views
     the check compares is a difference to it."""
