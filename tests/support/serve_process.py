@@ -82,14 +82,34 @@ class RayHead:
         self.dashboard_url = f"http://127.0.0.1:{self.dashboard_port}"
         self.proc: subprocess.Popen | None = None
 
+    #: Starts of the head tried before a test fails: on a loaded host Ray's agents can start too slowly for Ray's
+    #: own deadline and the raylet exits (deploy/local-cluster.sh retries the same way, with the same variable).
+    START_ATTEMPTS = 3
+
     def start(self, timeout: float = 90) -> None:
+        """The head, at this object's address, answering on its dashboard; a start that fails (the process
+        exits, or nothing answers within ``timeout``) is tried again at the same ports."""
         cmd = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--num-cpus", "1",
                "--include-dashboard", "true", "--dashboard-host", "127.0.0.1", "--temp-dir", self.temp_dir,
                "--disable-usage-stats", "--min-worker-port", str(self.worker_port),
                "--max-worker-port", str(self.worker_port + 20), *[str(x) for kv in self.ports.items() for x in kv]]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
-        wait_for(lambda: answers(f"{self.dashboard_url}/api/version", 200, 401), timeout, "the test's own Ray head")
+        env = {**os.environ, "RAY_agent_register_timeout_ms": os.environ.get("RAY_agent_register_timeout_ms",
+                                                                               "180000")}
+        log = Path(self.temp_dir) / "ray-start.log"
+        for attempt in range(1, self.START_ATTEMPTS + 1):
+            with open(log, "ab") as out:
+                self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                             start_new_session=True)
+            deadline = time.monotonic() + timeout
+            while self.proc.poll() is None and time.monotonic() < deadline:
+                if answers(f"{self.dashboard_url}/api/version", 200, 401):
+                    return
+                time.sleep(0.5)
+            self.kill()
+            if attempt == self.START_ATTEMPTS:
+                tail = log.read_text(errors="replace")[-2000:]
+                raise AssertionError(f"the test's own Ray head did not answer after {attempt} starts; "
+                                     f"`ray start` said:\n{tail}")
 
     def kill(self) -> None:
         """The head node goes: GCS, raylet, dashboard, Serve's actors and every process they started."""
